@@ -1,0 +1,3 @@
+from sarcolor.cli import run
+
+run()

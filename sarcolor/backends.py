@@ -1,0 +1,89 @@
+"""Model backends: a loaded model is a plain callable (N,1,h,w) float32 -> (N,3,h,w) float32.
+
+onnxruntime runs exported models (the default model is one) and needs no torch; torch runs
+training checkpoints (``.pt``) and needs the ``train`` extra. Both carry the SAR convention the
+model was trained with, read from the checkpoint or the ONNX metadata.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from sarcolor.errors import SarcolorError
+
+log = logging.getLogger(__name__)
+
+CONVENTION_KEY = "sar_convention"
+MULTIPLE_KEY = "size_multiple"
+
+
+def default_model_path() -> Path:
+    return Path(str(resources.files("sarcolor") / "weights" / "default.onnx"))
+
+
+class OnnxModel:
+    def __init__(self, path: Path, device: str = "auto") -> None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        if device == "cuda" and "CUDAExecutionProvider" not in available:
+            raise SarcolorError("--device cuda asked for, but onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+        use_cuda = device in ("cuda", "auto") and "CUDAExecutionProvider" in available
+        providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            raise SarcolorError(f"cannot load model {path}: {str(exc).splitlines()[0][:200]}") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if CONVENTION_KEY not in meta:
+            raise SarcolorError(f"model {path} has no {CONVENTION_KEY} metadata: export it with `sarcolor export`")
+        self.convention = json.loads(meta[CONVENTION_KEY])
+        self.multiple = int(meta.get(MULTIPLE_KEY, 16))
+        self.input_name = self.session.get_inputs()[0].name
+        self.device = "cuda" if use_cuda else "cpu"
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+class TorchModel:
+    def __init__(self, path: Path, device: str = "auto") -> None:
+        try:
+            import torch
+        except ImportError:
+            raise SarcolorError(f"{path} is a torch checkpoint: install sarcolor[train] to use it") from None
+        from sarcolor.config import config_from_dict
+        from sarcolor.models import build_generator
+        from sarcolor.train import resolve_device
+
+        self.torch = torch
+        self.device = resolve_device(device)
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+            config = config_from_dict(state["config"])
+            self.generator = build_generator(config.model).to(self.device).eval()
+            self.generator.load_state_dict(state["ema"])
+        except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError) as exc:
+            raise SarcolorError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0][:200]}") from None
+        self.convention = state["sar_convention"]
+        self.multiple = self.generator.multiple
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            return self.generator(self.torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)).float().cpu().numpy()
+
+
+def load_model(path: str | Path | None = None, device: str = "auto"):
+    """The model at ``path`` (.onnx or .pt), or the bundled default model."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise SarcolorError(f"unknown --device {device!r}; choose auto, cpu or cuda")
+    path = Path(path) if path else default_model_path()
+    if not path.is_file():
+        raise SarcolorError(f"model not found: {path}")
+    model = TorchModel(path, device) if path.suffix in (".pt", ".pth") else OnnxModel(path, device)
+    log.debug("model %s on %s", path.name, model.device)
+    return model

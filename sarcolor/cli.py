@@ -1,0 +1,231 @@
+"""The ``sarcolor`` command: colorize, train, evaluate, export."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from sarcolor.errors import SarcolorError
+
+app = typer.Typer(
+    help="Turn Sentinel-1 SAR images into natural-colour, optical-like RGB images, georeferencing kept.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True)
+log = logging.getLogger("sarcolor")
+
+
+class InputScale(str, Enum):
+    auto = "auto"
+    normalized = "normalized"
+    amplitude = "amplitude"
+    intensity = "intensity"
+    db = "db"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more detail."),
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="Log errors only; no progress bars.")) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=stderr, show_time=False, show_path=False)], force=True)
+    for noisy in ("rasterio", "PIL", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Every failure a user can cause ends as one line on stderr and a non-zero exit code."""
+    try:
+        yield
+    except SarcolorError as exc:
+        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        stderr.print("[bold red]interrupted[/]")
+        raise typer.Exit(130) from None
+    except MemoryError:
+        stderr.print("[bold red]error:[/] out of memory: try a smaller --tile", highlight=False)
+        raise typer.Exit(1) from None
+    except Exception as exc:  # a bug, not a user error: still one line unless debugging
+        if os.environ.get("SARCOLOR_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        stderr.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {first} (set SARCOLOR_DEBUG=1 for a traceback)", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=stderr, disable=logging.getLogger().level > logging.INFO, transient=False,
+    )
+
+
+@app.command()
+def colorize(
+    input: Path = typer.Argument(..., help="SAR image (GeoTIFF, PNG, JPEG) or a folder of them."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output image (.tif, .png, .jpg; format follows the extension), or a folder when INPUT is one."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model (.onnx, or a training checkpoint .pt). Default: the bundled model, trained on Sentinel-1 VH amplitude."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    tile: int = typer.Option(512, "--tile", help="Tile size in pixels (multiple of 16)."),
+    overlap: int = typer.Option(64, "--overlap", help="Overlap between tiles in pixels, blended with a Hann window."),
+    band: int = typer.Option(1, "--band", help="Band to colourise (1-based). The default model expects VH polarisation: for a VV+VH file pick the VH band."),
+    input_scale: InputScale = typer.Option(
+        InputScale.auto, "--input-scale",
+        help="Unit of the input values. normalized: already amplitude / 99% quantile in [0,1] (uint8 is read as x/255); "
+        "amplitude, intensity (sigma0 linear) and db (sigma0 in dB) are converted to amplitude and divided by the scene's "
+        "99% quantile. auto: uint8 -> normalized, float with negative values -> db, anything else -> amplitude.",
+    ),
+    device: Device = typer.Option(Device.auto, "--device", help="auto uses CUDA when available."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Tiles per model call."),
+) -> None:
+    """Colourise a SAR image (or every image in a folder) into an optical-like RGB image.
+
+    GeoTIFF outputs keep the input's CRS and transform (or GCPs) and its nodata as a mask;
+    PNG outputs get an alpha band where the input had nodata.
+    """
+    from sarcolor.backends import load_model
+    from sarcolor.infer import ColorizeOptions, colorize_file, folder_jobs
+
+    with user_errors():
+        if tile < 16 or overlap < 0 or overlap >= tile or batch_size < 1:
+            raise SarcolorError("need --tile >= 16, 0 <= --overlap < --tile and --batch-size >= 1")
+        options = ColorizeOptions(tile, overlap, band, input_scale.value, batch_size, overwrite)
+        if input.is_dir():
+            jobs, skipped = folder_jobs(input, output, overwrite)
+            for path in skipped:
+                log.info("skipped %s: exists (use --overwrite to replace)", path)
+        else:
+            jobs = [(input, output)]
+        net = load_model(model, device.value)
+        if tile % net.multiple:
+            raise SarcolorError(f"--tile must be a multiple of {net.multiple} for this model, got {tile}")
+        failures = 0
+        with progress_bar() as progress:
+            for source, target in jobs:
+                tasks: list = []  # the bar appears once the input has been checked and planned
+                try:
+                    result = colorize_file(
+                        source, target, net, options,
+                        on_start=lambda total, name=source.name, tasks=tasks: tasks.append(progress.add_task(name, total=total)),
+                        on_tiles_done=lambda n, tasks=tasks: progress.advance(tasks[0], n),
+                    )
+                    log.info("wrote %s", result.output)
+                except SarcolorError as exc:
+                    if len(jobs) == 1:
+                        raise
+                    failures += 1
+                    log.error("failed %s: %s", source, exc)
+        if failures:
+            raise SarcolorError(f"{failures} of {len(jobs)} image(s) failed")
+
+
+@app.command()
+def train(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (see configs/default.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT_DIR/last.pt."),
+    out_dir: Optional[str] = typer.Option(None, "--out-dir", help="Override the config's out_dir."),
+    data: Optional[str] = typer.Option(None, "--data", help="Override the config's pairs folder (data.root)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Override train.steps."),
+    device: Optional[Device] = typer.Option(None, "--device", help="Override train.device."),
+) -> None:
+    """Train a generator (pix2pix recipe) on a pairs folder; checkpoints, config and loss log go to out_dir."""
+    with user_errors():
+        try:
+            from sarcolor.config import load_config
+            from sarcolor.train import Trainer
+        except ImportError as exc:
+            raise SarcolorError(f"training needs the train extra: pip install 'sarcolor[train]' ({exc})") from None
+        overrides = {k: v for k, v in {"out_dir": out_dir, "data.root": data, "train.steps": steps,
+                                        "train.device": device.value if device else None}.items() if v is not None}
+        run = load_config(config, overrides)
+        trainer = Trainer(run)
+        with progress_bar() as progress:
+            task = progress.add_task("training", total=run.train.steps)
+
+            def on_step(step: int, logs: dict) -> None:
+                summary = " ".join(f"{k}={v:.3f}" for k, v in logs.items())
+                progress.update(task, completed=step, description=f"training {summary}")
+
+            last = trainer.fit(resume=resume, on_step=on_step)
+        log.info("checkpoint: %s", last)
+
+
+@app.command()
+def evaluate(
+    data: Path = typer.Option(..., "--data", help="Pairs folder (sar/, opt/, split.json)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model to evaluate (default: the bundled one)."),
+    split: str = typer.Option("val", "--split", help="Split of split.json to evaluate."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report folder: metrics.csv, metrics.json, report.md."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score the mean-colour and lookup-table baselines."),
+    json_out: bool = typer.Option(False, "--json", help="Print the mean metrics as JSON on stdout."),
+    tile: int = typer.Option(512, "--tile"),
+    overlap: int = typer.Option(64, "--overlap"),
+    device: Device = typer.Option(Device.auto, "--device"),
+) -> None:
+    """Score a model on a split: PSNR, SSIM, MSE, CIEDE2000, colourfulness, sharpness, colour distance."""
+    import json
+
+    from sarcolor.backends import load_model
+    from sarcolor.data import load_split
+    from sarcolor.evaluate import default_predictors, evaluate as run_evaluation, markdown_table, write_json, write_metrics_csv
+
+    with user_errors():
+        net = load_model(model, device.value)
+        pairs = load_split(data, split)
+        predictors = default_predictors(net, data, baselines, tile, overlap)
+        with progress_bar() as progress:
+            task = progress.add_task(f"evaluating {split}", total=len(pairs))
+            result = run_evaluation(predictors, pairs, split, on_image_done=lambda: progress.advance(task))
+        if out:
+            out.mkdir(parents=True, exist_ok=True)
+            write_metrics_csv(result, out / "metrics.csv")
+            write_json(result, out / "metrics.json")
+            (out / "report.md").write_text(f"# sarcolor evaluation: {split} split of {data}\n\n{markdown_table(result)}\n")
+            log.info("report written to %s", out)
+        if json_out:
+            typer.echo(json.dumps(result.means(), indent=1))
+        else:
+            Console().print(markdown_table(result), highlight=False)
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="Training checkpoint (.pt)."),
+    output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Export a checkpoint's (EMA) generator to ONNX, SAR convention stored as metadata."""
+    with user_errors():
+        if output.exists() and not overwrite:
+            raise SarcolorError(f"output exists: {output} (use --overwrite to replace it)")
+        try:
+            from sarcolor.export import export_onnx
+        except ImportError as exc:
+            raise SarcolorError(f"export needs the train extra: pip install 'sarcolor[train]' ({exc})") from None
+        log.info("wrote %s", export_onnx(checkpoint, output))
+
+
+def run() -> None:
+    app(prog_name="sarcolor")
+
+
+if __name__ == "__main__":
+    sys.exit(run())

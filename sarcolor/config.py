@@ -1,0 +1,129 @@
+"""Typed run configuration, loaded from YAML; every run saves its resolved copy next to its checkpoints."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sarcolor.errors import SarcolorError
+
+
+@dataclass
+class ModelConfig:
+    widths: tuple[int, int, int] = (48, 96, 192)
+    depths: tuple[int, int, int] = (1, 2, 4)
+    decoder_depths: tuple[int, int] = (2, 1)
+
+
+@dataclass
+class DiscriminatorConfig:
+    base_channels: int = 32
+    n_layers: int = 3
+    scales: int = 1
+
+
+@dataclass
+class LossConfig:
+    l1: float = 100.0
+    ssim: float = 0.0
+    adversarial: float = 1.0
+    feature_matching: float = 0.0
+    gan_mode: str = "lsgan"  # lsgan | hinge | vanilla
+
+
+@dataclass
+class DataConfig:
+    root: str = "../shared/data/s1s2-pairs"
+    train_split: str = "train"
+    val_split: str = "val"
+    crop_size: int = 256
+    batch_size: int = 8
+    gain_jitter: float = 0.0  # random SAR gain in [1/(1+g), 1+g], mimics other scene normalisations
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    ema_decay: float = 0.999
+    gan_start_step: int = 0  # L1-only warm-up before the discriminator joins
+    checkpoint_every: int = 100
+    log_every: int = 10
+    val_every: int = 500
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0  # torch intra-op threads; 0 = torch default
+
+
+@dataclass
+class RunConfig:
+    out_dir: str = "runs/default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise SarcolorError(f"unknown config key(s) in {where}: {', '.join(sorted(unknown))}")
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(cls(), name)
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise SarcolorError(f"config key {where}.{name} must be a mapping")
+            kwargs[name] = _build(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any]) -> RunConfig:
+    return _build(RunConfig, values or {}, "config")
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Load a YAML config (or defaults when path is None) and apply dotted-key overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise SarcolorError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise SarcolorError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(values, dict):
+            raise SarcolorError(f"config file {path} must hold a mapping")
+    for dotted, value in (overrides or {}).items():
+        node = values
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return config_from_dict(values)
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))

@@ -1,0 +1,87 @@
+"""Paired SAR/optical data: the pairs folder layout, split handling, random crops and augmentation.
+
+Layout (as ../shared/data/s1s2-pairs): ``sar/ID.png`` (grey, normalised VH amplitude),
+``opt/ID.png`` (RGB), ``split.json`` with lists of ids per split. Splits are spatially disjoint
+blocks fixed in split.json; nothing here ever draws a random split.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sarcolor.errors import SarcolorError
+from sarcolor.io import read_plain_image
+
+
+@dataclass
+class Pair:
+    id: str
+    sar: np.ndarray  # (H, W) uint8
+    opt: np.ndarray  # (3, H, W) uint8
+
+
+def split_ids(root: str | Path, split: str) -> list[str]:
+    root = Path(root)
+    split_file = root / "split.json"
+    if not split_file.is_file():
+        raise SarcolorError(f"{root} is not a pairs folder: {split_file} is missing")
+    splits = json.loads(split_file.read_text())
+    if split not in splits:
+        raise SarcolorError(f"split {split!r} not in {split_file} (has: {', '.join(splits)})")
+    return list(splits[split])
+
+
+def load_pair(root: str | Path, pair_id: str) -> Pair:
+    root = Path(root)
+    sar = read_plain_image(root / "sar" / f"{pair_id}.png")
+    opt = read_plain_image(root / "opt" / f"{pair_id}.png")
+    if sar.shape[0] != 1 or opt.shape[0] != 3 or sar.shape[1:] != opt.shape[1:]:
+        raise SarcolorError(f"pair {pair_id}: expected grey SAR and RGB optical of one size, got {sar.shape} and {opt.shape}")
+    return Pair(pair_id, sar[0], opt)
+
+
+def load_split(root: str | Path, split: str) -> list[Pair]:
+    return [load_pair(root, pair_id) for pair_id in split_ids(root, split)]
+
+
+def augment(sar: np.ndarray, opt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The same random flip and 90-degree rotation on both (..., H, W) arrays."""
+    k = int(rng.integers(4))
+    sar, opt = np.rot90(sar, k, axes=(-2, -1)), np.rot90(opt, k, axes=(-2, -1))
+    if rng.random() < 0.5:
+        sar, opt = sar[..., ::-1], opt[..., ::-1]
+    return sar, opt
+
+
+class CropSampler:
+    """Draws batches of random, augmented crops: SAR (N,1,S,S) and RGB (N,3,S,S) float32 in [0,1]."""
+
+    def __init__(self, pairs: list[Pair], crop_size: int, gain_jitter: float = 0.0, seed: int = 0) -> None:
+        if not pairs:
+            raise SarcolorError("no training pairs")
+        smallest = min(min(p.sar.shape) for p in pairs)
+        if crop_size > smallest:
+            raise SarcolorError(f"crop size {crop_size} is larger than the smallest image ({smallest} px)")
+        self.pairs = pairs
+        self.crop_size = crop_size
+        self.gain_jitter = gain_jitter
+        self.rng = np.random.default_rng(seed)
+
+    def crop(self) -> tuple[np.ndarray, np.ndarray]:
+        pair = self.pairs[int(self.rng.integers(len(self.pairs)))]
+        h, w = pair.sar.shape
+        s = self.crop_size
+        y, x = int(self.rng.integers(h - s + 1)), int(self.rng.integers(w - s + 1))
+        sar, opt = augment(pair.sar[None, y : y + s, x : x + s], pair.opt[:, y : y + s, x : x + s], self.rng)
+        sar = sar.astype(np.float32) / 255.0
+        if self.gain_jitter:
+            gain = float(np.exp(self.rng.uniform(-1, 1) * np.log1p(self.gain_jitter)))
+            sar = np.clip(sar * gain, 0.0, 1.0)
+        return sar, opt.astype(np.float32) / 255.0
+
+    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        crops = [self.crop() for _ in range(size)]
+        return np.stack([c[0] for c in crops]), np.stack([c[1] for c in crops])

@@ -1,0 +1,123 @@
+"""Quality evaluation on a split of a pairs folder, for a model and the simple baselines beside it."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sarcolor.data import Pair, load_split
+from sarcolor.metrics import METRICS, all_metrics
+from sarcolor.tiling import predict_array
+
+log = logging.getLogger(__name__)
+
+Predictor = Callable[[Pair], np.ndarray]  # pair -> (3, H, W) float in [0, 1]
+
+
+def mean_colour_baseline(train: list[Pair]) -> Predictor:
+    """The trivial baseline: the mean training colour everywhere."""
+    mean = np.mean([p.opt.reshape(3, -1).mean(1) for p in train], axis=0) / 255.0
+
+    def predict(pair: Pair) -> np.ndarray:
+        return np.broadcast_to(mean[:, None, None], (3, *pair.sar.shape)).astype(np.float32)
+
+    return predict
+
+
+def lookup_table_baseline(train: list[Pair]) -> Predictor:
+    """Per SAR grey level, the mean training RGB seen at that level (a 256-entry lookup table)."""
+    sums = np.zeros((256, 3))
+    counts = np.zeros(256)
+    for p in train:
+        flat = p.sar.ravel()
+        counts += np.bincount(flat, minlength=256)
+        for c in range(3):
+            sums[:, c] += np.bincount(flat, weights=p.opt[c].ravel().astype(np.float64), minlength=256)
+    overall = sums.sum(0) / counts.sum()
+    table = np.where(counts[:, None] > 0, sums / np.maximum(counts[:, None], 1), overall) / 255.0
+
+    def predict(pair: Pair) -> np.ndarray:
+        return np.moveaxis(table[pair.sar], -1, 0).astype(np.float32)
+
+    return predict
+
+
+def model_predictor(model, tile: int = 512, overlap: int = 64) -> Predictor:
+    def predict(pair: Pair) -> np.ndarray:
+        return predict_array(model, pair.sar.astype(np.float32) / 255.0, tile, overlap, model.multiple)
+
+    return predict
+
+
+@dataclass
+class Evaluation:
+    split: str
+    methods: list[str]
+    rows: list[dict] = field(default_factory=list)  # one per (method, image)
+
+    def means(self) -> dict[str, dict[str, float]]:
+        return {
+            method: {m: float(np.mean([r[m] for r in self.rows if r["method"] == method])) for m in METRICS}
+            for method in self.methods
+        }
+
+
+def evaluate(
+    predictors: dict[str, Predictor],
+    pairs: list[Pair],
+    split: str,
+    on_image_done: Callable[[], None] | None = None,
+    keep_predictions: dict[str, dict[str, np.ndarray]] | None = None,
+) -> Evaluation:
+    """Every predictor on every pair; optionally keeps predictions (method -> id -> uint8 RGB) for pictures."""
+    result = Evaluation(split, list(predictors))
+    for pair in pairs:
+        real = pair.opt.astype(np.float32) / 255.0
+        for method, predict in predictors.items():
+            pred = np.clip(predict(pair), 0.0, 1.0)
+            # Score what the user gets: the 8-bit image that is written out.
+            pred = np.rint(pred * 255.0) / 255.0
+            result.rows.append({"method": method, "id": pair.id, **all_metrics(pred, real)})
+            if keep_predictions is not None:
+                keep_predictions.setdefault(method, {})[pair.id] = (pred * 255).round().astype(np.uint8)
+        if on_image_done:
+            on_image_done()
+    return result
+
+
+def default_predictors(model, data_root: str | Path, baselines: bool, tile: int, overlap: int) -> dict[str, Predictor]:
+    predictors: dict[str, Predictor] = {}
+    if baselines:
+        train = load_split(data_root, "train")
+        predictors["mean colour"] = mean_colour_baseline(train)
+        predictors["lookup table"] = lookup_table_baseline(train)
+    predictors["sarcolor"] = model_predictor(model, tile, overlap)
+    return predictors
+
+
+def write_metrics_csv(evaluation: Evaluation, path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["method", "id", *METRICS])
+        writer.writeheader()
+        for row in evaluation.rows:
+            writer.writerow({k: (f"{v:.5f}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def write_json(evaluation: Evaluation, path: Path) -> None:
+    path.write_text(json.dumps({"split": evaluation.split, "mean": evaluation.means(), "images": evaluation.rows}, indent=1))
+
+
+def markdown_table(evaluation: Evaluation) -> str:
+    header = "| method | PSNR (dB) ↑ | SSIM ↑ | MSE ↓ | ΔE00 ↓ | colourfulness ratio (→1) | sharpness ratio (→1) | colour SWD ↓ |"
+    lines = [header, "|" + "---|" * 8]
+    for method, m in evaluation.means().items():
+        lines.append(
+            f"| {method} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['mse']:.4f} | {m['delta_e00']:.2f} | "
+            f"{m['colourfulness_ratio']:.2f} | {m['sharpness_ratio']:.2f} | {m['colour_swd']:.2f} |"
+        )
+    return "\n".join(lines)

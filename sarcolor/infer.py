@@ -1,0 +1,116 @@
+"""Colourise files and folders: SAR reader -> tiled model -> RGB writer, streamed window by window."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sarcolor.errors import SarcolorError
+from sarcolor.io import IMAGE_SUFFIXES, RasterWriter, SarReader, check_output_path, open_raster, output_driver
+from sarcolor.tiling import blend_tiles, plan_tiles
+
+log = logging.getLogger(__name__)
+
+# PNG/JPEG are assembled in memory at the end; beyond this size, GeoTIFF is the only sane output.
+PLAIN_OUTPUT_MAX_PIXELS = 400_000_000
+JPEG_MAX_SIDE = 65_500
+
+
+@dataclass
+class ColorizeOptions:
+    tile: int = 512
+    overlap: int = 64
+    band: int = 1
+    input_scale: str = "auto"
+    batch_size: int = 4
+    overwrite: bool = False
+
+
+@dataclass
+class ColorizeResult:
+    input: Path
+    output: Path
+    height: int
+    width: int
+    input_scale: str
+    tiles: int
+
+
+def to_uint8(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    rgb = np.rint(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+    rgb[:, ~valid] = 0
+    return rgb
+
+
+def _check_plain_output_size(path: Path, height: int, width: int) -> None:
+    driver = output_driver(path)
+    if driver == "GTiff":
+        return
+    if height * width > PLAIN_OUTPUT_MAX_PIXELS or (driver == "JPEG" and max(height, width) > JPEG_MAX_SIDE):
+        raise SarcolorError(f"{width}x{height} px is too large for {driver} output: write a .tif instead")
+
+
+def colorize_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    model,
+    options: ColorizeOptions = ColorizeOptions(),
+    on_start: Callable[[int], None] | None = None,
+    on_tiles_done: Callable[[int], None] | None = None,
+) -> ColorizeResult:
+    """Colourise one raster. ``on_start(total_tiles)`` and ``on_tiles_done(n)`` drive a progress bar."""
+    input_path = Path(input_path)
+    output_path = check_output_path(output_path, options.overwrite)
+    if output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
+        raise SarcolorError(f"output {output_path} is the input: the input is never modified")
+    with open_raster(input_path) as src:
+        reader = SarReader(src, options.band, options.input_scale, model.convention["quantile"])
+        _check_plain_output_size(output_path, reader.height, reader.width)
+        try:
+            plan = plan_tiles(reader.height, reader.width, options.tile, options.overlap, model.multiple)
+        except ValueError as exc:
+            raise SarcolorError(str(exc)) from None
+        if on_start:
+            on_start(plan.tile_count)
+        log.debug(
+            "%s: %dx%d px, input scale %s (reference amplitude %.4g), %d tiles of %dx%d",
+            input_path.name, reader.width, reader.height, reader.scaling.scale, reader.scaling.reference,
+            plan.tile_count, plan.rows.tile, plan.cols.tile,
+        )
+        with RasterWriter(output_path, src, with_mask=reader.may_have_invalid) as writer:
+            blend_tiles(
+                model,
+                reader.read,
+                lambda row, values, valid: writer.write(row, to_uint8(values, valid), valid),
+                plan,
+                batch_size=options.batch_size,
+                on_tiles_done=on_tiles_done,
+            )
+    return ColorizeResult(input_path, output_path, reader.height, reader.width, reader.scaling.scale, plan.tile_count)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise SarcolorError(f"no images (.tif, .png, .jpg) in folder {folder}")
+    return images
+
+
+def folder_jobs(input_dir: str | Path, output_dir: str | Path, overwrite: bool) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(input, output) pairs to run and outputs that already exist (skipped unless overwrite)."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise SarcolorError(f"output {output_dir} is a file; a folder input needs a folder output")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    jobs, skipped = [], []
+    for image in list_images(input_dir):
+        target = output_dir / image.name
+        if target.exists() and not overwrite:
+            skipped.append(target)
+        else:
+            jobs.append((image, target))
+    return jobs, skipped

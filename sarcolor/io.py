@@ -1,0 +1,322 @@
+"""Raster IO: open SAR inputs, scale them to the model's convention, write RGB outputs atomically.
+
+The model convention (that of the training data): amplitude divided by the scene's 99 % quantile,
+clipped to [0, 1]. Every reader turns its input into that, whatever the input's unit.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import rasterio
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from sarcolor.errors import SarcolorError
+
+log = logging.getLogger(__name__)
+
+INPUT_SCALES = ("auto", "normalized", "amplitude", "intensity", "db")
+OUTPUT_DRIVERS = {".tif": "GTiff", ".tiff": "GTiff", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+IMAGE_SUFFIXES = tuple(OUTPUT_DRIVERS)
+# Quantile and fill statistics come from a decimated read at most this many pixels on a side.
+STATS_MAX_SIDE = 2048
+
+
+@contextlib.contextmanager
+def open_raster(path: str | Path) -> Iterator[rasterio.DatasetReader]:
+    """Open a raster for reading, turning every way it can fail into a one-line SarcolorError."""
+    path = Path(path)
+    if not path.exists():
+        raise SarcolorError(f"input not found: {path}")
+    if path.is_dir():
+        raise SarcolorError(f"input is a folder, not an image: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            src = rasterio.open(path)
+    except RasterioIOError as exc:
+        raise SarcolorError(f"cannot read {path} as an image: {_first_line(exc)}") from None
+    with src:
+        yield src
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_plain_image(path: str | Path) -> np.ndarray:
+    """Read a whole small image (e.g. a PNG of the pairs folder) as a (bands, H, W) array."""
+    with open_raster(path) as src:
+        try:
+            return src.read()
+        except RasterioIOError as exc:
+            raise SarcolorError(f"cannot read {path}: {_first_line(exc)}") from None
+
+
+def guess_input_scale(dtype: str, sample: np.ndarray) -> str:
+    """What ``--input-scale auto`` decides, from the data type and valid values."""
+    if dtype == "uint8":
+        return "normalized"
+    if np.issubdtype(np.dtype(dtype), np.floating) and sample.size and float(sample.min()) < 0:
+        return "db"
+    return "amplitude"
+
+
+def to_amplitude(values: np.ndarray, scale: str, dtype: str) -> np.ndarray:
+    """Convert raw values to (relative) amplitude, float32."""
+    values = values.astype(np.float32, copy=False)
+    if scale == "db":  # sigma0 in dB is an intensity ratio: amplitude = 10 ** (dB / 20)
+        return np.power(np.float32(10.0), values / np.float32(20.0))
+    if scale == "intensity":
+        return np.sqrt(np.maximum(values, 0))
+    if scale == "normalized" and np.issubdtype(np.dtype(dtype), np.integer):
+        return values / np.float32(np.iinfo(np.dtype(dtype)).max)
+    return values
+
+
+@dataclass(frozen=True)
+class SarScaling:
+    """How a raster's values map to model input: x = clip(amplitude(v) / reference, 0, 1)."""
+
+    scale: str
+    reference: float  # the scene's amplitude quantile (1.0 for already normalised input)
+    fill: float  # model-input value used for nodata and outside-the-image pixels
+
+    def apply(self, raw: np.ndarray, dtype: str) -> np.ndarray:
+        return np.clip(to_amplitude(raw, self.scale, dtype) / np.float32(self.reference), 0.0, 1.0)
+
+
+class SarReader:
+    """One band of a SAR raster, read window by window, scaled to the model convention.
+
+    Invalid pixels are those the dataset masks (nodata value, internal mask, alpha) and
+    non-finite values; for uint16 amplitude without a declared nodata, 0 (the Sentinel-1 GRD
+    border fill) is also treated as nodata.
+    """
+
+    def __init__(self, src: rasterio.DatasetReader, band: int = 1, input_scale: str = "auto", quantile: float = 0.99):
+        self.src = src
+        self.band = band
+        self.dtype = src.dtypes[band - 1] if 1 <= band <= src.count else ""
+        self._check_band()
+        self.zero_is_nodata = self.dtype == "uint16" and src.nodatavals[band - 1] is None
+        self.scaling = self._measure_scaling(input_scale, quantile)
+
+    @property
+    def height(self) -> int:
+        return self.src.height
+
+    @property
+    def width(self) -> int:
+        return self.src.width
+
+    @property
+    def may_have_invalid(self) -> bool:
+        flags = self.src.mask_flag_enums[self.band - 1]
+        return (
+            MaskFlags.all_valid not in flags
+            or np.issubdtype(np.dtype(self.dtype), np.floating)
+            or self.zero_is_nodata
+        )
+
+    def _check_band(self) -> None:
+        name = self.src.name
+        if not 1 <= self.band <= self.src.count:
+            raise SarcolorError(f"{name} has {self.src.count} band(s); --band {self.band} is out of range")
+        if self.dtype not in ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"):
+            raise SarcolorError(f"{name}: unsupported data type {self.dtype} (expected uint8, uint16 or float32)")
+        if self.src.driver in ("PNG", "JPEG") and self.src.count >= 3 and self.band <= 3:
+            self._check_grey_rgb()
+
+    def _check_grey_rgb(self) -> None:
+        rgb = self._decimated(self.src.read, indexes=[1, 2, 3])
+        if not (np.array_equal(rgb[0], rgb[1]) and np.array_equal(rgb[0], rgb[2])):
+            raise SarcolorError(
+                f"{self.src.name} is a colour image (its R, G, B differ): give a grey SAR image, not an optical one"
+            )
+
+    def _decimated(self, read, **kwargs) -> np.ndarray:
+        factor = max(1, int(np.ceil(max(self.height, self.width) / STATS_MAX_SIDE)))
+        shape = (int(np.ceil(self.height / factor)), int(np.ceil(self.width / factor)))
+        indexes = kwargs.pop("indexes", self.band)
+        out_shape = shape if np.isscalar(indexes) else (len(indexes), *shape)
+        try:
+            return read(indexes, out_shape=out_shape, resampling=Resampling.nearest, **kwargs)
+        except RasterioIOError as exc:
+            raise SarcolorError(f"cannot read {self.src.name}: {_first_line(exc)}") from None
+
+    def _valid(self, raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        valid = mask > 0
+        if np.issubdtype(raw.dtype, np.floating):
+            valid &= np.isfinite(raw)
+        if self.zero_is_nodata:
+            valid &= raw != 0
+        return valid
+
+    def _measure_scaling(self, input_scale: str, quantile: float) -> SarScaling:
+        if input_scale not in INPUT_SCALES:
+            raise SarcolorError(f"unknown --input-scale {input_scale!r}; choose one of {', '.join(INPUT_SCALES)}")
+        raw = self._decimated(self.src.read)
+        valid = self._valid(raw, self._decimated(self.src.read_masks))
+        if not valid.any():
+            raise SarcolorError(f"{self.src.name} has no valid pixels (all NaN or nodata)")
+        values = raw[valid]
+        scale = guess_input_scale(self.dtype, values) if input_scale == "auto" else input_scale
+        if input_scale == "auto":
+            log.info("input scale auto -> %s (data type %s)", scale, self.dtype)
+        amplitude = to_amplitude(values, scale, self.dtype)
+        if scale == "normalized":
+            reference = 1.0
+        else:
+            reference = float(np.quantile(amplitude, quantile))
+            if not np.isfinite(reference) or reference <= 0:
+                raise SarcolorError(
+                    f"{self.src.name}: the {quantile:.0%} amplitude quantile is {reference:g}; "
+                    "is --input-scale right for this data?"
+                )
+        fill = float(np.median(np.clip(amplitude / reference, 0, 1)))
+        return SarScaling(scale=scale, reference=reference, fill=fill)
+
+    def read(self, row_off: int, col_off: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Model input and validity for any window, also one reaching outside the image (filled)."""
+        x = np.full((height, width), self.scaling.fill, dtype=np.float32)
+        valid = np.zeros((height, width), dtype=bool)
+        r0, c0 = max(row_off, 0), max(col_off, 0)
+        r1, c1 = min(row_off + height, self.height), min(col_off + width, self.width)
+        if r1 <= r0 or c1 <= c0:
+            return x, valid
+        window = Window(c0, r0, c1 - c0, r1 - r0)
+        try:
+            raw = self.src.read(self.band, window=window)
+            mask = self.src.read_masks(self.band, window=window)
+        except RasterioIOError as exc:
+            raise SarcolorError(f"cannot read {self.src.name}: {_first_line(exc)}") from None
+        inside_valid = self._valid(raw, mask)
+        inside = self.scaling.apply(np.where(inside_valid, raw, 0), self.dtype)
+        inside[~inside_valid] = self.scaling.fill
+        x[r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off] = inside
+        valid[r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off] = inside_valid
+        return x, valid
+
+
+def output_driver(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_DRIVERS:
+        raise SarcolorError(f"output {path}: unknown extension {suffix or '(none)'}; use .tif, .png or .jpg")
+    return OUTPUT_DRIVERS[suffix]
+
+
+def check_output_path(path: str | Path, overwrite: bool) -> Path:
+    path = Path(path)
+    output_driver(path)
+    if path.exists() and not overwrite:
+        raise SarcolorError(f"output exists: {path} (use --overwrite to replace it)")
+    if path.is_dir():
+        raise SarcolorError(f"output {path} is a folder")
+    if not path.parent.is_dir():
+        raise SarcolorError(f"output folder does not exist: {path.parent}")
+    return path
+
+
+def geotiff_profile(src: rasterio.DatasetReader, count: int = 3) -> dict:
+    """The source's profile, copied, turned into a tiled DEFLATE RGB uint8 GeoTIFF's."""
+    profile = src.profile.copy()
+    for key in ("nodata", "photometric", "interleave", "blockxsize", "blockysize", "tiled", "compress", "predictor"):
+        profile.pop(key, None)
+    profile.update(
+        driver="GTiff",
+        count=count,
+        dtype="uint8",
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        predictor=2,
+        photometric="RGB",
+        interleave="pixel",
+        BIGTIFF="IF_SAFER",
+    )
+    if src.gcps[0]:
+        profile.pop("transform", None)
+        profile.pop("crs", None)
+    return profile
+
+
+class RasterWriter:
+    """Writes an RGB result window by window into a temporary GeoTIFF beside the target, then renames.
+
+    PNG and JPEG outputs are converted from that temporary GeoTIFF at the end (those drivers
+    cannot be written window by window); a PNG gets an alpha band where the input had nodata.
+    On any failure the temporary files are removed and an existing output is left untouched.
+    """
+
+    def __init__(self, path: Path, src: rasterio.DatasetReader, with_mask: bool) -> None:
+        self.path = path
+        self.driver = output_driver(path)
+        self.src = src
+        self.with_mask = with_mask
+        self._tmp_paths: list[Path] = []
+        self.dst = None
+
+    def _tmp(self, suffix: str) -> Path:
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        os.close(fd)
+        self._tmp_paths.append(Path(name))
+        return Path(name)
+
+    def __enter__(self) -> "RasterWriter":
+        self._tiff_path = self._tmp(".tif")
+        env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True)
+        env.__enter__()
+        self._env = env
+        self.dst = rasterio.open(self._tiff_path, "w", **geotiff_profile(self.src))
+        if self.src.gcps[0]:
+            self.dst.gcps = self.src.gcps
+        return self
+
+    def write(self, row_off: int, rgb: np.ndarray, valid: np.ndarray) -> None:
+        """Write rows [row_off, row_off + n) of the full width: rgb (3, n, W) uint8, valid (n, W) bool."""
+        window = Window(0, row_off, rgb.shape[2], rgb.shape[1])
+        self.dst.write(rgb, window=window)
+        if self.with_mask:
+            self.dst.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if self.dst is not None:
+                self.dst.close()
+            if exc_type is None:
+                final = self._tiff_path if self.driver == "GTiff" else self._convert_plain()
+                os.replace(final, self.path)
+        finally:
+            self._env.__exit__(None, None, None)
+            for tmp in self._tmp_paths:
+                for leftover in (tmp, Path(f"{tmp}.aux.xml"), Path(f"{tmp}.msk")):
+                    leftover.unlink(missing_ok=True)
+
+    def _convert_plain(self) -> Path:
+        with rasterio.open(self._tiff_path) as tiff:
+            rgb = tiff.read()
+            mask = tiff.dataset_mask()
+        if self.driver == "PNG" and (mask == 0).any():
+            rgb = np.concatenate([rgb, mask[None]])
+        elif (mask == 0).any():
+            rgb[:, mask == 0] = 0
+        out = self._tmp(self.path.suffix)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(
+                out, "w", driver=self.driver, width=rgb.shape[2], height=rgb.shape[1], count=rgb.shape[0], dtype="uint8"
+            ) as dst:
+                dst.write(rgb)
+        return out

@@ -1,0 +1,162 @@
+"""Window plans and Hann-window blending for scene-scale inference, streamed strip by strip.
+
+The model is any callable ``(N, 1, h, w) float32 -> (N, C, h, w) float32`` (torch or onnxruntime
+behind it). Tiles overlap; every tile's prediction is weighted by a 2-D Hann window and the
+output is sum(w * pred) / sum(w), so tile edges, where a convolution sees padding, carry almost
+no weight and there is no seam. Only one strip of tiles is held in memory at a time.
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+ModelFn = Callable[[np.ndarray], np.ndarray]
+ReadFn = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
+WriteFn = Callable[[int, np.ndarray, np.ndarray], None]
+
+
+def hann_window(height: int, width: int) -> np.ndarray:
+    """2-D Hann window, strictly positive (sampled at pixel centres) so no pixel gets zero weight."""
+    wy = np.sin(np.pi * (np.arange(height) + 0.5) / height) ** 2
+    wx = np.sin(np.pi * (np.arange(width) + 0.5) / width) ** 2
+    return np.outer(wy, wx).astype(np.float32)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return int(math.ceil(value / multiple) * multiple)
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """Tile offsets along one axis. Tiles start overlap//2 before the image so that its first and
+    last pixels lie well inside a tile, not at a tile's zero-weight edge."""
+
+    length: int
+    tile: int
+    overlap: int
+
+    @property
+    def stride(self) -> int:
+        return self.tile - self.overlap
+
+    @property
+    def offsets(self) -> list[int]:
+        margin = self.overlap // 2
+        count = max(1, math.ceil((self.length + 2 * margin - self.tile) / self.stride) + 1)
+        return [-margin + i * self.stride for i in range(count)]
+
+
+def plan_axis(length: int, tile: int, overlap: int, multiple: int) -> AxisPlan:
+    """Tile size is shrunk for small images (no wasted padding), kept a multiple of the model's."""
+    if overlap < 0 or overlap >= tile:
+        raise ValueError(f"overlap must be in [0, tile): got tile={tile}, overlap={overlap}")
+    tile = min(tile, _round_up(length + overlap, multiple))
+    overlap = min(overlap, tile - multiple) if tile > multiple else 0
+    return AxisPlan(length, tile, overlap)
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    rows: AxisPlan
+    cols: AxisPlan
+
+    @property
+    def tile_count(self) -> int:
+        return len(self.rows.offsets) * len(self.cols.offsets)
+
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple: int = 16) -> TilePlan:
+    if tile % multiple:
+        raise ValueError(f"tile size must be a multiple of {multiple}, got {tile}")
+    return TilePlan(plan_axis(height, tile, overlap, multiple), plan_axis(width, tile, overlap, multiple))
+
+
+def _predict_strip(model: ModelFn, strip: np.ndarray, cols: AxisPlan, batch_size: int) -> list[np.ndarray]:
+    starts = [x - cols.offsets[0] for x in cols.offsets]
+    tiles = np.stack([strip[:, s : s + cols.tile] for s in starts])[:, None]
+    outputs = [model(tiles[i : i + batch_size]) for i in range(0, len(tiles), batch_size)]
+    return list(np.concatenate(outputs))
+
+
+def blend_tiles(
+    model: ModelFn,
+    read: ReadFn,
+    write: WriteFn,
+    plan: TilePlan,
+    batch_size: int = 4,
+    on_tiles_done: Callable[[int], None] | None = None,
+) -> None:
+    """Run ``model`` over the whole plan and emit finished rows through ``write``.
+
+    ``read(row_off, col_off, h, w)`` returns model input and validity for any window (filled
+    outside the image); ``write(row_off, values (C, n, W) float32, valid (n, W))`` receives each
+    band of finished rows exactly once, top to bottom. The next strip is read in a background
+    thread while the model runs, and finished rows are written in another.
+    """
+    rows, cols = plan.rows, plan.cols
+    width = cols.length
+    span = cols.offsets[-1] + cols.tile - cols.offsets[0]
+    window = hann_window(rows.tile, cols.tile)
+    margin = -cols.offsets[0]
+    acc = wsum = None
+    row_offsets = rows.offsets
+
+    def read_strip(y: int):
+        return read(y, cols.offsets[0], rows.tile, span)
+
+    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
+        pending_read = reader.submit(read_strip, row_offsets[0])
+        pending_write = None
+        for i, y in enumerate(row_offsets):
+            strip, valid = pending_read.result()
+            if i + 1 < len(row_offsets):
+                pending_read = reader.submit(read_strip, row_offsets[i + 1])
+            predictions = _predict_strip(model, strip, cols, batch_size)
+            if acc is None:
+                acc = np.zeros((predictions[0].shape[0], rows.tile, span), np.float32)
+                wsum = np.zeros((rows.tile, span), np.float32)
+            for x, pred in zip(cols.offsets, predictions):
+                s = x - cols.offsets[0]
+                acc[:, :, s : s + cols.tile] += pred * window
+                wsum[:, s : s + cols.tile] += window
+            if on_tiles_done:
+                on_tiles_done(len(predictions))
+            # Rows before the next strip's start receive no more tiles: they are final.
+            done = rows.stride if i + 1 < len(row_offsets) else rows.tile
+            lo, hi = max(0, -y), min(done, rows.length - y)
+            if hi > lo:
+                out = acc[:, lo:hi, margin : margin + width] / wsum[lo:hi, margin : margin + width]
+                if pending_write is not None:
+                    pending_write.result()
+                pending_write = writer.submit(write, y + lo, out, valid[lo:hi, margin : margin + width].copy())
+            acc = np.roll(acc, -done, axis=1)
+            wsum = np.roll(wsum, -done, axis=0)
+            acc[:, -done:] = 0
+            wsum[-done:] = 0
+        if pending_write is not None:
+            pending_write.result()
+
+
+def predict_array(
+    model: ModelFn, sar: np.ndarray, tile: int = 512, overlap: int = 64, multiple: int = 16, batch_size: int = 4,
+    fill: float | None = None,
+) -> np.ndarray:
+    """Blend ``model`` over an in-memory (H, W) model-input array; returns (C, H, W) float32."""
+    height, width = sar.shape
+    fill_value = float(np.median(sar)) if fill is None else fill
+    result: list[np.ndarray] = []
+
+    def read(row_off: int, col_off: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        out = np.full((h, w), fill_value, np.float32)
+        r0, c0 = max(row_off, 0), max(col_off, 0)
+        r1, c1 = min(row_off + h, height), min(col_off + w, width)
+        if r1 > r0 and c1 > c0:
+            out[r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off] = sar[r0:r1, c0:c1]
+        return out, np.ones((h, w), bool)
+
+    blend_tiles(model, read, lambda row, values, valid: result.append(values), plan_tiles(height, width, tile, overlap, multiple), batch_size)
+    return np.concatenate(result, axis=1)

@@ -1,0 +1,173 @@
+"""Training: pix2pix recipe (generator + PatchGAN, L1 + adversarial) with EMA, checkpoints and resume."""
+from __future__ import annotations
+
+import copy
+import csv
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from sarcolor.config import RunConfig, config_to_dict, save_config
+from sarcolor.data import CropSampler, load_split
+from sarcolor.errors import SarcolorError
+from sarcolor.losses import discriminator_loss, generator_loss
+from sarcolor.models import build_discriminator, build_generator
+
+log = logging.getLogger(__name__)
+
+# How the training data was scaled; stored in every checkpoint and exported model.
+SAR_CONVENTION = {"polarisation": "VH", "quantity": "amplitude", "quantile": 0.99, "clip": 1.0}
+LAST = "last.pt"
+LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "ssim", "adv", "fm"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SarcolorError("--device cuda asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def atomic_torch_save(obj: dict, path: Path) -> None:
+    """Save to a temp file and rename, so a kill mid-save never leaves a truncated checkpoint."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        tc = config.train
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        torch.manual_seed(tc.seed)
+        self.device = resolve_device(tc.device)
+        self.out_dir = Path(config.out_dir)
+        self.generator = build_generator(config.model).to(self.device)
+        self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        self.use_gan = config.loss.adversarial > 0
+        self.discriminator = build_discriminator(config.discriminator).to(self.device) if self.use_gan else None
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=tc.lr_g, betas=tuple(tc.betas))
+        self.opt_d = (
+            torch.optim.Adam(self.discriminator.parameters(), lr=tc.lr_d, betas=tuple(tc.betas)) if self.use_gan else None
+        )
+        self.step = 0
+        self.sampler: CropSampler | None = None
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "step": self.step,
+            "config": config_to_dict(self.config),
+            "sar_convention": SAR_CONVENTION,
+            "generator": self.generator.state_dict(),
+            "ema": self.ema.state_dict(),
+            "discriminator": self.discriminator.state_dict() if self.discriminator else None,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+            "sampler_rng": self.sampler.rng.bit_generator.state if self.sampler else None,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def save_checkpoint(self) -> Path:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, self.out_dir / "config.yaml")
+        path = self.out_dir / LAST
+        atomic_torch_save(self.state(), path)
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except (OSError, RuntimeError, EOFError) as exc:
+            raise SarcolorError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}") from None
+        self.generator.load_state_dict(state["generator"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        if self.discriminator is not None and state.get("discriminator") is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        self.step = int(state["step"])
+        if self.sampler is not None and state.get("sampler_rng") is not None:
+            self.sampler.rng.bit_generator.state = state["sampler_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed from %s at step %d", path, self.step)
+
+    # -- one step ------------------------------------------------------------------------------
+    def train_step(self, sar: torch.Tensor, opt: torch.Tensor) -> dict[str, float]:
+        lc, tc = self.config.loss, self.config.train
+        fake = self.generator(sar)
+        gan_on = self.use_gan and self.step >= tc.gan_start_step
+        logs: dict[str, float] = {}
+        if gan_on:
+            self.opt_d.zero_grad(set_to_none=True)
+            real_out = self.discriminator(sar, opt)
+            fake_out = self.discriminator(sar, fake.detach())
+            loss_d = discriminator_loss(real_out, fake_out, lc.gan_mode)
+            loss_d.backward()
+            self.opt_d.step()
+            # Real-pair features for feature matching, taken before this D update (no second pass).
+            real_out = [[f.detach() for f in scale] for scale in real_out]
+            logs["d"] = float(loss_d.detach())
+        self.opt_g.zero_grad(set_to_none=True)
+        if gan_on:
+            self.discriminator.requires_grad_(False)
+            fake_out = self.discriminator(sar, fake)
+            self.discriminator.requires_grad_(True)
+            loss_g, terms = generator_loss(lc, fake, opt, fake_out, real_out)
+        else:
+            loss_g, terms = generator_loss(lc, fake, opt)
+        loss_g.backward()
+        self.opt_g.step()
+        self._update_ema()
+        logs.update(g=float(loss_g.detach()), **terms)
+        return logs
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = min(self.config.train.ema_decay, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.ema.parameters(), self.generator.parameters()):
+            e.lerp_(p, 1 - decay)
+
+    # -- loop ------------------------------------------------------------------------------------
+    def fit(self, resume: bool = False, on_step: Callable[[int, dict], None] | None = None) -> Path:
+        dc, tc = self.config.data, self.config.train
+        pairs = load_split(dc.root, dc.train_split)
+        log.info("training on %d pairs from %s (%s split)", len(pairs), dc.root, dc.train_split)
+        self.sampler = CropSampler(pairs, dc.crop_size, dc.gain_jitter, seed=tc.seed)
+        last = self.out_dir / LAST
+        if resume:
+            if not last.is_file():
+                raise SarcolorError(f"--resume: no checkpoint at {last}")
+            self.load_checkpoint(last)
+        elif last.exists():
+            raise SarcolorError(f"{last} exists: use --resume to continue it, or choose another out_dir")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, self.out_dir / "config.yaml")
+        log_path = self.out_dir / "loss_log.csv"
+        self.generator.train()
+        started = time.perf_counter()
+        with open(log_path, "a", newline="") as log_file:
+            writer = csv.DictWriter(log_file, fieldnames=LOG_FIELDS, extrasaction="ignore", restval="")
+            if log_file.tell() == 0:
+                writer.writeheader()
+            while self.step < tc.steps:
+                sar, opt = self.sampler.batch(dc.batch_size)
+                logs = self.train_step(torch.from_numpy(sar).to(self.device), torch.from_numpy(opt).to(self.device))
+                self.step += 1
+                if self.step % tc.log_every == 0 or self.step == tc.steps:
+                    row = {"step": self.step, "seconds": round(time.perf_counter() - started, 2), **logs}
+                    writer.writerow(row)
+                    log_file.flush()
+                if self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
+                    self.save_checkpoint()
+                if on_step:
+                    on_step(self.step, logs)
+        return last

@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+import rasterio
+from rasterio.control import GroundControlPoint
+
+from conftest import COAST, EXAMPLES, FIELDS, read_all, run_cli
+from test_io import example_normalised, write_variant
+
+
+def assert_clean_failure(result, expected_text, *absent_outputs):
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert expected_text in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    for path in absent_outputs:
+        assert not path.exists()
+    leftovers = [p for path in absent_outputs for p in path.parent.glob(f".{path.name}*")]
+    assert not leftovers
+
+
+def test_colorize_geotiff_keeps_georeferencing(tmp_path):
+    out = tmp_path / "coast_rgb.tif"
+    run_cli("colorize", COAST, "-o", out, check=True)
+    rgb, profile = read_all(out)
+    with rasterio.open(COAST) as src:
+        assert profile["crs"] == src.crs and profile["crs"].to_epsg() == 3395
+        assert profile["transform"] == src.transform
+        assert (profile["width"], profile["height"]) == (src.width, src.height)
+    assert rgb.shape == (3, 512, 512) and rgb.dtype == np.uint8
+    assert profile["tiled"] and profile["compress"] == "deflate"
+    with rasterio.open(out) as dst:
+        assert dst.colorinterp[:3] == (rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green, rasterio.enums.ColorInterp.blue)
+    # A colour image, not grey: channels differ and vary across the scene.
+    assert np.abs(rgb[0].astype(int) - rgb[2].astype(int)).mean() > 2
+    assert rgb.std(axis=(1, 2)).min() > 5
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_png_output_and_input_untouched(tmp_path):
+    before = COAST.read_bytes()
+    out = tmp_path / "coast.png"
+    run_cli("colorize", COAST, "-o", out, check=True)
+    rgb, profile = read_all(out)
+    assert profile["driver"] == "PNG" and rgb.shape == (3, 512, 512)
+    tif = tmp_path / "coast.tif"
+    run_cli("colorize", COAST, "-o", tif, check=True)
+    np.testing.assert_array_equal(read_all(tif)[0], rgb)
+    assert COAST.read_bytes() == before
+
+
+def test_nodata_becomes_mask_and_alpha(tmp_path):
+    data = example_normalised() * 0.5
+    data[:64] = np.nan
+    src = write_variant(tmp_path / "nan.tif", data[None].astype(np.float32), nodata=None)
+    run_cli("colorize", src, "-o", tmp_path / "nan_rgb.tif", "--input-scale", "amplitude", check=True)
+    with rasterio.open(tmp_path / "nan_rgb.tif") as dst:
+        mask = dst.dataset_mask()
+        rgb = dst.read()
+    assert (mask[:64] == 0).all() and (mask[64:] == 255).all()
+    assert (rgb[:, :64] == 0).all()
+    run_cli("colorize", src, "-o", tmp_path / "nan_rgb.png", "--input-scale", "amplitude", check=True)
+    rgba, _ = read_all(tmp_path / "nan_rgb.png")
+    assert rgba.shape[0] == 4 and (rgba[3, :64] == 0).all() and (rgba[3, 64:] == 255).all()
+
+
+def test_gcps_are_kept(tmp_path):
+    data = (example_normalised() * 255).astype(np.uint8)
+    gcps = [GroundControlPoint(row=r, col=c, x=-117.8 + c * 1e-4, y=33.6 - r * 1e-4, z=0.0) for r in (0, 511) for c in (0, 511)]
+    path = tmp_path / "gcp.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=512, height=512, count=1, dtype="uint8") as dst:
+        dst.write(data[None])
+        dst.gcps = (gcps, rasterio.crs.CRS.from_epsg(4326))
+    run_cli("colorize", path, "-o", tmp_path / "gcp_rgb.tif", check=True)
+    with rasterio.open(tmp_path / "gcp_rgb.tif") as dst:
+        out_gcps, crs = dst.gcps
+    assert crs.to_epsg() == 4326
+    assert [(g.row, g.col, g.x, g.y) for g in out_gcps] == [(g.row, g.col, g.x, g.y) for g in gcps]
+
+
+def test_folder_input(tmp_path):
+    out_dir = tmp_path / "out"
+    run_cli("colorize", EXAMPLES, "-o", out_dir, check=True)
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([COAST.name, FIELDS.name])
+    again = run_cli("colorize", EXAMPLES, "-o", out_dir)
+    assert again.returncode == 0 and "skipped" in again.stderr
+
+
+def test_existing_output_is_kept_without_overwrite(tmp_path):
+    out = tmp_path / "exists.tif"
+    out.write_bytes(b"precious")
+    result = run_cli("colorize", COAST, "-o", out)
+    assert_clean_failure(result, "output exists")
+    assert out.read_bytes() == b"precious"
+    run_cli("colorize", COAST, "-o", out, "--overwrite", check=True)
+    assert read_all(out)[0].shape == (3, 512, 512)
+
+
+@pytest.mark.parametrize(
+    "make_input,expected",
+    [
+        (lambda d: d / "missing.tif", "input not found"),
+        (lambda d: (d / "notes.tif").write_text("these are not pixels") and d / "notes.tif", "cannot read"),
+        (lambda d: (d / "cut.tif").write_bytes(COAST.read_bytes()[:5000]) and d / "cut.tif", "cannot read"),
+        (lambda d: write_variant(d / "allnan.tif", np.full((1, 512, 512), np.nan, np.float32)), "no valid pixels"),
+        (lambda d: COAST, "has 1 band(s); --band 3"),
+    ],
+    ids=["missing", "not-an-image", "truncated-tiff", "all-nan", "bad-band"],
+)
+def test_bad_inputs_fail_cleanly(tmp_path, make_input, expected):
+    source = make_input(tmp_path)
+    out = tmp_path / "result.tif"
+    args = ["--band", "3"] if expected.startswith("has 1 band") else []
+    assert_clean_failure(run_cli("colorize", source, "-o", out, *args), expected, out)
+
+
+def test_bad_output_and_options_fail_cleanly(tmp_path):
+    assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.bmp"), "unknown extension", tmp_path / "x.bmp")
+    assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "no" / "x.tif"), "output folder does not exist")
+    assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--tile", "100"), "multiple of 16", tmp_path / "x.tif")
+    assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--model", tmp_path / "none.onnx"), "model not found")
+    bad_model = tmp_path / "bad.onnx"
+    bad_model.write_text("junk")
+    assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--model", bad_model), "cannot load model", tmp_path / "x.tif")

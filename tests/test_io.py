@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import rasterio
+
+from sarcolor.errors import SarcolorError
+from sarcolor.io import SarReader, guess_input_scale, open_raster, to_amplitude
+
+from conftest import COAST, PAIRS
+
+
+def write_variant(path, data, like=COAST, **profile_updates):
+    with rasterio.open(like) as src:
+        profile = src.profile.copy()
+    profile.update(count=data.shape[0], dtype=str(data.dtype), **profile_updates)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+def example_normalised() -> np.ndarray:
+    with rasterio.open(COAST) as src:
+        return src.read(1).astype(np.float32) / 255.0
+
+
+def test_uint8_is_read_as_already_normalised():
+    with open_raster(COAST) as src:
+        reader = SarReader(src)
+        x, valid = reader.read(0, 0, 512, 512)
+    assert reader.scaling.scale == "normalized" and reader.scaling.reference == 1.0
+    np.testing.assert_allclose(x, example_normalised(), atol=1e-7)
+    assert valid.all()
+
+
+def test_db_sigma0_is_detected_and_converted_back_to_normalised_amplitude(tmp_path):
+    amplitude = example_normalised() * 0.37  # any scene scale: the quantile removes it
+    db = np.where(amplitude > 0, 20 * np.log10(np.maximum(amplitude, 1e-6)), -60).astype(np.float32)
+    path = write_variant(tmp_path / "db.tif", db[None])
+    with open_raster(path) as src:
+        reader = SarReader(src)
+        x, _ = reader.read(0, 0, 512, 512)
+    assert reader.scaling.scale == "db"
+    expected = np.clip(amplitude / np.quantile(amplitude, 0.99), 0, 1)
+    np.testing.assert_allclose(x, expected, atol=2e-3)
+
+
+def test_intensity_and_uint16_amplitude(tmp_path):
+    amplitude = example_normalised()
+    uint16 = np.rint(amplitude * 4000 + 1).astype(np.uint16)
+    with open_raster(write_variant(tmp_path / "u16.tif", uint16[None])) as src:
+        reader = SarReader(src)
+        assert reader.scaling.scale == "amplitude"
+        assert reader.scaling.reference == pytest.approx(np.quantile(uint16.astype(np.float32), 0.99), rel=1e-3)
+    intensity = (amplitude * 0.2) ** 2
+    with open_raster(write_variant(tmp_path / "int.tif", intensity[None].astype(np.float32))) as src:
+        reader = SarReader(src, input_scale="intensity")
+        x, _ = reader.read(0, 0, 512, 512)
+    np.testing.assert_allclose(x, np.clip(amplitude / np.quantile(amplitude, 0.99), 0, 1), atol=1e-3)
+
+
+def test_nan_and_nodata_are_invalid_and_left_out_of_the_quantile(tmp_path):
+    amplitude = example_normalised()
+    data = amplitude.copy()
+    data[:100] = np.nan
+    data[:, :50] = -9999
+    path = write_variant(tmp_path / "nan.tif", data[None], nodata=-9999)
+    with open_raster(path) as src:
+        reader = SarReader(src, input_scale="amplitude")
+        x, valid = reader.read(-10, -10, 532, 532)
+    assert reader.scaling.reference == pytest.approx(np.quantile(amplitude[100:, 50:], 0.99), rel=1e-6)
+    assert not valid[:110].any() and not valid[:, :60].any() and valid[110:522, 60:522].all()
+    assert not valid[522:].any()  # outside the image
+    assert np.isfinite(x).all()
+
+
+def test_uint16_zero_is_grd_nodata(tmp_path):
+    data = np.rint(example_normalised() * 1000 + 1).astype(np.uint16)
+    data[:, :20] = 0
+    with open_raster(write_variant(tmp_path / "grd.tif", data[None])) as src:
+        _, valid = SarReader(src).read(0, 0, 512, 512)
+    assert not valid[:, :20].any() and valid[:, 20:].all()
+
+
+def test_guess_input_scale():
+    assert guess_input_scale("uint8", np.array([3])) == "normalized"
+    assert guess_input_scale("float32", np.array([-12.5, 3.0])) == "db"
+    assert guess_input_scale("float32", np.array([0.1, 2.0])) == "amplitude"
+    assert guess_input_scale("uint16", np.array([100])) == "amplitude"
+    np.testing.assert_allclose(to_amplitude(np.array([-20.0, 0.0]), "db", "float32"), [0.1, 1.0], rtol=1e-6)
+
+
+def test_grey_rgb_png_is_accepted_and_colour_png_refused(tmp_path):
+    grey = (example_normalised() * 255).astype(np.uint8)
+    grey_rgb = tmp_path / "grey.png"
+    with rasterio.open(grey_rgb, "w", driver="PNG", width=512, height=512, count=3, dtype="uint8") as dst:
+        dst.write(np.stack([grey] * 3))
+    with open_raster(grey_rgb) as src:
+        x, _ = SarReader(src).read(0, 0, 512, 512)
+    np.testing.assert_allclose(x, grey / 255.0, atol=1e-7)
+    with pytest.raises(SarcolorError, match="colour image"):
+        with open_raster(PAIRS / "opt" / "014_r512_c0.png") as src:
+            SarReader(src)
+
+
+def test_band_out_of_range_and_all_nan(tmp_path):
+    with pytest.raises(SarcolorError, match="has 1 band"):
+        with open_raster(COAST) as src:
+            SarReader(src, band=2)
+    path = write_variant(tmp_path / "allnan.tif", np.full((1, 512, 512), np.nan, np.float32))
+    with pytest.raises(SarcolorError, match="no valid pixels"):
+        with open_raster(path) as src:
+            SarReader(src)

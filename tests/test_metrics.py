@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+from skimage.color import rgb2lab
+
+from sarcolor import metrics
+from sarcolor.data import load_pair, load_split
+from sarcolor.evaluate import evaluate, lookup_table_baseline, mean_colour_baseline
+
+from conftest import PAIRS
+
+
+@pytest.fixture(scope="module")
+def real():
+    return load_pair(PAIRS, "014_r512_c0").opt.astype(np.float64) / 255.0
+
+
+@pytest.fixture(scope="module")
+def other():
+    return load_pair(PAIRS, "253_r0_c512").opt.astype(np.float64) / 255.0
+
+
+def test_identical_images(real):
+    m = metrics.all_metrics(real, real)
+    assert m["psnr"] == np.inf and m["mse"] == 0
+    assert m["ssim"] == pytest.approx(1.0)
+    assert m["delta_e00"] == pytest.approx(0.0, abs=1e-9)
+    assert m["colour_swd"] == pytest.approx(0.0, abs=1e-9)
+    assert m["colourfulness_ratio"] == pytest.approx(1.0) and m["sharpness_ratio"] == pytest.approx(1.0)
+
+
+def test_psnr_and_mse_against_direct_formula(real, other):
+    mse = np.mean((real - other) ** 2)
+    assert metrics.mse(other, real) == pytest.approx(mse)
+    assert metrics.psnr(other, real) == pytest.approx(10 * np.log10(1 / mse))
+    shifted = np.clip(real, 0, 0.9) + 0.1
+    assert metrics.psnr(shifted, np.clip(real, 0, 0.9)) == pytest.approx(20.0, abs=1e-6)
+
+
+def test_ssim_is_symmetric_and_below_one_for_different_images(real, other):
+    s = metrics.ssim(other, real)
+    assert 0 < s < 0.6 and s == pytest.approx(metrics.ssim(real, other))
+
+
+def test_colourfulness_against_hasler_suesstrunk(real):
+    r, g, b = real
+    rg, yb = r - g, 0.5 * (r + g) - b
+    expected = np.sqrt(rg.var() + yb.var()) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
+    assert metrics.colourfulness(real) == pytest.approx(expected)
+    grey = np.repeat(real.mean(0, keepdims=True), 3, 0)
+    assert metrics.colourfulness(grey) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_delta_e_of_a_uniform_lightness_shift():
+    # A pure lightness change of dL at L=50 has CIEDE2000 = dL exactly (S_L = 1 there).
+    grey50 = np.full((3, 8, 8), 0.4663)  # sRGB grey with L* ~ 50
+    grey55 = np.full((3, 8, 8), 0.5187)  # L* ~ 55
+    l50 = rgb2lab(np.moveaxis(grey50, 0, -1))[0, 0, 0]
+    l55 = rgb2lab(np.moveaxis(grey55, 0, -1))[0, 0, 0]
+    assert metrics.delta_e00(grey55, grey50) == pytest.approx(l55 - l50, rel=0.02)
+
+
+def test_sharpness_ratio_drops_for_a_blurred_image(real):
+    from scipy.ndimage import uniform_filter
+
+    blurred = uniform_filter(real, size=(1, 5, 5))
+    assert metrics.sharpness(blurred) < 0.75 * metrics.sharpness(real)
+
+
+def test_colour_swd_grows_with_a_colour_shift(real):
+    tinted = np.clip(real + np.array([0.1, 0, -0.1])[:, None, None], 0, 1)
+    assert metrics.colour_swd(tinted, real) > 3 * metrics.colour_swd(np.clip(real + 0.002, 0, 1), real)
+
+
+def test_baselines_on_real_pairs():
+    train, val = load_split(PAIRS, "train"), load_split(PAIRS, "val")
+    result = evaluate({"mean": mean_colour_baseline(train), "lut": lookup_table_baseline(train)}, val, "val")
+    means = result.means()
+    assert len(result.rows) == 4
+    assert 8 < means["mean"]["psnr"] < 25 and means["mean"]["sharpness_ratio"] == pytest.approx(0.0, abs=1e-6)
+    assert means["lut"]["sharpness_ratio"] > 0.05

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from sarcolor.data import load_pair
+from sarcolor.tiling import AxisPlan, blend_tiles, hann_window, plan_tiles, predict_array
+
+from conftest import PAIRS
+
+
+def real_sar() -> np.ndarray:
+    return load_pair(PAIRS, "253_r0_c512").sar.astype(np.float32) / 255.0
+
+
+def identity(batch: np.ndarray) -> np.ndarray:
+    return batch.copy()
+
+
+@pytest.mark.parametrize("shape,tile,overlap", [((256, 256), 64, 16), ((200, 137), 64, 32), ((256, 256), 512, 64), ((97, 250), 48, 0)])
+def test_identity_model_through_tiler_returns_input(shape, tile, overlap):
+    sar = real_sar()[: shape[0], : shape[1]]
+    out = predict_array(identity, sar, tile=tile, overlap=overlap, multiple=16)
+    assert out.shape == (1, *shape)
+    np.testing.assert_allclose(out[0], sar, rtol=0, atol=1e-6)
+    assert np.array_equal(np.rint(out[0] * 255), np.rint(sar * 255))
+
+
+def test_rows_are_written_once_top_to_bottom_with_validity():
+    sar = real_sar()
+    writes = []
+
+    def read(r, c, h, w):
+        out = np.zeros((h, w), np.float32)
+        valid = np.zeros((h, w), bool)
+        r0, c0, r1, c1 = max(r, 0), max(c, 0), min(r + h, 256), min(c + w, 256)
+        out[r0 - r : r1 - r, c0 - c : c1 - c] = sar[r0:r1, c0:c1]
+        valid[r0 - r : r1 - r, c0 - c : c1 - c] = sar[r0:r1, c0:c1] > 0.5
+        return out, valid
+
+    blend_tiles(identity, read, lambda row, v, ok: writes.append((row, v, ok)), plan_tiles(256, 256, 64, 16))
+    rows = [w[0] for w in writes]
+    assert rows == sorted(rows) and rows[0] == 0
+    assert sum(w[1].shape[1] for w in writes) == 256
+    np.testing.assert_array_equal(np.concatenate([w[2] for w in writes]), sar > 0.5)
+
+
+def test_plan_covers_every_pixel_inside_a_tile():
+    for length in (1, 15, 120, 511, 512, 513, 1000, 4097):
+        plan = AxisPlan(length, 256, 32)
+        starts = plan.offsets
+        assert starts[0] < 0 and starts[-1] + plan.tile > length
+        assert all(b - a == plan.stride for a, b in zip(starts, starts[1:]))
+
+
+def test_hann_window_is_positive_and_peaks_in_the_centre():
+    w = hann_window(64, 32)
+    assert w.min() > 0 and w.shape == (64, 32)
+    assert w[31:33, 15:17].min() == pytest.approx(w.max(), rel=1e-2)
+
+
+def test_bad_tile_size_is_rejected():
+    with pytest.raises(ValueError):
+        plan_tiles(100, 100, 100, 8, multiple=16)
+    with pytest.raises(ValueError):
+        plan_tiles(100, 100, 64, 64)
+
+
+def test_tiled_run_matches_single_tile_run_away_from_borders(model):
+    sar = real_sar()
+    single = predict_array(model, sar, tile=320, overlap=64, multiple=model.multiple)
+    tiled = predict_array(model, sar, tile=96, overlap=48, multiple=model.multiple)
+    inner = (slice(None), slice(24, -24), slice(24, -24))
+    diff = np.abs(single[inner] - tiled[inner])
+    assert diff.mean() < 0.01, diff.mean()
+    assert np.percentile(diff, 99) < 0.05

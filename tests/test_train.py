@@ -1,0 +1,98 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from sarcolor.config import load_config
+from sarcolor.data import CropSampler, load_split
+from sarcolor.train import LAST, Trainer
+
+from conftest import PAIRS, run_cli
+
+SMALL = {
+    "model.widths": [16, 32, 64], "model.depths": [1, 1, 1], "model.decoder_depths": [1, 1],
+    "discriminator.base_channels": 8, "data.root": str(PAIRS), "data.crop_size": 64, "data.batch_size": 4,
+    "train.checkpoint_every": 20, "train.log_every": 5, "train.lr_g": 1e-3, "train.threads": 1,
+}
+
+
+def fixed_val_batch():
+    sampler = CropSampler(load_split(PAIRS, "val"), 128, seed=123)
+    sar, opt = sampler.batch(4)
+    return torch.from_numpy(sar), torch.from_numpy(opt)
+
+
+def val_l1(generator) -> float:
+    sar, opt = fixed_val_batch()
+    with torch.no_grad():
+        return float((generator.eval()(sar) - opt).abs().mean())
+
+
+def test_short_training_lowers_loss_and_resumes(tmp_path):
+    config = load_config(None, {**SMALL, "out_dir": str(tmp_path / "run"), "train.steps": 60, "train.gan_start_step": 30})
+    trainer = Trainer(config)
+    before = val_l1(trainer.generator)
+    trainer.fit()
+    after = val_l1(trainer.generator)
+    assert after < 0.8 * before, (before, after)
+    assert (tmp_path / "run" / LAST).is_file() and (tmp_path / "run" / "config.yaml").is_file()
+    with open(tmp_path / "run" / "loss_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == list(range(5, 61, 5))
+    assert rows[-1]["d"] != "" and rows[0]["d"] == ""  # the discriminator joins at step 30
+
+    # Resume: the reloaded state is the saved one, and training goes on from step 60.
+    config_more = load_config(tmp_path / "run" / "config.yaml", {"train.steps": 70})
+    resumed = Trainer(config_more)
+    resumed.sampler = None
+    resumed.load_checkpoint(tmp_path / "run" / LAST)
+    assert resumed.step == 60
+    for a, b in zip(resumed.ema.state_dict().values(), trainer.ema.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    resumed.fit(resume=True)
+    assert resumed.step == 70
+    with open(tmp_path / "run" / "loss_log.csv") as f:
+        assert int(list(csv.DictReader(f))[-1]["step"]) == 70
+
+
+def test_checkpoint_survives_a_kill_mid_save(tmp_path, monkeypatch):
+    config = load_config(None, {**SMALL, "out_dir": str(tmp_path / "run"), "train.steps": 20})
+    trainer = Trainer(config)
+    trainer.fit()
+    good = (tmp_path / "run" / LAST).read_bytes()
+
+    def dying_save(obj, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"half a checkp")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save_checkpoint()
+    assert (tmp_path / "run" / LAST).read_bytes() == good
+    monkeypatch.undo()
+    Trainer(config).load_checkpoint(tmp_path / "run" / LAST)
+
+
+def test_train_cli_refuses_to_clobber_and_exports(tmp_path):
+    out = tmp_path / "run"
+    overrides = ["--out-dir", str(out), "--steps", "10", "--data", str(PAIRS)]
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text("model: {widths: [16, 32, 64], depths: [1, 1, 1], decoder_depths: [1, 1]}\n"
+                   "discriminator: {base_channels: 8}\ndata: {crop_size: 64, batch_size: 2}\n")
+    run_cli("train", "--config", cfg, *overrides, check=True)
+    again = run_cli("train", "--config", cfg, *overrides)
+    assert again.returncode != 0 and "use --resume" in again.stderr and "Traceback" not in again.stderr
+    onnx_path = tmp_path / "small.onnx"
+    run_cli("export", out / LAST, "-o", onnx_path, check=True)
+    from sarcolor.backends import load_model
+
+    onnx_model, torch_model = load_model(onnx_path), load_model(out / LAST)
+    assert onnx_model.convention == torch_model.convention and onnx_model.convention["polarisation"] == "VH"
+    x = np.random.default_rng(0).random((1, 1, 64, 96), dtype=np.float32)
+    np.testing.assert_allclose(onnx_model(x), torch_model(x), atol=1e-5)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {wdths: [1]}\n")
+    result = run_cli("train", "--config", bad, "--out-dir", str(tmp_path / "r2"))
+    assert result.returncode != 0 and "unknown config key" in result.stderr
