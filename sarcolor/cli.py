@@ -173,7 +173,7 @@ def evaluate(
     data: Path = typer.Option(..., "--data", help="Pairs folder (sar/, opt/, split.json)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model to evaluate (default: the bundled one)."),
     split: str = typer.Option("val", "--split", help="Split of split.json to evaluate."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Report folder: metrics.csv, metrics.json, report.md."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report folder: metrics.csv/json, report.md/html, bar charts, SAR | prediction | optical strips."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score the mean-colour and lookup-table baselines."),
     json_out: bool = typer.Option(False, "--json", help="Print the mean metrics as JSON on stdout."),
     tile: int = typer.Option(512, "--tile"),
@@ -185,25 +185,24 @@ def evaluate(
 
     from sarcolor.backends import load_model
     from sarcolor.data import load_split
-    from sarcolor.evaluate import default_predictors, evaluate as run_evaluation, markdown_table, write_json, write_metrics_csv
+    from sarcolor.evaluate import default_predictors, evaluate as run_evaluation
+    from sarcolor.report import markdown_table, write_report
 
     with user_errors():
         net = load_model(model, device.value)
         pairs = load_split(data, split)
         predictors = default_predictors(net, data, baselines, tile, overlap)
+        predictions: dict = {} if out else None
         with progress_bar() as progress:
             task = progress.add_task(f"evaluating {split}", total=len(pairs))
-            result = run_evaluation(predictors, pairs, split, on_image_done=lambda: progress.advance(task))
+            result = run_evaluation(predictors, pairs, split, lambda: progress.advance(task), predictions)
         if out:
-            out.mkdir(parents=True, exist_ok=True)
-            write_metrics_csv(result, out / "metrics.csv")
-            write_json(result, out / "metrics.json")
-            (out / "report.md").write_text(f"# sarcolor evaluation: {split} split of {data}\n\n{markdown_table(result)}\n")
+            write_report(result, pairs, predictions, out, f"sarcolor evaluation: {split} split of {data.name}")
             log.info("report written to %s", out)
         if json_out:
             typer.echo(json.dumps(result.means(), indent=1))
         else:
-            Console().print(markdown_table(result), highlight=False)
+            Console().print(markdown_table(result), highlight=False, soft_wrap=True)
 
 
 @app.command()

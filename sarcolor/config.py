@@ -28,6 +28,7 @@ class DiscriminatorConfig:
 @dataclass
 class LossConfig:
     l1: float = 100.0
+    mse: float = 0.0  # squared error: its optimum is the conditional mean, what PSNR rewards
     ssim: float = 0.0
     adversarial: float = 1.0
     feature_matching: float = 0.0
@@ -50,11 +51,12 @@ class TrainConfig:
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
+    lr_decay_start: int = 0  # step after which lr decays linearly to 0 at the last step (0: constant lr)
     ema_decay: float = 0.999
     gan_start_step: int = 0  # L1-only warm-up before the discriminator joins
     checkpoint_every: int = 100
     log_every: int = 10
-    val_every: int = 500
+    sample_every: int = 500  # samples.png and loss_curves.png in out_dir
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 = torch default

@@ -1,8 +1,6 @@
 """Quality evaluation on a split of a pairs folder, for a model and the simple baselines beside it."""
 from __future__ import annotations
 
-import csv
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,26 +96,3 @@ def default_predictors(model, data_root: str | Path, baselines: bool, tile: int,
         predictors["lookup table"] = lookup_table_baseline(train)
     predictors["sarcolor"] = model_predictor(model, tile, overlap)
     return predictors
-
-
-def write_metrics_csv(evaluation: Evaluation, path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["method", "id", *METRICS])
-        writer.writeheader()
-        for row in evaluation.rows:
-            writer.writerow({k: (f"{v:.5f}" if isinstance(v, float) else v) for k, v in row.items()})
-
-
-def write_json(evaluation: Evaluation, path: Path) -> None:
-    path.write_text(json.dumps({"split": evaluation.split, "mean": evaluation.means(), "images": evaluation.rows}, indent=1))
-
-
-def markdown_table(evaluation: Evaluation) -> str:
-    header = "| method | PSNR (dB) ↑ | SSIM ↑ | MSE ↓ | ΔE00 ↓ | colourfulness ratio (→1) | sharpness ratio (→1) | colour SWD ↓ |"
-    lines = [header, "|" + "---|" * 8]
-    for method, m in evaluation.means().items():
-        lines.append(
-            f"| {method} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['mse']:.4f} | {m['delta_e00']:.2f} | "
-            f"{m['colourfulness_ratio']:.2f} | {m['sharpness_ratio']:.2f} | {m['colour_swd']:.2f} |"
-        )
-    return "\n".join(lines)

@@ -51,6 +51,9 @@ def generator_loss(
     """Weighted sum of the configured terms; also returns each term's value for the loss log."""
     terms: dict[str, torch.Tensor] = {"l1": F.l1_loss(fake, real)}
     weights = {"l1": config.l1}
+    if config.mse:
+        terms["mse"] = F.mse_loss(fake, real)
+        weights["mse"] = config.mse
     if config.ssim:
         terms["ssim"] = ssim_loss(fake, real)
         weights["ssim"] = config.ssim

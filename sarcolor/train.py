@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from sarcolor.config import RunConfig, config_to_dict, save_config
-from sarcolor.data import CropSampler, load_split
+from sarcolor.data import CropSampler, Pair, load_split
 from sarcolor.errors import SarcolorError
+from sarcolor.figures import grid, loss_curves, save_png, strip
 from sarcolor.losses import discriminator_loss, generator_loss
 from sarcolor.models import build_discriminator, build_generator
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 # How the training data was scaled; stored in every checkpoint and exported model.
 SAR_CONVENTION = {"polarisation": "VH", "quantity": "amplitude", "quantile": 0.99, "clip": 1.0}
 LAST = "last.pt"
-LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "ssim", "adv", "fm"]
+LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "adv", "fm"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -101,8 +102,19 @@ class Trainer:
         log.info("resumed from %s at step %d", path, self.step)
 
     # -- one step ------------------------------------------------------------------------------
+    def _set_learning_rates(self) -> None:
+        tc = self.config.train
+        factor = 1.0
+        if tc.lr_decay_start and self.step >= tc.lr_decay_start:
+            factor = max(0.0, (tc.steps - self.step) / max(1, tc.steps - tc.lr_decay_start))
+        for optimizer, lr in ((self.opt_g, tc.lr_g), (self.opt_d, tc.lr_d)):
+            if optimizer is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * factor
+
     def train_step(self, sar: torch.Tensor, opt: torch.Tensor) -> dict[str, float]:
         lc, tc = self.config.loss, self.config.train
+        self._set_learning_rates()
         fake = self.generator(sar)
         gan_on = self.use_gan and self.step >= tc.gan_start_step
         logs: dict[str, float] = {}
@@ -136,6 +148,28 @@ class Trainer:
         for e, p in zip(self.ema.parameters(), self.generator.parameters()):
             e.lerp_(p, 1 - decay)
 
+    # -- pictures -------------------------------------------------------------------------------
+    @staticmethod
+    def sample_crops(pairs: list[Pair], size: int, count: int = 4) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed centre crops of the first val pairs: the same pictures at every save."""
+        sars, opts = [], []
+        for pair in pairs[:count]:
+            h, w = pair.sar.shape
+            y, x = (h - size) // 2, (w - size) // 2
+            sars.append(pair.sar[None, y : y + size, x : x + size])
+            opts.append(pair.opt[:, y : y + size, x : x + size])
+        return np.stack(sars), np.stack(opts)
+
+    @torch.no_grad()
+    def save_pictures(self, samples: tuple[np.ndarray, np.ndarray]) -> None:
+        """samples.png (SAR | EMA prediction | optical per fixed val crop) and loss_curves.png."""
+        sar, opt = samples
+        pred = self.ema(torch.from_numpy(sar.astype(np.float32) / 255.0).to(self.device)).cpu().numpy()
+        pred = np.rint(np.clip(pred, 0, 1) * 255).astype(np.uint8)
+        rows = [strip([s[0], p, o]) for s, p, o in zip(sar, pred, opt)]
+        save_png(grid(rows), self.out_dir / "samples.png")
+        loss_curves(self.out_dir / "loss_log.csv", self.out_dir / "loss_curves.png")
+
     # -- loop ------------------------------------------------------------------------------------
     def fit(self, resume: bool = False, on_step: Callable[[int, dict], None] | None = None) -> Path:
         dc, tc = self.config.data, self.config.train
@@ -151,6 +185,8 @@ class Trainer:
             raise SarcolorError(f"{last} exists: use --resume to continue it, or choose another out_dir")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         save_config(self.config, self.out_dir / "config.yaml")
+        val_pairs = load_split(dc.root, dc.val_split)
+        samples = self.sample_crops(val_pairs, min(dc.crop_size, *(min(p.sar.shape) for p in val_pairs)))
         log_path = self.out_dir / "loss_log.csv"
         self.generator.train()
         started = time.perf_counter()
@@ -168,6 +204,9 @@ class Trainer:
                     log_file.flush()
                 if self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
                     self.save_checkpoint()
+                if self.step % tc.sample_every == 0 or self.step == tc.steps:
+                    log_file.flush()
+                    self.save_pictures(samples)
                 if on_step:
                     on_step(self.step, logs)
         return last

@@ -3,6 +3,7 @@ import csv
 import numpy as np
 import pytest
 import torch
+from skimage.io import imread
 
 from sarcolor.config import load_config
 from sarcolor.data import CropSampler, load_split
@@ -13,7 +14,7 @@ from conftest import PAIRS, run_cli
 SMALL = {
     "model.widths": [16, 32, 64], "model.depths": [1, 1, 1], "model.decoder_depths": [1, 1],
     "discriminator.base_channels": 8, "data.root": str(PAIRS), "data.crop_size": 64, "data.batch_size": 4,
-    "train.checkpoint_every": 20, "train.log_every": 5, "train.lr_g": 1e-3, "train.threads": 1,
+    "train.checkpoint_every": 20, "train.sample_every": 30, "train.log_every": 5, "train.lr_g": 1e-3, "train.threads": 1,
 }
 
 
@@ -36,7 +37,10 @@ def test_short_training_lowers_loss_and_resumes(tmp_path):
     trainer.fit()
     after = val_l1(trainer.generator)
     assert after < 0.8 * before, (before, after)
-    assert (tmp_path / "run" / LAST).is_file() and (tmp_path / "run" / "config.yaml").is_file()
+    for name in (LAST, "config.yaml", "samples.png", "loss_curves.png"):
+        assert (tmp_path / "run" / name).is_file(), name
+    samples = imread(tmp_path / "run" / "samples.png")
+    assert samples.shape == (2 * 64 + 8, 3 * 64 + 2 * 8, 3)  # 2 val crops of crop_size: SAR | prediction | optical
     with open(tmp_path / "run" / "loss_log.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == list(range(5, 61, 5))

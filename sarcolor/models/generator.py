@@ -11,6 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# Replicate padding: zero padding makes a dark frame around every tile that the model then colours.
+PADDING = "replicate"
+
 
 class ChannelLayerNorm(nn.Module):
     """LayerNorm over the channel axis of an NCHW tensor, independently at every pixel."""
@@ -32,7 +35,9 @@ class ConvNeXtBlock(nn.Module):
     def __init__(self, channels: int, expansion: int = 2, kernel_size: int = 7, dilation: int = 1) -> None:
         super().__init__()
         padding = dilation * (kernel_size // 2)
-        self.dwconv = nn.Conv2d(channels, channels, kernel_size, padding=padding, dilation=dilation, groups=channels)
+        self.dwconv = nn.Conv2d(
+            channels, channels, kernel_size, padding=padding, dilation=dilation, groups=channels, padding_mode=PADDING
+        )
         self.norm = ChannelLayerNorm(channels)
         self.pw1 = nn.Conv2d(channels, channels * expansion, 1)
         self.act = nn.GELU()
@@ -77,7 +82,7 @@ class SarColorNet(nn.Module):
         c1, c2, c3 = widths
         self.stem = nn.Sequential(
             nn.PixelUnshuffle(4),
-            nn.Conv2d(in_channels * 16, c1, 3, padding=1),
+            nn.Conv2d(in_channels * 16, c1, 3, padding=1, padding_mode=PADDING),
             ChannelLayerNorm(c1),
         )
         self.enc1 = _stage(c1, depths[0])
@@ -91,7 +96,7 @@ class SarColorNet(nn.Module):
         self.dec1 = _stage(c1, decoder_depths[1])
         self.head = nn.Sequential(
             ChannelLayerNorm(c1),
-            nn.Conv2d(c1 + in_channels * 16, out_channels * 16, 3, padding=1),
+            nn.Conv2d(c1 + in_channels * 16, out_channels * 16, 3, padding=1, padding_mode=PADDING),
             nn.PixelShuffle(4),
         )
         self.unshuffle = nn.PixelUnshuffle(4)

@@ -1,0 +1,136 @@
+"""Colourisation throughput (MP/s) and peak memory: sarcolor's model beside the pix2pix reference.
+
+Both run through the same path (onnxruntime, tiled reader -> model -> GeoTIFF writer) on the same
+inputs: GeoTIFF scenes made by tiling real val SAR (1024^2, 4096^2, optionally 16384^2). Each case
+runs in a fresh process so its peak RSS is its own. Prints a markdown table.
+
+    python benchmarks/colorize_speed.py [--sizes 1024 4096] [--pix2pix-max 4096]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "s1_vh_fields_california.tif"
+
+
+def make_scene(size: int, path: Path) -> None:
+    """A size x size uint8 GeoTIFF tiled from the real example (mirrored so tiles join smoothly)."""
+    with rasterio.open(EXAMPLE) as src:
+        tile = src.read(1)
+        crs, transform = src.crs, src.transform
+    block = np.block([[tile, tile[:, ::-1]], [tile[::-1], tile[::-1, ::-1]]])
+    profile = dict(driver="GTiff", width=size, height=size, count=1, dtype="uint8", crs=crs, tiled=True,
+                   blockxsize=512, blockysize=512, compress="deflate", BIGTIFF="IF_SAFER",
+                   transform=from_origin(transform.c, transform.f, transform.a, -transform.e))
+    reps = -(-size // block.shape[0])
+    with rasterio.open(path, "w", **profile) as dst:
+        for row in range(0, size, block.shape[0]):
+            h = min(block.shape[0], size - row)
+            strip = np.tile(block[:h], (1, reps))[:, :size]
+            dst.write(strip[None], window=rasterio.windows.Window(0, row, size, h))
+
+
+def export_pix2pix(path: Path) -> None:
+    import json as _json
+    import warnings
+
+    import onnx
+    import torch
+
+    from sarcolor.backends import CONVENTION_KEY, MULTIPLE_KEY
+    from sarcolor.models.pix2pix import Pix2PixUNet
+    from sarcolor.train import SAR_CONVENTION
+
+    net = Pix2PixUNet().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 1, 256, 256),), str(path), input_names=["sar"], output_names=["rgb"],
+                          dynamic_axes={"sar": {0: "n", 2: "h", 3: "w"}, "rgb": {0: "n", 2: "h", 3: "w"}},
+                          opset_version=17, dynamo=False)
+    proto = onnx.load(str(path))
+    for key, value in ((CONVENTION_KEY, _json.dumps(SAR_CONVENTION)), (MULTIPLE_KEY, "256")):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+
+
+def run_case(model: str, scene: str, out: str, tile: int, overlap: int) -> None:
+    """Child process: colourise one scene, print seconds and peak RSS as JSON."""
+    from sarcolor.backends import load_model
+    from sarcolor.infer import ColorizeOptions, colorize_file
+
+    net = load_model(model or None, "cpu")
+    start = time.perf_counter()
+    colorize_file(scene, out, net, ColorizeOptions(tile=tile, overlap=overlap, overwrite=True))
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def measure(model: str, scene: Path, out: Path, tile: int, overlap: int) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--child", model, str(scene), str(out), str(tile), str(overlap)],
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    import os
+
+    import onnxruntime
+
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = "not installed"
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {mem_gb:.0f} GiB; "
+            f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}, torch {torch_version}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096])
+    parser.add_argument("--pix2pix-max", type=int, default=4096, help="largest size also run with pix2pix (it is slow)")
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--overlap", type=int, default=64)
+    args = parser.parse_args()
+    print(f"machine: {machine()}\n")
+    print("| model | scene (px) | seconds | MP/s | peak RSS (MB) | speed vs pix2pix |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        pix2pix = tmp / "pix2pix.onnx"
+        export_pix2pix(pix2pix)
+        for size in args.sizes:
+            scene = tmp / f"scene_{size}.tif"
+            make_scene(size, scene)
+            mp = size * size / 1e6
+            ours = measure("", scene, tmp / "ours.tif", args.tile, args.overlap)
+            ref = measure(str(pix2pix), scene, tmp / "ref.tif", args.tile, args.overlap) if size <= args.pix2pix_max else None
+            ratio = f"{ref['seconds'] / ours['seconds']:.1f}x" if ref else "n/a"
+            print(f"| sarcolor (default) | {size}x{size} | {ours['seconds']:.1f} | {mp / ours['seconds']:.2f} | {ours['peak_rss_mb']:.0f} | {ratio} |")
+            if ref:
+                print(f"| pix2pix U-Net-256 | {size}x{size} | {ref['seconds']:.1f} | {mp / ref['seconds']:.2f} | {ref['peak_rss_mb']:.0f} | 1.0x |")
+            sys.stdout.flush()
+            scene.unlink()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        run_case(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+    else:
+        main()
