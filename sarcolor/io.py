@@ -209,6 +209,12 @@ class SarReader:
         return x, valid
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def output_driver(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in OUTPUT_DRIVERS:
@@ -297,6 +303,7 @@ class RasterWriter:
                 self.dst.close()
             if exc_type is None:
                 final = self._tiff_path if self.driver == "GTiff" else self._convert_plain()
+                os.chmod(final, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual mode
                 os.replace(final, self.path)
         finally:
             self._env.__exit__(None, None, None)

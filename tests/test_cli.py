@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import rasterio
@@ -5,6 +7,12 @@ from rasterio.control import GroundControlPoint
 
 from conftest import COAST, EXAMPLES, FIELDS, read_all, run_cli
 from test_io import example_normalised, write_variant
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def assert_clean_failure(result, expected_text, *absent_outputs):
@@ -33,6 +41,7 @@ def test_colorize_geotiff_keeps_georeferencing(tmp_path):
         assert dst.colorinterp[:3] == (rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green, rasterio.enums.ColorInterp.blue)
     assert np.abs(rgb[0].astype(int) - rgb[2].astype(int)).mean() > 2  # colour, not grey
     assert list(tmp_path.iterdir()) == [out]
+    assert out.stat().st_mode & 0o777 == 0o666 & ~current_umask()
 
 
 @pytest.mark.xfail(strict=True, reason="known shortfall, issue 3 open: the committed default model gives a near-uniform colour")
