@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from sarcolor.backends import default_model_path, load_model
+from sarcolor.backends import default_model_path
 from sarcolor.data import load_split
 from sarcolor.evaluate import evaluate, mean_colour_baseline, model_predictor
 
