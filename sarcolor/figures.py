@@ -14,22 +14,35 @@ def _rgb(panel: np.ndarray) -> np.ndarray:
     return np.repeat(panel[..., None], 3, -1) if panel.ndim == 2 else np.moveaxis(panel, 0, -1)
 
 
-def strip(panels: list[np.ndarray]) -> np.ndarray:
-    """Panels side by side with white gaps, as an (H, W, 3) uint8 image."""
-    images = [_rgb(p) for p in panels]
-    gap = np.full((images[0].shape[0], GAP, 3), 255, np.uint8)
+def _join(images: list[np.ndarray], axis: int) -> np.ndarray:
+    """(H, W, 3) images joined along ``axis`` (0: down, 1: across) with white gaps between them."""
+    gap_shape = list(images[0].shape)
+    gap_shape[axis] = GAP
+    gap = np.full(gap_shape, 255, np.uint8)
     out = [images[0]]
     for image in images[1:]:
         out += [gap, image]
-    return np.concatenate(out, axis=1)
+    return np.concatenate(out, axis=axis)
+
+
+def strip(panels: list[np.ndarray]) -> np.ndarray:
+    """Panels side by side with white gaps, as an (H, W, 3) uint8 image."""
+    return _join([_rgb(p) for p in panels], axis=1)
 
 
 def grid(rows: list[np.ndarray]) -> np.ndarray:
-    gap = np.full((GAP, rows[0].shape[1], 3), 255, np.uint8)
-    out = [rows[0]]
-    for row in rows[1:]:
-        out += [gap, row]
-    return np.concatenate(out, axis=0)
+    """Strips stacked top to bottom with white gaps."""
+    return _join(rows, axis=0)
+
+
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def save_png(image: np.ndarray, path: Path) -> None:
@@ -38,15 +51,11 @@ def save_png(image: np.ndarray, path: Path) -> None:
     imsave(path, image, check_contrast=False)
 
 
-def labelled_strip(panels: list[np.ndarray], labels: list[str], path: Path, scale: float = 1.0) -> None:
+def labelled_strip(panels: list[np.ndarray], labels: list[str], path: Path) -> None:
     """A strip with a caption over each panel, saved with matplotlib."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     h, w = panels[0].shape[-2:]
-    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * 3.2 * scale, 3.5 * scale * h / w), dpi=100)
+    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * 3.2, 3.5 * h / w), dpi=100)
     for ax, panel, label in zip(np.atleast_1d(axes), panels, labels):
         ax.imshow(_rgb(panel), interpolation="nearest")
         ax.set_title(label, fontsize=10)
@@ -58,11 +67,7 @@ def labelled_strip(panels: list[np.ndarray], labels: list[str], path: Path, scal
 
 def metric_bars(means: dict[str, dict[str, float]], metrics: list[str], path: Path) -> None:
     """One bar chart per metric, methods side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     methods = list(means)
     cols = 4
     rows = int(np.ceil(len(metrics) / cols))
@@ -84,11 +89,7 @@ def metric_bars(means: dict[str, dict[str, float]], metrics: list[str], path: Pa
 
 def loss_curves(log_csv: Path, path: Path) -> None:
     """Plot every column of a training loss log against the step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     with open(log_csv) as f:
         rows = list(csv.DictReader(f))
     if not rows:

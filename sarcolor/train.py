@@ -205,7 +205,6 @@ class Trainer:
                 if self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
                     self.save_checkpoint()
                 if self.step % tc.sample_every == 0 or self.step == tc.steps:
-                    log_file.flush()
                     self.save_pictures(samples)
                 if on_step:
                     on_step(self.step, logs)
