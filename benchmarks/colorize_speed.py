@@ -1,10 +1,12 @@
 """Colourisation throughput (MP/s) and peak memory: sarcolor's model beside the pix2pix reference.
 
 Both run through the same path (onnxruntime, tiled reader -> model -> GeoTIFF writer) on the same
-inputs: GeoTIFF scenes made by tiling real val SAR (1024^2, 4096^2, optionally 16384^2). Each case
-runs in a fresh process so its peak RSS is its own. Prints a markdown table.
+inputs: GeoTIFF scenes made by tiling real val SAR (1024^2, 4096^2, 16384^2, a full 25000x17000
+Sentinel-1 IW scene). Each case runs in a fresh process so its peak RSS is its own. pix2pix runs
+only up to --pix2pix-max pixels (about 20 min for a full scene here); beyond, its time is
+extrapolated from its largest measured throughput and marked so. Prints a markdown table.
 
-    python benchmarks/colorize_speed.py [--sizes 1024 4096] [--pix2pix-max 4096]
+    python benchmarks/colorize_speed.py [--sizes 1024 4096 16384 25000x17000] [--pix2pix-max 4096]
 """
 from __future__ import annotations
 
@@ -26,21 +28,27 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "s1_vh_fields_california.tif"
 
 
-def make_scene(size: int, path: Path) -> None:
-    """A size x size uint8 GeoTIFF tiled from the real example (mirrored so tiles join smoothly)."""
+def parse_size(text: str) -> tuple[int, int]:
+    """'4096' -> (4096, 4096); '25000x17000' -> (25000, 17000) as (width, height)."""
+    width, _, height = text.partition("x")
+    return int(width), int(height or width)
+
+
+def make_scene(width: int, height: int, path: Path) -> None:
+    """A width x height uint8 GeoTIFF tiled from the real example (mirrored so tiles join smoothly)."""
     with rasterio.open(EXAMPLE) as src:
         tile = src.read(1)
         crs, transform = src.crs, src.transform
     block = np.block([[tile, tile[:, ::-1]], [tile[::-1], tile[::-1, ::-1]]])
-    profile = dict(driver="GTiff", width=size, height=size, count=1, dtype="uint8", crs=crs, tiled=True,
+    profile = dict(driver="GTiff", width=width, height=height, count=1, dtype="uint8", crs=crs, tiled=True,
                    blockxsize=512, blockysize=512, compress="deflate", BIGTIFF="IF_SAFER",
                    transform=from_origin(transform.c, transform.f, transform.a, -transform.e))
-    reps = -(-size // block.shape[0])
+    reps = -(-width // block.shape[1])
     with rasterio.open(path, "w", **profile) as dst:
-        for row in range(0, size, block.shape[0]):
-            h = min(block.shape[0], size - row)
-            strip = np.tile(block[:h], (1, reps))[:, :size]
-            dst.write(strip[None], window=rasterio.windows.Window(0, row, size, h))
+        for row in range(0, height, block.shape[0]):
+            h = min(block.shape[0], height - row)
+            strip = np.tile(block[:h], (1, reps))[:, :width]
+            dst.write(strip[None], window=rasterio.windows.Window(0, row, width, h))
 
 
 def export_pix2pix(path: Path) -> None:
@@ -109,30 +117,59 @@ def machine() -> str:
             f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}, torch {torch_version}")
 
 
+def tile_sweep(tiles: list[int], overlap: int, size: int = 4096) -> None:
+    """Throughput and memory of our model by tile size, at one overlap."""
+    print("| tile | overlap | seconds | MP/s | peak RSS (MB) |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        scene = Path(tmp) / "scene.tif"
+        make_scene(size, size, scene)
+        for tile in tiles:
+            result = measure("", scene, Path(tmp) / "out.tif", tile, overlap)
+            print(f"| {tile} | {overlap} | {result['seconds']:.1f} | {size * size / 1e6 / result['seconds']:.2f} | {result['peak_rss_mb']:.0f} |")
+            sys.stdout.flush()
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096])
-    parser.add_argument("--pix2pix-max", type=int, default=4096, help="largest size also run with pix2pix (it is slow)")
+    parser.add_argument("--sizes", type=parse_size, nargs="+", default=[parse_size("1024"), parse_size("4096")],
+                        help="scene sizes: N (square) or WxH")
+    parser.add_argument("--pix2pix-max", type=float, default=4096**2, help="largest scene (pixels) also run with pix2pix")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--tile-sweep", type=int, nargs="*", default=[],
+                        help="also time our model on a 4096^2 scene at these tile sizes (with --overlap)")
     args = parser.parse_args()
     print(f"machine: {machine()}\n")
+    if args.tile_sweep:
+        tile_sweep(args.tile_sweep, args.overlap)
     print("| model | scene (px) | seconds | MP/s | peak RSS (MB) | speed vs pix2pix |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         pix2pix = tmp / "pix2pix.onnx"
         export_pix2pix(pix2pix)
-        for size in args.sizes:
-            scene = tmp / f"scene_{size}.tif"
-            make_scene(size, scene)
-            mp = size * size / 1e6
+        ref_rate = None  # pix2pix MP/s at its largest measured scene
+        for width, height in args.sizes:
+            scene = tmp / f"scene_{width}x{height}.tif"
+            make_scene(width, height, scene)
+            mp = width * height / 1e6
             ours = measure("", scene, tmp / "ours.tif", args.tile, args.overlap)
-            ref = measure(str(pix2pix), scene, tmp / "ref.tif", args.tile, args.overlap) if size <= args.pix2pix_max else None
-            ratio = f"{ref['seconds'] / ours['seconds']:.1f}x" if ref else "n/a"
-            print(f"| sarcolor (default) | {size}x{size} | {ours['seconds']:.1f} | {mp / ours['seconds']:.2f} | {ours['peak_rss_mb']:.0f} | {ratio} |")
-            if ref:
-                print(f"| pix2pix U-Net-256 | {size}x{size} | {ref['seconds']:.1f} | {mp / ref['seconds']:.2f} | {ref['peak_rss_mb']:.0f} | 1.0x |")
+            name = f"{width}x{height}"
+            if width * height <= args.pix2pix_max:
+                ref = measure(str(pix2pix), scene, tmp / "ref.tif", args.tile, args.overlap)
+                ref_rate = mp / ref["seconds"]
+                ref_row = f"| pix2pix U-Net-256 | {name} | {ref['seconds']:.1f} | {ref_rate:.2f} | {ref['peak_rss_mb']:.0f} | 1.0x |"
+                ratio = f"{ref['seconds'] / ours['seconds']:.1f}x"
+            elif ref_rate:
+                ref_row = f"| pix2pix U-Net-256 (extrapolated) | {name} | ~{mp / ref_rate:.0f} | ({ref_rate:.2f}) | n/a | 1.0x |"
+                ratio = f"~{mp / ref_rate / ours['seconds']:.1f}x"
+            else:
+                ref_row, ratio = None, "n/a"
+            print(f"| sarcolor (default) | {name} | {ours['seconds']:.1f} | {mp / ours['seconds']:.2f} | {ours['peak_rss_mb']:.0f} | {ratio} |")
+            if ref_row:
+                print(ref_row)
             sys.stdout.flush()
             scene.unlink()
 

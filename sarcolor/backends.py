@@ -26,7 +26,7 @@ def default_model_path() -> Path:
 
 
 class OnnxModel:
-    def __init__(self, path: Path, device: str = "auto") -> None:
+    def __init__(self, path: Path, device: str = "auto", threads: int = 0) -> None:
         import onnxruntime as ort
 
         available = ort.get_available_providers()
@@ -34,8 +34,10 @@ class OnnxModel:
             raise SarcolorError("--device cuda asked for, but onnxruntime has no CUDA provider (install onnxruntime-gpu)")
         use_cuda = device in ("cuda", "auto") and "CUDAExecutionProvider" in available
         providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
+        session_options = ort.SessionOptions()
+        session_options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
+            self.session = ort.InferenceSession(str(path), session_options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise SarcolorError(f"cannot load model {path}: {str(exc).splitlines()[0][:200]}") from None
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -51,7 +53,7 @@ class OnnxModel:
 
 
 class TorchModel:
-    def __init__(self, path: Path, device: str = "auto") -> None:
+    def __init__(self, path: Path, device: str = "auto", threads: int = 0) -> None:
         try:
             import torch
         except ImportError:
@@ -61,6 +63,8 @@ class TorchModel:
         from sarcolor.train import resolve_device
 
         self.torch = torch
+        if threads:
+            torch.set_num_threads(threads)
         self.device = resolve_device(device)
         try:
             state = torch.load(path, map_location=self.device, weights_only=False)
@@ -77,13 +81,14 @@ class TorchModel:
             return self.generator(self.torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)).float().cpu().numpy()
 
 
-def load_model(path: str | Path | None = None, device: str = "auto"):
-    """The model at ``path`` (.onnx or .pt), or the bundled default model."""
+def load_model(path: str | Path | None = None, device: str = "auto", threads: int = 0):
+    """The model at ``path`` (.onnx or .pt), or the bundled default model; threads 0 = the backend's default."""
     if device not in ("auto", "cpu", "cuda"):
         raise SarcolorError(f"unknown --device {device!r}; choose auto, cpu or cuda")
     path = Path(path) if path else default_model_path()
     if not path.is_file():
         raise SarcolorError(f"model not found: {path}")
-    model = TorchModel(path, device) if path.suffix in (".pt", ".pth") else OnnxModel(path, device)
+    backend = TorchModel if path.suffix in (".pt", ".pth") else OnnxModel
+    model = backend(path, device, threads)
     log.debug("model %s on %s", path.name, model.device)
     return model

@@ -1,4 +1,4 @@
-"""The ``sarcolor`` command: colorize, train, evaluate, export."""
+"""The ``sarcolor`` command: colorize, train, evaluate, export, serve."""
 from __future__ import annotations
 
 import logging
@@ -95,6 +95,10 @@ def colorize(
     ),
     device: Device = typer.Option(Device.auto, "--device", help="auto uses CUDA when available."),
     batch_size: int = typer.Option(4, "--batch-size", help="Tiles per model call."),
+    cog: bool = typer.Option(False, "--cog", help="Write a Cloud Optimized GeoTIFF with overviews (.tif outputs)."),
+    warp: Optional[str] = typer.Option(None, "--warp", help="Reproject the result to this CRS, e.g. EPSG:4326 (needed for GCP-only inputs to get a map grid; without it GCPs are kept)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Folder input: send the scenes to this Dask distributed scheduler (e.g. tcp://host:8786)."),
+    workers: int = typer.Option(0, "--workers", help="Folder input: start a local Dask cluster with this many worker processes."),
 ) -> None:
     """Colourise a SAR image (or every image in a folder) into an optical-like RGB image.
 
@@ -103,11 +107,16 @@ def colorize(
     """
     from sarcolor.backends import load_model
     from sarcolor.infer import ColorizeOptions, colorize_file, folder_jobs
+    from sarcolor.io import parse_crs
 
     with user_errors():
         if tile < 16 or overlap < 0 or overlap >= tile or batch_size < 1:
             raise SarcolorError("need --tile >= 16, 0 <= --overlap < --tile and --batch-size >= 1")
-        options = ColorizeOptions(tile, overlap, band, input_scale.value, batch_size, overwrite)
+        options = ColorizeOptions(tile, overlap, band, input_scale.value, batch_size, overwrite, cog, warp)
+        if warp:
+            parse_crs(warp)
+        if (scheduler or workers) and not input.is_dir():
+            raise SarcolorError("--scheduler/--workers are for folder inputs (many scenes)")
         if input.is_dir():
             jobs, skipped = folder_jobs(input, output, overwrite)
             for path in skipped:
@@ -117,6 +126,9 @@ def colorize(
         net = load_model(model, device.value)
         if tile % net.multiple:
             raise SarcolorError(f"--tile must be a multiple of {net.multiple} for this model, got {tile}")
+        if scheduler or workers:
+            colorize_folder_on_dask(jobs, model, device.value, options, scheduler, workers)
+            return
         failures = 0
         with progress_bar() as progress:
             for source, target in jobs:
@@ -137,6 +149,27 @@ def colorize(
             raise SarcolorError(f"{failures} of {len(jobs)} image(s) failed")
 
 
+def colorize_folder_on_dask(jobs, model, device: str, options, scheduler: str | None, workers: int) -> None:
+    from sarcolor.distributed import colorize_on_dask
+
+    if not jobs:
+        return
+    with progress_bar() as progress:
+        task = progress.add_task(f"scenes on Dask ({scheduler or f'{workers} local workers'})", total=len(jobs))
+
+        def on_done(outcome) -> None:
+            if outcome.error:
+                log.error("failed %s: %s", outcome.input, outcome.error)
+            else:
+                log.info("wrote %s", outcome.output)
+            progress.advance(task)
+
+        outcomes = colorize_on_dask(jobs, model, device, options, scheduler, workers, on_done)
+    failures = sum(1 for outcome in outcomes if outcome.error)
+    if failures:
+        raise SarcolorError(f"{failures} of {len(jobs)} scene(s) failed")
+
+
 @app.command()
 def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (see configs/default.yaml)."),
@@ -146,7 +179,7 @@ def train(
     steps: Optional[int] = typer.Option(None, "--steps", help="Override train.steps."),
     device: Optional[Device] = typer.Option(None, "--device", help="Override train.device."),
 ) -> None:
-    """Train a generator (pix2pix recipe) on a pairs folder; checkpoints, config and loss log go to out_dir."""
+    """Train a generator from a YAML config on a pairs folder; checkpoints, config and loss log go to out_dir. Runs under torchrun (DDP) too."""
     with user_errors():
         try:
             from sarcolor.config import load_config
@@ -156,6 +189,8 @@ def train(
         overrides = {k: v for k, v in {"out_dir": out_dir, "data.root": data, "train.steps": steps,
                                         "train.device": device.value if device else None}.items() if v is not None}
         run = load_config(config, overrides)
+        if os.environ.get("RANK", "0") != "0":  # under torchrun, one progress bar and one log: rank 0's
+            logging.getLogger().setLevel(logging.WARNING)
         trainer = Trainer(run)
         with progress_bar() as progress:
             task = progress.add_task("training", total=run.train.steps)
@@ -176,6 +211,7 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", help="Report folder: metrics.csv/json, report.md/html, bar charts, SAR | prediction | optical strips."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score the mean-colour and lookup-table baselines."),
     json_out: bool = typer.Option(False, "--json", help="Print the mean metrics as JSON on stdout."),
+    compare: Optional[list[str]] = typer.Option(None, "--compare", help="Another model in the same table, as NAME=PATH (e.g. pix2pix=runs/pix2pix/last.pt); repeatable."),
     tile: int = typer.Option(512, "--tile"),
     overlap: int = typer.Option(64, "--overlap"),
     device: Device = typer.Option(Device.auto, "--device"),
@@ -190,8 +226,14 @@ def evaluate(
 
     with user_errors():
         net = load_model(model, device.value)
+        others = {}
+        for entry in compare or []:
+            name, sep, path = entry.partition("=")
+            if not sep or not name or not path:
+                raise SarcolorError(f"--compare takes NAME=PATH, got {entry!r}")
+            others[name] = load_model(path, device.value)
         pairs = load_split(data, split)
-        predictors = default_predictors(net, data, baselines, tile, overlap)
+        predictors = default_predictors(net, data, baselines, tile, overlap, others)
         predictions: dict = {} if out else None
         with progress_bar() as progress:
             task = progress.add_task(f"evaluating {split}", total=len(pairs))
@@ -220,6 +262,42 @@ def export(
         except ImportError as exc:
             raise SarcolorError(f"export needs the train extra: pip install 'sarcolor[train]' ({exc})") from None
         log.info("wrote %s", export_onnx(checkpoint, output))
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 to serve your network)."),
+    port: int = typer.Option(7860, "--port", help="Port to listen on."),
+    model: Optional[list[Path]] = typer.Option(None, "--model", "-m", help="Extra model(s) to offer beside the bundled default (.onnx or .pt); repeat the option for several."),
+    max_upload_mb: int = typer.Option(200, "--max-upload-mb", help="Largest upload accepted, in MB."),
+    examples: Optional[Path] = typer.Option(None, "--examples", help="Folder of example images for the page's gallery. Default: examples/ of a source checkout, if there is one."),
+    tile: int = typer.Option(512, "--tile", help="Tile size in pixels (multiple of 16)."),
+    overlap: int = typer.Option(64, "--overlap", help="Overlap between tiles in pixels."),
+    device: Device = typer.Option(Device.auto, "--device", help="auto uses CUDA when available."),
+) -> None:
+    """Start the web page: upload a SAR image, see it in colour beside the input, download a GeoTIFF and a PNG."""
+    from sarcolor.backends import load_model
+
+    with user_errors():
+        try:
+            from sarcolor.web import DEFAULT_MODEL, ServeOptions, example_files, serve as run_server
+        except ImportError as exc:
+            raise SarcolorError(f"the web page needs the web extra: pip install 'sarcolor[web]' ({exc})") from None
+        if max_upload_mb < 1 or not 0 < port < 65536:
+            raise SarcolorError("need --max-upload-mb >= 1 and a --port between 1 and 65535")
+        if examples is not None and not examples.is_dir():
+            raise SarcolorError(f"--examples folder not found: {examples}")
+        if tile < 16 or overlap < 0 or overlap >= tile:
+            raise SarcolorError("need --tile >= 16 and 0 <= --overlap < --tile")
+        models = {DEFAULT_MODEL: load_model(None, device.value)}
+        for path in model or []:
+            models[path.name] = load_model(path, device.value)
+        for name, net in models.items():
+            if tile % net.multiple:
+                raise SarcolorError(f"--tile must be a multiple of {net.multiple} for model {name}, got {tile}")
+        source_examples = Path(__file__).resolve().parents[1] / "examples"
+        gallery = example_files(examples if examples is not None else source_examples)
+        run_server(ServeOptions(models, max_upload_mb, gallery, tile, overlap), host, port)
 
 
 def run() -> None:

@@ -13,9 +13,14 @@ from sarcolor.errors import SarcolorError
 
 @dataclass
 class ModelConfig:
+    arch: str = "sarcolor"  # sarcolor (SarColorNet) | pix2pix (the 54M U-Net-256 reference; only the fields below apply to sarcolor)
     widths: tuple[int, int, int] = (48, 96, 192)
     depths: tuple[int, int, int] = (1, 2, 4)
     decoder_depths: tuple[int, int] = (2, 1)
+    log_input: bool = True  # also feed log10 amplitude: SAR gain and speckle are multiplicative
+    stem_norm: bool = False  # LayerNorm after the stem (removes local brightness; kept for the ablation)
+    context_sigmas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)  # SpeckleContext scales at 1/4 res; () = off
+    prior_width: int = 64  # hidden width of the per-pixel colour prior on the context; 0 = off
 
 
 @dataclass
@@ -30,6 +35,7 @@ class LossConfig:
     l1: float = 100.0
     mse: float = 0.0  # squared error: its optimum is the conditional mean, what PSNR rewards
     ssim: float = 0.0
+    colour_swd: float = 0.0  # sliced Wasserstein distance between predicted and real colour distributions
     adversarial: float = 1.0
     feature_matching: float = 0.0
     gan_mode: str = "lsgan"  # lsgan | hinge | vanilla
@@ -58,6 +64,7 @@ class TrainConfig:
     log_every: int = 10
     sample_every: int = 500  # samples.png and loss_curves.png in out_dir
     seed: int = 0
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall-clock time; 0 = run all steps
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 = torch default
 

@@ -88,11 +88,16 @@ def evaluate(
     return result
 
 
-def default_predictors(model, data_root: str | Path, baselines: bool, tile: int, overlap: int) -> dict[str, Predictor]:
+def default_predictors(
+    model, data_root: str | Path, baselines: bool, tile: int, overlap: int, others: dict | None = None
+) -> dict[str, Predictor]:
+    """Baselines (optional), then other named models (e.g. pix2pix), then the model under test."""
     predictors: dict[str, Predictor] = {}
     if baselines:
         train = load_split(data_root, "train")
         predictors["mean colour"] = mean_colour_baseline(train)
         predictors["lookup table"] = lookup_table_baseline(train)
+    for name, other in (others or {}).items():
+        predictors[name] = model_predictor(other, tile, overlap)
     predictors["sarcolor"] = model_predictor(model, tile, overlap)
     return predictors

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import rasterio
 
 from sarcolor.errors import SarcolorError
-from sarcolor.io import IMAGE_SUFFIXES, RasterWriter, SarReader, check_output_path, open_raster, output_driver
+from sarcolor.io import IMAGE_SUFFIXES, RasterWriter, SarReader, check_output_path, open_raster, output_driver, parse_crs
 from sarcolor.tiling import blend_tiles, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 # PNG/JPEG are assembled in memory at the end; beyond this size, GeoTIFF is the only sane output.
 PLAIN_OUTPUT_MAX_PIXELS = 400_000_000
 JPEG_MAX_SIDE = 65_500
+GDAL_CACHE_BYTES = 128 * 2**20
 
 
 @dataclass
@@ -27,6 +29,8 @@ class ColorizeOptions:
     input_scale: str = "auto"
     batch_size: int = 4
     overwrite: bool = False
+    cog: bool = False  # Cloud Optimized GeoTIFF with overviews
+    warp: str | None = None  # reproject the result to this CRS (e.g. "EPSG:4326")
 
 
 @dataclass
@@ -40,7 +44,11 @@ class ColorizeResult:
 
 
 def to_uint8(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    rgb = np.rint(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """Model output in [0, 1] to 8 bits, black where invalid. Works in place: ``values`` is consumed."""
+    np.clip(values, 0.0, 1.0, out=values)
+    np.multiply(values, 255.0, out=values)
+    np.rint(values, out=values)
+    rgb = values.astype(np.uint8)
     rgb[:, ~valid] = 0
     return rgb
 
@@ -64,11 +72,18 @@ def colorize_file(
     """Colourise one raster. ``on_start(total_tiles)`` and ``on_tiles_done(n)`` drive a progress bar."""
     input_path = Path(input_path)
     output_path = check_output_path(output_path, options.overwrite)
+    if options.cog and output_driver(output_path) != "GTiff":
+        raise SarcolorError(f"--cog needs a .tif output, not {output_path.name}")
+    warp = parse_crs(options.warp) if options.warp else None
     if output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
         raise SarcolorError(f"output {output_path} is the input: the input is never modified")
-    with open_raster(input_path) as src:
+    # GDAL's block cache defaults to 5 % of RAM and fills with written blocks of wide scenes: cap it so
+    # memory stays flat as the scene grows (a strip of a 25,000 px wide scene needs about 40 MB).
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), open_raster(input_path) as src:
         reader = SarReader(src, options.band, options.input_scale, model.convention["quantile"])
         _check_plain_output_size(output_path, reader.height, reader.width)
+        if warp is not None and not (src.crs or src.gcps[0]):
+            raise SarcolorError(f"--warp: {input_path} has no CRS or GCPs to reproject from")
         try:
             plan = plan_tiles(reader.height, reader.width, options.tile, options.overlap, model.multiple)
         except ValueError as exc:
@@ -80,7 +95,7 @@ def colorize_file(
             input_path.name, reader.width, reader.height, reader.scaling.scale, reader.scaling.reference,
             plan.tile_count, plan.rows.tile, plan.cols.tile,
         )
-        with RasterWriter(output_path, src, with_mask=reader.may_have_invalid) as writer:
+        with RasterWriter(output_path, src, reader.may_have_invalid, options.cog, warp) as writer:
             blend_tiles(
                 model,
                 reader.read,

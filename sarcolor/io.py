@@ -16,8 +16,11 @@ from typing import Iterator
 
 import numpy as np
 import rasterio
+import rasterio.shutil
+from rasterio.crs import CRS
 from rasterio.enums import MaskFlags, Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError
@@ -145,8 +148,8 @@ class SarReader:
                 f"{self.src.name} is a colour image (its R, G, B differ): give a grey SAR image, not an optical one"
             )
 
-    def _decimated(self, read, **kwargs) -> np.ndarray:
-        factor = max(1, int(np.ceil(max(self.height, self.width) / STATS_MAX_SIDE)))
+    def _decimated(self, read, max_side: int = STATS_MAX_SIDE, **kwargs) -> np.ndarray:
+        factor = max(1, int(np.ceil(max(self.height, self.width) / max_side)))
         shape = (int(np.ceil(self.height / factor)), int(np.ceil(self.width / factor)))
         indexes = kwargs.pop("indexes", self.band)
         out_shape = shape if np.isscalar(indexes) else (len(indexes), *shape)
@@ -186,6 +189,13 @@ class SarReader:
                 )
         fill = float(np.median(np.clip(amplitude / reference, 0, 1)))
         return SarScaling(scale=scale, reference=reference, fill=fill)
+
+    def preview(self, max_side: int) -> np.ndarray:
+        """The scaled input as a grey uint8 image at most ``max_side`` px on a side; nodata is black."""
+        raw = self._decimated(self.src.read, max_side)
+        valid = self._valid(raw, self._decimated(self.src.read_masks, max_side))
+        grey = self.scaling.apply(np.where(valid, raw, 0), self.dtype)
+        return np.where(valid, np.rint(grey * 255.0), 0).astype(np.uint8)
 
     def read(self, row_off: int, col_off: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Model input and validity for any window, also one reaching outside the image (filled)."""
@@ -266,11 +276,15 @@ class RasterWriter:
     On any failure the temporary files are removed and an existing output is left untouched.
     """
 
-    def __init__(self, path: Path, src: rasterio.DatasetReader, with_mask: bool) -> None:
+    def __init__(
+        self, path: Path, src: rasterio.DatasetReader, with_mask: bool, cog: bool = False, warp: CRS | None = None
+    ) -> None:
         self.path = path
         self.driver = output_driver(path)
         self.src = src
-        self.with_mask = with_mask
+        self.with_mask = with_mask or warp is not None
+        self.cog = cog
+        self.warp = warp
         self._tmp_paths: list[Path] = []
         self.dst = None
 
@@ -295,14 +309,22 @@ class RasterWriter:
         window = Window(0, row_off, rgb.shape[2], rgb.shape[1])
         self.dst.write(rgb, window=window)
         if self.with_mask:
-            self.dst.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
+            self.dst.write_mask(valid.view(np.uint8) * np.uint8(255), window=window)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if self.dst is not None:
                 self.dst.close()
             if exc_type is None:
-                final = self._tiff_path if self.driver == "GTiff" else self._convert_plain()
+                final = self._tiff_path
+                if self.warp is not None:
+                    final = self._tmp(".tif")
+                    warp_rgb(self._tiff_path, final, self.warp)
+                if self.cog:
+                    tiff, final = final, self._tmp(".tif")
+                    write_cog(tiff, final)
+                if self.driver != "GTiff":
+                    final = self._convert_plain(final)
                 os.chmod(final, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual mode
                 os.replace(final, self.path)
         finally:
@@ -311,19 +333,64 @@ class RasterWriter:
                 for leftover in (tmp, Path(f"{tmp}.aux.xml"), Path(f"{tmp}.msk")):
                     leftover.unlink(missing_ok=True)
 
-    def _convert_plain(self) -> Path:
-        with rasterio.open(self._tiff_path) as tiff:
-            rgb = tiff.read()
-            mask = tiff.dataset_mask()
-        if self.driver == "PNG" and (mask == 0).any():
-            rgb = np.concatenate([rgb, mask[None]])
-        elif (mask == 0).any():
-            rgb[:, mask == 0] = 0
+    def _convert_plain(self, tiff: Path) -> Path:
         out = self._tmp(self.path.suffix)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(
-                out, "w", driver=self.driver, width=rgb.shape[2], height=rgb.shape[1], count=rgb.shape[0], dtype="uint8"
-            ) as dst:
-                dst.write(rgb)
+        write_plain_copy(tiff, out, self.driver)
         return out
+
+
+def parse_crs(text: str) -> CRS:
+    try:
+        with rasterio.Env(CPL_LOG=os.devnull):  # PROJ would also print its own error line
+            return CRS.from_user_input(text)
+    except CRSError:
+        raise SarcolorError(f"--warp {text!r} is not a CRS rasterio knows (try EPSG:4326 or EPSG:32633)") from None
+
+
+def warp_rgb(tiff_path: Path, out_path: Path, crs: CRS, rows_per_block: int = 1024) -> None:
+    """Reproject an RGB GeoTIFF (transform or GCPs) to ``crs``, bilinear, block by block; outside is masked."""
+    with rasterio.open(tiff_path) as src, WarpedVRT(src, crs=crs, resampling=Resampling.bilinear, add_alpha=True) as vrt:
+        profile = geotiff_profile(vrt)
+        profile.update(crs=vrt.crs, transform=vrt.transform, width=vrt.width, height=vrt.height)
+        with rasterio.open(out_path, "w", **profile) as dst:
+            for row in range(0, vrt.height, rows_per_block):
+                window = Window(0, row, vrt.width, min(rows_per_block, vrt.height - row))
+                rgba = vrt.read(window=window)
+                dst.write(rgba[:3], window=window)
+                dst.write_mask(rgba[3], window=window)
+
+
+def write_cog(tiff_path: Path, out_path: Path) -> None:
+    """Copy an RGB GeoTIFF as a Cloud Optimized GeoTIFF with averaged overviews (GDAL's COG driver)."""
+    rasterio.shutil.copy(
+        tiff_path, out_path, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES", BLOCKSIZE=256,
+        OVERVIEW_RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
+    )
+
+
+def write_plain_copy(tiff_path: Path, out_path: Path, driver: str) -> None:
+    """Write an RGB GeoTIFF as a plain PNG (nodata as alpha) or JPEG (nodata black)."""
+    with rasterio.open(tiff_path) as tiff:
+        rgb = tiff.read()
+        mask = tiff.dataset_mask()
+    if driver == "PNG" and (mask == 0).any():
+        rgb = np.concatenate([rgb, mask[None]])
+    elif (mask == 0).any():
+        rgb[:, mask == 0] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(
+            out_path, "w", driver=driver, width=rgb.shape[2], height=rgb.shape[1], count=rgb.shape[0], dtype="uint8"
+        ) as dst:
+            dst.write(rgb)
+
+
+def read_rgb_preview(path: str | Path, max_side: int) -> np.ndarray:
+    """An RGB raster as (H, W, 3) uint8, decimated to at most ``max_side`` px on a side; nodata black."""
+    with open_raster(path) as src:
+        factor = max(1, int(np.ceil(max(src.height, src.width) / max_side)))
+        shape = (int(np.ceil(src.height / factor)), int(np.ceil(src.width / factor)))
+        rgb = src.read([1, 2, 3], out_shape=(3, *shape), resampling=Resampling.average)
+        mask = src.dataset_mask(out_shape=shape, resampling=Resampling.nearest)
+    rgb[:, mask == 0] = 0
+    return np.moveaxis(rgb, 0, -1)

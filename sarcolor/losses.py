@@ -45,6 +45,21 @@ def ssim_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return 1.0 - ssim(fake, real, data_range=1.0, size_average=True)
 
 
+def colour_distribution_loss(fake: torch.Tensor, real: torch.Tensor, projections: int = 32, samples: int = 4096) -> torch.Tensor:
+    """Sliced Wasserstein distance between each image's predicted and real RGB pixel distributions.
+
+    Indifferent to where a colour goes, it penalises only missing or extra colours: against the
+    squared error's pull to the mean, it keeps the palette as rich as the real one.
+    """
+    n, c = fake.shape[:2]
+    fake, real = fake.reshape(n, c, -1), real.reshape(n, c, -1)
+    pick = torch.randint(fake.shape[-1], (samples,), device=fake.device)
+    directions = F.normalize(torch.randn(projections, c, device=fake.device), dim=1)
+    fake_proj = torch.einsum("pc,ncs->nps", directions, fake[..., pick]).sort(-1).values
+    real_proj = torch.einsum("pc,ncs->nps", directions, real[..., pick]).sort(-1).values
+    return F.l1_loss(fake_proj, real_proj)
+
+
 def generator_loss(
     config: LossConfig, fake: torch.Tensor, real: torch.Tensor, fake_outputs=None, real_outputs=None
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -57,6 +72,9 @@ def generator_loss(
     if config.ssim:
         terms["ssim"] = ssim_loss(fake, real)
         weights["ssim"] = config.ssim
+    if config.colour_swd:
+        terms["swd"] = colour_distribution_loss(fake, real)
+        weights["swd"] = config.colour_swd
     if fake_outputs is not None:
         terms["adv"] = sum(adversarial_loss(o[-1], True, config.gan_mode, False) for o in fake_outputs) / len(fake_outputs)
         weights["adv"] = config.adversarial

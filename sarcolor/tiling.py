@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -75,11 +75,13 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple: int =
     return TilePlan(plan_axis(height, tile, overlap, multiple), plan_axis(width, tile, overlap, multiple))
 
 
-def _predict_strip(model: ModelFn, strip: np.ndarray, cols: AxisPlan, batch_size: int) -> list[np.ndarray]:
+def _predict_strip(model: ModelFn, strip: np.ndarray, cols: AxisPlan, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(start column in the strip, prediction) per tile, a batch at a time: a strip is never held whole."""
     starts = [x - cols.offsets[0] for x in cols.offsets]
-    tiles = np.stack([strip[:, s : s + cols.tile] for s in starts])[:, None]
-    outputs = [model(tiles[i : i + batch_size]) for i in range(0, len(tiles), batch_size)]
-    return list(np.concatenate(outputs))
+    for i in range(0, len(starts), batch_size):
+        batch = starts[i : i + batch_size]
+        outputs = model(np.stack([strip[:, s : s + cols.tile] for s in batch])[:, None])
+        yield from zip(batch, outputs)
 
 
 def blend_tiles(
@@ -115,16 +117,14 @@ def blend_tiles(
             strip, valid = pending_read.result()
             if i + 1 < len(row_offsets):
                 pending_read = reader.submit(read_strip, row_offsets[i + 1])
-            predictions = _predict_strip(model, strip, cols, batch_size)
-            if acc is None:
-                acc = np.zeros((predictions[0].shape[0], rows.tile, span), np.float32)
-                wsum = np.zeros((rows.tile, span), np.float32)
-            for x, pred in zip(cols.offsets, predictions):
-                s = x - cols.offsets[0]
+            for s, pred in _predict_strip(model, strip, cols, batch_size):
+                if acc is None:
+                    acc = np.zeros((pred.shape[0], rows.tile, span), np.float32)
+                    wsum = np.zeros((rows.tile, span), np.float32)
                 acc[:, :, s : s + cols.tile] += pred * window
                 wsum[:, s : s + cols.tile] += window
             if on_tiles_done:
-                on_tiles_done(len(predictions))
+                on_tiles_done(len(cols.offsets))
             # Rows before the next strip's start receive no more tiles: they are final.
             done = rows.stride if i + 1 < len(row_offsets) else rows.tile
             lo, hi = max(0, -y), min(done, rows.length - y)

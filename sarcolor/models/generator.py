@@ -1,8 +1,10 @@
 """SarColorNet: a light SAR-to-RGB generator that does its work at 1/4 to 1/16 resolution.
 
 Full-resolution convolutions are what make the pix2pix U-Net slow on a CPU. Here the input is
-folded into channels (pixel unshuffle), processed by ConvNeXt-style blocks (depthwise 7x7 +
-pointwise MLP) at 1/4, 1/8 and 1/16 resolution, and unfolded back with pixel shuffle.
+folded into channels (pixel unshuffle) together with fixed despeckled multi-scale statistics
+(SpeckleContext), processed by ConvNeXt-style blocks (depthwise 7x7 + pointwise MLP) at 1/4,
+1/8 and 1/16 resolution, and unfolded back with pixel shuffle, on top of a per-pixel colour
+prior computed from the statistics.
 Normalisation is a per-pixel LayerNorm over channels: it uses no batch or spatial statistics,
 so a pixel's output does not depend on which tile it was computed in.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 # Replicate padding: zero padding makes a dark frame around every tile that the model then colours.
 PADDING = "replicate"
@@ -29,6 +32,61 @@ class ChannelLayerNorm(nn.Module):
         var = (x - mean).pow(2).mean(1, keepdim=True)
         x = (x - mean) * torch.rsqrt(var + self.eps)
         return x * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+def log_amplitude(x: torch.Tensor) -> torch.Tensor:
+    """Amplitude in [0, 1] to about [-1, 1] on a log scale (-40 dB floor): speckle and gain become additive."""
+    return torch.log10(x.clamp_min(0) + 1e-2) + 1.0
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = int(3 * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+class SpeckleContext(nn.Module):
+    """Fixed (not learned) despeckled, multi-scale statistics of the SAR at 1/4 resolution.
+
+    Per 4x4 block: log mean amplitude and the coefficient of variation (speckle vs texture);
+    then the Gaussian-weighted mean and standard deviation of the log amplitude at each sigma
+    (in 1/4-resolution pixels). Learning these from raw speckle takes a CNN thousands of steps;
+    given them, it starts from what a tree model on the same statistics reaches in seconds.
+    """
+
+    def __init__(self, sigmas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(4)
+        self.sigmas = tuple(sigmas)
+        # Separable Gaussian weights for the two blurred channels (log mean and its square), ready-shaped
+        # so the ONNX export sees constant convolution kernels.
+        for i, sigma in enumerate(self.sigmas):
+            kernel = gaussian_kernel(sigma)
+            self.register_buffer(f"kernel_x{i}", kernel.view(1, 1, 1, -1).repeat(2, 1, 1, 1), persistent=False)
+            self.register_buffer(f"kernel_y{i}", kernel.view(1, 1, -1, 1).repeat(2, 1, 1, 1), persistent=False)
+
+    @property
+    def channels(self) -> int:
+        return 2 + 2 * len(self.sigmas)
+
+    def _blur(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        kernel_x, kernel_y = getattr(self, f"kernel_x{index}"), getattr(self, f"kernel_y{index}")
+        radius = kernel_x.shape[-1] // 2
+        x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), kernel_x, groups=2)
+        return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), kernel_y, groups=2)
+
+    def forward(self, amplitude: torch.Tensor) -> torch.Tensor:
+        mean = self.pool(amplitude)
+        std = torch.sqrt(F.relu(self.pool(amplitude * amplitude) - mean * mean) + 1e-8)
+        log_mean = log_amplitude(mean)
+        features = [log_mean, std / (mean + 1e-2)]
+        both = torch.cat([log_mean, log_mean * log_mean], 1)
+        for i in range(len(self.sigmas)):
+            blurred = self._blur(both, i)
+            local_mean = blurred[:, :1]
+            features += [local_mean, torch.sqrt(F.relu(blurred[:, 1:] - local_mean * local_mean) + 1e-8)]
+        return torch.cat(features, 1)
 
 
 class ConvNeXtBlock(nn.Module):
@@ -77,14 +135,37 @@ class SarColorNet(nn.Module):
         widths: tuple[int, int, int] = (48, 96, 192),
         depths: tuple[int, int, int] = (1, 2, 4),
         decoder_depths: tuple[int, int] = (2, 1),
+        log_input: bool = True,
+        stem_norm: bool = False,
+        context_sigmas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0),
+        prior_width: int = 64,
     ) -> None:
         super().__init__()
         c1, c2, c3 = widths
-        self.stem = nn.Sequential(
-            nn.PixelUnshuffle(4),
-            nn.Conv2d(in_channels * 16, c1, 3, padding=1, padding_mode=PADDING),
-            ChannelLayerNorm(c1),
-        )
+        self.log_input = log_input
+        self.context = SpeckleContext(context_sigmas) if context_sigmas else None
+        context = self.context.channels if self.context else 0
+        folded = in_channels * 16 * (2 if log_input else 1) + context
+        # Fixed standardisation of the folded input, measured on training data (fit_input_stats) and
+        # saved with the weights: unscaled inputs slowed learning several-fold (see experiments/).
+        self.register_buffer("input_mean", torch.zeros(1, folded, 1, 1))
+        self.register_buffer("input_std", torch.ones(1, folded, 1, 1))
+        self.prior = None
+        if prior_width and self.context is not None:
+            # Colour prior: a per-pixel MLP on the context statistics at 1/4 resolution. It learns in a
+            # few hundred steps what the U-Net trunk needs thousands for; the trunk adds a residual.
+            self.context_slice = slice(folded - context, folded)
+            self.prior = nn.Sequential(
+                nn.Conv2d(context, prior_width, 1), nn.GELU(),
+                nn.Conv2d(prior_width, prior_width, 1), nn.GELU(),
+                nn.Conv2d(prior_width, out_channels, 1),
+            )
+        stem = [nn.Conv2d(folded, c1, 3, padding=1, padding_mode=PADDING)]
+        # A LayerNorm straight after a linear stem divides out the local brightness of a one-band
+        # input, which is most of what SAR tells about the ground: off by default (see experiments/).
+        if stem_norm:
+            stem.append(ChannelLayerNorm(c1))
+        self.stem = nn.Sequential(*stem)
         self.enc1 = _stage(c1, depths[0])
         self.down2 = nn.Sequential(ChannelLayerNorm(c1), nn.Conv2d(c1, c2, 2, stride=2))
         self.enc2 = _stage(c2, depths[1])
@@ -96,16 +177,37 @@ class SarColorNet(nn.Module):
         self.dec1 = _stage(c1, decoder_depths[1])
         self.head = nn.Sequential(
             ChannelLayerNorm(c1),
-            nn.Conv2d(c1 + in_channels * 16, out_channels * 16, 3, padding=1, padding_mode=PADDING),
+            nn.Conv2d(c1 + folded, out_channels * 16, 3, padding=1, padding_mode=PADDING),
             nn.PixelShuffle(4),
         )
         self.unshuffle = nn.PixelUnshuffle(4)
+        if self.prior is not None:
+            nn.init.zeros_(self.head[1].weight)
+            nn.init.zeros_(self.head[1].bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @torch.no_grad()
+    def fit_input_stats(self, amplitude: torch.Tensor) -> None:
+        """Set the input standardisation from a batch of training inputs (N,1,H,W)."""
+        x = self.fold(amplitude)
+        self.input_mean.copy_(x.mean((0, 2, 3), keepdim=True))
+        self.input_std.copy_(x.std((0, 2, 3), keepdim=True).clamp_min(1e-3))
+
+    def fold(self, amplitude: torch.Tensor) -> torch.Tensor:
+        """The input at 1/4 resolution: its 4x4 blocks as channels, plus the context statistics."""
+        x = torch.cat([amplitude, log_amplitude(amplitude)], 1) if self.log_input else amplitude
+        folded = self.unshuffle(x)
+        return torch.cat([folded, self.context(amplitude)], 1) if self.context is not None else folded
+
+    def forward(self, amplitude: torch.Tensor) -> torch.Tensor:
+        x = (self.fold(amplitude) - self.input_mean) / self.input_std
         s1 = self.enc1(self.stem(x))
         s2 = self.enc2(self.down2(s1))
         s3 = self.enc3(self.down3(s2))
         d2 = self.dec2(self.up2(s3) + s2)
         d1 = self.dec1(self.up1(d2) + s1)
         # The folded input rejoins at the head so full-resolution SAR structure reaches the output.
-        return torch.sigmoid(self.head[2](self.head[1](torch.cat([self.head[0](d1), self.unshuffle(x)], 1))))
+        logits = self.head[2](self.head[1](torch.cat([self.head[0](d1), x], 1)))
+        if self.prior is not None:
+            prior = self.prior(x[:, self.context_slice])
+            logits = logits + F.interpolate(prior, scale_factor=4.0, mode="bilinear", align_corners=False)
+        return torch.sigmoid(logits)

@@ -1,0 +1,172 @@
+"""``sarcolor serve``: a Gradio page to colourise an uploaded SAR image and download the result.
+
+The page holds no model code: it loads models through :mod:`sarcolor.backends` at start-up (a
+missing or broken model stops the server before it listens, it never falls back to random
+weights) and colourises through :func:`sarcolor.infer.colorize_file`, exactly as the CLI does.
+Each request works in a folder of its own that is removed once the page has its files.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sarcolor.errors import SarcolorError
+from sarcolor.infer import PLAIN_OUTPUT_MAX_PIXELS, ColorizeOptions, colorize_file
+from sarcolor.io import INPUT_SCALES, IMAGE_SUFFIXES, SarReader, open_raster, read_rgb_preview, write_plain_copy
+
+log = logging.getLogger(__name__)
+
+PREVIEW_SIDE = 1024
+DEFAULT_MODEL = "default (Sentinel-1 VH)"
+
+
+@dataclass
+class ServeOptions:
+    models: dict[str, object]  # display name -> loaded model (a backends callable)
+    max_upload_mb: int = 200
+    examples: list[Path] = field(default_factory=list)
+    tile: int = 512
+    overlap: int = 64
+
+
+@dataclass
+class PageResult:
+    previews: tuple[np.ndarray, np.ndarray]  # SAR (grey as RGB), colourised
+    files: list[str]  # GeoTIFF, then PNG when the scene is small enough for one
+    summary: str
+    work_dir: str
+
+
+def example_files(folder: Path | None) -> list[Path]:
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def sar_preview(path: Path, band: int, input_scale: str, quantile: float) -> np.ndarray:
+    with open_raster(path) as src:
+        grey = SarReader(src, band, input_scale, quantile).preview(PREVIEW_SIDE)
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def check_upload(path: str | None, max_upload_mb: int) -> Path:
+    if not path:
+        raise SarcolorError("upload a SAR image first (GeoTIFF, PNG or JPEG)")
+    upload = Path(path)
+    if upload.suffix.lower() not in IMAGE_SUFFIXES:
+        raise SarcolorError(f"{upload.name}: not a supported image type (use .tif, .png or .jpg)")
+    size_mb = upload.stat().st_size / 2**20
+    if size_mb > max_upload_mb:
+        raise SarcolorError(f"{upload.name} is {size_mb:.0f} MB; the upload limit is {max_upload_mb} MB")
+    return upload
+
+
+def colourise_upload(
+    options: ServeOptions, work_root: Path, path: str | None, model_name: str, band: float, input_scale: str,
+    on_progress=None,
+) -> PageResult:
+    """Colourise one upload into a fresh folder under ``work_root``: GeoTIFF, PNG and two previews."""
+    upload = check_upload(path, options.max_upload_mb)
+    if model_name not in options.models:
+        raise SarcolorError(f"unknown model {model_name!r}")
+    model = options.models[model_name]
+    work_dir = work_root / uuid.uuid4().hex
+    work_dir.mkdir()
+    try:
+        tiff = work_dir / f"{upload.stem}_sarcolor.tif"
+        total: list[int] = []
+        done = [0]
+
+        def advance(n: int) -> None:
+            done[0] += n
+            if on_progress:
+                on_progress(done[0], total[0])
+
+        result = colorize_file(
+            upload, tiff, model, ColorizeOptions(options.tile, options.overlap, int(band), input_scale),
+            on_start=total.append, on_tiles_done=advance,
+        )
+        files = [str(tiff)]
+        if result.height * result.width <= PLAIN_OUTPUT_MAX_PIXELS:
+            png = tiff.with_suffix(".png")
+            write_plain_copy(tiff, png, "PNG")
+            files.append(str(png))
+        previews = (sar_preview(upload, int(band), input_scale, model.convention["quantile"]), read_rgb_preview(tiff, PREVIEW_SIDE))
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    summary = (
+        f"**{upload.name}**: {result.width} × {result.height} px, band {int(band)}, "
+        f"input scale {result.input_scale}, {result.tiles} tile(s), model *{model_name}*."
+    )
+    return PageResult(previews, files, summary, str(work_dir))
+
+
+def build_app(options: ServeOptions, work_root: Path):
+    import gradio as gr
+
+    names = list(options.models)
+
+    def on_colourise(path, model_name, band, input_scale, progress=gr.Progress()):
+        def report(done: int, total: int) -> None:
+            progress((done, total), desc="colourising tiles", unit="tiles")
+
+        try:
+            result = colourise_upload(options, work_root, path, model_name, band, input_scale, report)
+        except SarcolorError as exc:
+            # Name the user's file, not the server's copy of it.
+            message = str(exc).replace(str(path), Path(path).name) if path else str(exc)
+            raise gr.Error(message, print_exception=False) from None
+        except Exception as exc:  # a bug: the page says so, the log has the traceback, the server goes on
+            log.exception("colourising %s failed", path)
+            raise gr.Error(f"unexpected {type(exc).__name__}: {exc}", print_exception=False) from None
+        return result.previews, result.files, result.summary, result.work_dir
+
+    def remove_work_dir(work_dir: str | None) -> None:
+        if work_dir and Path(work_dir).parent == work_root:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    with gr.Blocks(title="sarcolor", delete_cache=(600, 3600)) as app:
+        gr.Markdown(
+            "# sarcolor\nTurn a Sentinel-1 SAR image into a natural-colour, optical-like picture. "
+            "Upload a GeoTIFF, PNG or JPEG (one band of SAR amplitude, σ0 or dB); download a GeoTIFF "
+            "that keeps the input's georeferencing."
+        )
+        work_dir = gr.State()
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label="SAR image", file_types=list(IMAGE_SUFFIXES), type="filepath", elem_id="upload")
+                model = gr.Dropdown(names, value=names[0], label="Model", elem_id="model")
+                band = gr.Number(1, precision=0, minimum=1, label="Band (the default model expects VH)", elem_id="band")
+                scale = gr.Dropdown(list(INPUT_SCALES), value="auto", label="Input scale", elem_id="scale")
+                button = gr.Button("Colourise", variant="primary", elem_id="colourise")
+                gr.Markdown(f"Uploads up to {options.max_upload_mb} MB.")
+            with gr.Column(scale=2):
+                slider = gr.ImageSlider(label="SAR | colourised", type="numpy", elem_id="result")
+                summary = gr.Markdown(elem_id="summary")
+                downloads = gr.File(label="Downloads (GeoTIFF, PNG)", file_count="multiple", elem_id="downloads")
+        inputs = [upload, model, band, scale]
+        outputs = [slider, downloads, summary, work_dir]
+        button.click(on_colourise, inputs, outputs).then(remove_work_dir, work_dir, None)
+        if options.examples:
+            examples = gr.Examples([[str(p), names[0], 1, "auto"] for p in options.examples], inputs, label="Examples: click one to colourise it")
+            examples.load_input_event.then(on_colourise, inputs, outputs).then(remove_work_dir, work_dir, None)
+    return app
+
+
+def serve(options: ServeOptions, host: str = "127.0.0.1", port: int = 7860) -> None:
+    """Start the page and block until interrupted; the per-request work folders go with it."""
+    with tempfile.TemporaryDirectory(prefix="sarcolor-serve-") as tmp:
+        app = build_app(options, Path(tmp))
+        app.queue(default_concurrency_limit=2)
+        log.info("serving on http://%s:%d", host, port)
+        app.launch(
+            server_name=host, server_port=port, max_file_size=f"{options.max_upload_mb}mb",
+            allowed_paths=[str(p.parent) for p in options.examples], show_error=True, footer_links=[],
+        )

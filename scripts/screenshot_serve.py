@@ -1,0 +1,71 @@
+"""Screenshot of `sarcolor serve` for the README: the coast example colourised in headless Chromium.
+
+    python scripts/screenshot_serve.py [-o docs/serve.png] [--chromium /usr/bin/chromium]
+
+Needs the web and test extras (gradio, playwright) and Debian's chromium.
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "s1_vh_coast_california.tif"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, server: subprocess.Popen, seconds: float = 300) -> None:
+    deadline = time.time() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if server.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"sarcolor serve did not start at {url}")
+            time.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--output", type=Path, default=ROOT / "docs" / "serve.png")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    args = parser.parse_args()
+    url = f"http://127.0.0.1:{free_port()}/"
+    server = subprocess.Popen([sys.executable, "-m", "sarcolor", "-q", "serve", "--port", url.split(":")[-1].strip("/"),
+                               "--examples", str(EXAMPLE.parent)])
+    try:
+        wait_for(url, server)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            page.set_input_files("#upload input[type=file]", str(EXAMPLE))
+            page.locator(f'#upload [aria-label="{EXAMPLE.name}"]').first.wait_for()
+            page.click("#colourise")
+            page.locator("#summary").get_by_text(EXAMPLE.name).wait_for()
+            page.locator("#result img").first.wait_for(state="visible")
+            time.sleep(1)  # let the slider images finish decoding
+            page.screenshot(path=str(args.output), full_page=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""The web page: colourise_upload directly, then the real server in a headless Chromium."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import COAST, EXAMPLES, FIELDS, read_all, run_cli
+
+gradio = pytest.importorskip("gradio", reason="the web extra (gradio) is not installed")
+
+from sarcolor.errors import SarcolorError  # noqa: E402
+from sarcolor.web import DEFAULT_MODEL, ServeOptions, colourise_upload  # noqa: E402
+
+UPLOAD_LIMIT_MB = 2
+
+
+@pytest.fixture(scope="module")
+def options(model):
+    return ServeOptions({DEFAULT_MODEL: model}, max_upload_mb=UPLOAD_LIMIT_MB)
+
+
+def test_upload_is_colourised_like_the_cli(options, tmp_path):
+    progress = []
+    result = colourise_upload(options, tmp_path, str(COAST), DEFAULT_MODEL, 1, "auto", lambda d, t: progress.append((d, t)))
+    tiff, png = map(Path, result.files)
+    assert tiff.suffix == ".tif" and png.suffix == ".png" and tiff.parent == Path(result.work_dir)
+    cli_out = tmp_path / "cli.tif"
+    run_cli("colorize", COAST, "-o", cli_out, check=True)
+    web_rgb, web_profile = read_all(tiff)
+    cli_rgb, _ = read_all(cli_out)
+    np.testing.assert_array_equal(web_rgb, cli_rgb)
+    with rasterio.open(COAST) as src:
+        assert web_profile["crs"] == src.crs and web_profile["transform"] == src.transform
+    png_rgb, _ = read_all(png)
+    np.testing.assert_array_equal(png_rgb, cli_rgb)
+    sar, rgb = result.previews
+    assert sar.shape == rgb.shape == (512, 512, 3) and sar.dtype == rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb, np.moveaxis(cli_rgb, 0, -1))
+    assert progress and progress[-1][0] == progress[-1][1]
+    assert "512 × 512 px" in result.summary and "normalized" in result.summary
+
+
+@pytest.mark.parametrize(
+    "content, name, message",
+    [
+        (b"not an image at all", "junk.tif", "cannot read .* as an image"),
+        (b"hello", "notes.txt", "not a supported image type"),
+        (None, "empty.tif", "upload a SAR image first"),
+        (os.urandom(3 * 2**20), "big.tif", f"the upload limit is {UPLOAD_LIMIT_MB} MB"),
+    ],
+)
+def test_bad_uploads_give_a_message_and_leave_nothing(options, tmp_path, content, name, message):
+    work_root = tmp_path / "work"
+    work_root.mkdir()
+    path = None
+    if content is not None:
+        path = tmp_path / name
+        path.write_bytes(content)
+    with pytest.raises(SarcolorError, match=message):
+        colourise_upload(options, work_root, str(path) if path else None, DEFAULT_MODEL, 1, "auto")
+    assert list(work_root.iterdir()) == []
+
+
+def test_all_nodata_upload_gives_a_message(options, tmp_path):
+    work_root = tmp_path / "work"
+    work_root.mkdir()
+    path = tmp_path / "nan.tif"
+    with rasterio.open(COAST) as src:
+        profile = {**src.profile, "dtype": "float32"}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((1, 512, 512), np.nan, np.float32))
+    with pytest.raises(SarcolorError, match="no valid pixels"):
+        colourise_upload(options, work_root, str(path), DEFAULT_MODEL, 1, "auto")
+    assert list(work_root.iterdir()) == []
+
+
+# -- the real server in a real browser ------------------------------------------------------
+
+
+def chromium_path() -> str:
+    """Debian's chromium; the test setup installs it where it can (root with apt-get, as in CI)."""
+    found = shutil.which("chromium")
+    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
+        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+            subprocess.run(command, capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        found = shutil.which("chromium")
+    if found is None:
+        pytest.skip("no chromium browser (apt-get install chromium) for the browser test")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    pytest.importorskip("playwright", reason="playwright is not installed")
+    tmp = tmp_path_factory.mktemp("server")
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    log_file = open(tmp / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sarcolor", "serve", "--port", str(port), "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--examples", str(EXAMPLES)],
+        stdout=log_file, stderr=subprocess.STDOUT, env=env,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 300
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.time() > deadline:
+                process.kill()
+                pytest.fail(f"server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    yield url, tmp
+    process.terminate()
+    process.wait(timeout=30)
+    log_file.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(server[0])
+    yield page
+    context.close()
+
+
+def choose_file(page, path: Path) -> None:
+    clear = page.locator('#upload button[aria-label="Clear"]')  # a previous upload hides the file input
+    if clear.count():
+        clear.first.click()
+    page.set_input_files("#upload input[type=file]", str(path))
+
+
+def upload_and_colourise(page, path: Path) -> None:
+    choose_file(page, path)
+    page.locator(f'#upload [aria-label="{path.name}"]').first.wait_for()
+    page.click("#colourise")
+
+
+def test_browser_colourises_and_downloads_a_georeferenced_geotiff(page, server, tmp_path):
+    upload_and_colourise(page, FIELDS)
+    page.locator("#result img").first.wait_for(state="visible")
+    page.locator("#summary").get_by_text("512 × 512 px").wait_for()
+    link = page.locator('#downloads a[download$="_sarcolor.tif"]').first
+    with page.expect_download() as download:
+        link.click()
+    target = tmp_path / "download.tif"
+    download.value.save_as(target)
+    rgb, profile = read_all(target)
+    with rasterio.open(FIELDS) as src:
+        assert profile["crs"] == src.crs and profile["crs"].to_epsg() == 3395
+        assert profile["transform"] == src.transform
+    assert rgb.shape == (3, 512, 512)
+    page.screenshot(path=str(server[1] / "page.png"), full_page=True)
+    # The request's work folder is gone once the page has its files; the server keeps none.
+    work_roots = list(server[1].glob("sarcolor-serve-*"))
+    assert len(work_roots) == 1
+    deadline = time.time() + 10
+    while any(work_roots[0].iterdir()) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(work_roots[0].iterdir())
+
+
+def test_browser_shows_a_message_for_junk_and_keeps_serving(page, tmp_path):
+    junk = tmp_path / "junk.tif"
+    junk.write_bytes(b"this is not a GeoTIFF")
+    upload_and_colourise(page, junk)
+    message = page.get_by_text("cannot read junk.tif as an image").first
+    message.wait_for(state="visible")
+    assert "/tmp" not in message.inner_text()  # the user sees their file's name, not the server's paths
+    big = tmp_path / "big.tif"
+    big.write_bytes(os.urandom((UPLOAD_LIMIT_MB + 1) * 2**20))
+    choose_file(page, big)
+    page.get_by_text(f"exceed the maximum allowed size of {UPLOAD_LIMIT_MB}").first.wait_for(state="visible")
+    upload_and_colourise(page, COAST)
+    page.locator("#summary").get_by_text("s1_vh_coast_california.tif").wait_for()
+
+
+def test_browser_example_gallery_runs_in_one_click(page):
+    page.get_by_text(FIELDS.name).first.click()
+    page.locator("#summary").get_by_text(FIELDS.name).wait_for()
+    assert page.locator("#result img").first.is_visible()
+
+
+def test_two_users_at_once_get_their_own_results(server):
+    from gradio_client import Client, handle_file
+
+    client = Client(server[0], verbose=False)
+
+    def colourise(path: Path):
+        return client.predict(handle_file(str(path)), DEFAULT_MODEL, 1, "auto", api_name="/on_colourise")
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(colourise, [COAST, FIELDS]))
+    for (_, files, summary), source in zip(results, [COAST, FIELDS]):
+        assert source.name in summary
+        tiff = next(Path(f) for f in files if str(f).endswith("_sarcolor.tif"))
+        assert tiff.name == f"{source.stem}_sarcolor.tif"
+        with rasterio.open(tiff) as dst, rasterio.open(source) as src:
+            assert dst.crs == src.crs and dst.transform == src.transform
