@@ -34,6 +34,12 @@ IMAGE_SUFFIXES = tuple(OUTPUT_DRIVERS)
 STATS_MAX_SIDE = 2048
 
 
+def decimated_shape(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(height, width) after decimating by the smallest integer factor that fits ``max_side``."""
+    factor = max(1, int(np.ceil(max(height, width) / max_side)))
+    return int(np.ceil(height / factor)), int(np.ceil(width / factor))
+
+
 @contextlib.contextmanager
 def open_raster(path: str | Path) -> Iterator[rasterio.DatasetReader]:
     """Open a raster for reading, turning every way it can fail into a one-line SarcolorError."""
@@ -149,8 +155,7 @@ class SarReader:
             )
 
     def _decimated(self, read, max_side: int = STATS_MAX_SIDE, **kwargs) -> np.ndarray:
-        factor = max(1, int(np.ceil(max(self.height, self.width) / max_side)))
-        shape = (int(np.ceil(self.height / factor)), int(np.ceil(self.width / factor)))
+        shape = decimated_shape(self.height, self.width, max_side)
         indexes = kwargs.pop("indexes", self.band)
         out_shape = shape if np.isscalar(indexes) else (len(indexes), *shape)
         try:
@@ -282,7 +287,7 @@ class RasterWriter:
         self.path = path
         self.driver = output_driver(path)
         self.src = src
-        self.with_mask = with_mask or warp is not None
+        self.with_mask = with_mask
         self.cog = cog
         self.warp = warp
         self._tmp_paths: list[Path] = []
@@ -388,8 +393,7 @@ def write_plain_copy(tiff_path: Path, out_path: Path, driver: str) -> None:
 def read_rgb_preview(path: str | Path, max_side: int) -> np.ndarray:
     """An RGB raster as (H, W, 3) uint8, decimated to at most ``max_side`` px on a side; nodata black."""
     with open_raster(path) as src:
-        factor = max(1, int(np.ceil(max(src.height, src.width) / max_side)))
-        shape = (int(np.ceil(src.height / factor)), int(np.ceil(src.width / factor)))
+        shape = decimated_shape(src.height, src.width, max_side)
         rgb = src.read([1, 2, 3], out_shape=(3, *shape), resampling=Resampling.average)
         mask = src.dataset_mask(out_shape=shape, resampling=Resampling.nearest)
     rgb[:, mask == 0] = 0

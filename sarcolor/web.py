@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +162,26 @@ def build_app(options: ServeOptions, work_root: Path):
             examples = gr.Examples([[str(p), names[0], 1, "auto"] for p in options.examples], inputs, label="Examples: click one to colourise it")
             examples.load_input_event.then(on_colourise, inputs, outputs).then(remove_work_dir, work_dir, None)
     return app
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, for a server started right after (tests, screenshots)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, seconds: float = 300) -> bool:
+    """Poll ``url`` until it answers (True), or the server process exits or time runs out (False)."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return True
+        except OSError:
+            if process.poll() is not None or time.time() > deadline:
+                return False
+            time.sleep(0.5)
 
 
 def serve(options: ServeOptions, host: str = "127.0.0.1", port: int = 7860) -> None:

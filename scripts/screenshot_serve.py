@@ -7,35 +7,17 @@ Needs the web and test extras (gradio, playwright) and Debian's chromium.
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from sarcolor.web import free_port, wait_until_serving
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "s1_vh_coast_california.tif"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, server: subprocess.Popen, seconds: float = 300) -> None:
-    deadline = time.time() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            if server.poll() is not None or time.time() > deadline:
-                raise SystemExit(f"sarcolor serve did not start at {url}")
-            time.sleep(0.5)
 
 
 def main() -> None:
@@ -47,7 +29,8 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-m", "sarcolor", "-q", "serve", "--port", url.split(":")[-1].strip("/"),
                                "--examples", str(EXAMPLE.parent)])
     try:
-        wait_for(url, server)
+        if not wait_until_serving(url, server):
+            raise SystemExit(f"sarcolor serve did not start at {url}")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1280, "height": 900})

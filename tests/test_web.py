@@ -1,11 +1,9 @@
 """The web page: colourise_upload directly, then the real server in a headless Chromium."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from conftest import COAST, EXAMPLES, FIELDS, read_all, run_cli
 gradio = pytest.importorskip("gradio", reason="the web extra (gradio) is not installed")
 
 from sarcolor.errors import SarcolorError  # noqa: E402
-from sarcolor.web import DEFAULT_MODEL, ServeOptions, colourise_upload  # noqa: E402
+from sarcolor.web import DEFAULT_MODEL, ServeOptions, colourise_upload, free_port, wait_until_serving  # noqa: E402
 
 UPLOAD_LIMIT_MB = 2
 
@@ -98,12 +96,6 @@ def chromium_path() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     pytest.importorskip("playwright", reason="playwright is not installed")
@@ -116,16 +108,9 @@ def server(tmp_path_factory):
         stdout=log_file, stderr=subprocess.STDOUT, env=env,
     )
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 300
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None or time.time() > deadline:
-                process.kill()
-                pytest.fail(f"server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    if not wait_until_serving(url, process):
+        process.kill()
+        pytest.fail(f"server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
     yield url, tmp
     process.terminate()
     process.wait(timeout=30)
