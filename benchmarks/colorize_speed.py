@@ -1,4 +1,4 @@
-"""Colourisation throughput (MP/s) and peak memory: sarcolor's model beside the pix2pix reference.
+"""Colourisation throughput (MP/s) and peak memory: sarcolor's bundled models beside the pix2pix reference.
 
 Both run through the same path (onnxruntime, tiled reader -> model -> GeoTIFF writer) on the same
 inputs: GeoTIFF scenes made by tiling real val SAR (1024^2, 4096^2, 16384^2, a full 25000x17000
@@ -6,7 +6,7 @@ Sentinel-1 IW scene). Each case runs in a fresh process so its peak RSS is its o
 only up to --pix2pix-max pixels (about 20 min for a full scene here); beyond, its time is
 extrapolated from its largest measured throughput and marked so. Prints a markdown table.
 
-    python benchmarks/colorize_speed.py [--sizes 1024 4096 16384 25000x17000] [--pix2pix-max 4096]
+    python benchmarks/colorize_speed.py [--sizes 1024 4096 16384 25000x17000] [--pix2pix-max 4096] [--models default smooth]
 """
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def run_case(model: str, scene: str, out: str, tile: int, overlap: int) -> None:
     from sarcolor.backends import load_model
     from sarcolor.infer import ColorizeOptions, colorize_file
 
-    net = load_model(model or None, "cpu")
+    net = load_model(model, "cpu")
     start = time.perf_counter()
     colorize_file(scene, out, net, ColorizeOptions(tile=tile, overlap=overlap, overwrite=True))
     seconds = time.perf_counter() - start
@@ -125,7 +125,7 @@ def tile_sweep(tiles: list[int], overlap: int, size: int = 4096) -> None:
         scene = Path(tmp) / "scene.tif"
         make_scene(size, size, scene)
         for tile in tiles:
-            result = measure("", scene, Path(tmp) / "out.tif", tile, overlap)
+            result = measure("default", scene, Path(tmp) / "out.tif", tile, overlap)
             print(f"| {tile} | {overlap} | {result['seconds']:.1f} | {size * size / 1e6 / result['seconds']:.2f} | {result['peak_rss_mb']:.0f} |")
             sys.stdout.flush()
     print()
@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=parse_size, nargs="+", default=[parse_size("1024"), parse_size("4096")],
                         help="scene sizes: N (square) or WxH")
     parser.add_argument("--pix2pix-max", type=float, default=4096**2, help="largest scene (pixels) also run with pix2pix")
+    parser.add_argument("--models", nargs="+", default=["default", "smooth"], help="bundled model names or model files")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--tile-sweep", type=int, nargs="*", default=[],
@@ -155,19 +156,22 @@ def main() -> None:
             scene = tmp / f"scene_{width}x{height}.tif"
             make_scene(width, height, scene)
             mp = width * height / 1e6
-            ours = measure("", scene, tmp / "ours.tif", args.tile, args.overlap)
+            ours = {model: measure(model, scene, tmp / "ours.tif", args.tile, args.overlap) for model in args.models}
             name = f"{width}x{height}"
             if width * height <= args.pix2pix_max:
                 ref = measure(str(pix2pix), scene, tmp / "ref.tif", args.tile, args.overlap)
                 ref_rate = mp / ref["seconds"]
                 ref_row = f"| pix2pix U-Net-256 | {name} | {ref['seconds']:.1f} | {ref_rate:.2f} | {ref['peak_rss_mb']:.0f} | 1.0x |"
-                ratio = f"{ref['seconds'] / ours['seconds']:.1f}x"
             elif ref_rate:
                 ref_row = f"| pix2pix U-Net-256 (extrapolated) | {name} | ~{mp / ref_rate:.0f} | ({ref_rate:.2f}) | n/a | 1.0x |"
-                ratio = f"~{mp / ref_rate / ours['seconds']:.1f}x"
             else:
-                ref_row, ratio = None, "n/a"
-            print(f"| sarcolor (default) | {name} | {ours['seconds']:.1f} | {mp / ours['seconds']:.2f} | {ours['peak_rss_mb']:.0f} | {ratio} |")
+                ref_row = None
+            for model, result in ours.items():
+                ratio = "n/a"
+                if ref_row:
+                    ratio = f"{'~' if 'extrapolated' in ref_row else ''}{mp / ref_rate / result['seconds']:.1f}x"
+                print(f"| sarcolor ({model}) | {name} | {result['seconds']:.1f} | {mp / result['seconds']:.2f} "
+                      f"| {result['peak_rss_mb']:.0f} | {ratio} |")
             if ref_row:
                 print(ref_row)
             sys.stdout.flush()

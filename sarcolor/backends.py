@@ -21,8 +21,18 @@ CONVENTION_KEY = "sar_convention"
 MULTIPLE_KEY = "size_multiple"
 
 
+# Models shipped in sarcolor/weights, by the name --model accepts in place of a path, with a short
+# description for the web page. default: colour and texture that follow the SAR's structure;
+# smooth: the highest PSNR/SSIM, soft and muted (README, "The bundled models").
+BUNDLED_MODELS = {"default": "photo-like", "smooth": "most accurate per pixel, soft"}
+
+
+def bundled_model_path(name: str = "default") -> Path:
+    return Path(str(resources.files("sarcolor") / "weights" / f"{name}.onnx"))
+
+
 def default_model_path() -> Path:
-    return Path(str(resources.files("sarcolor") / "weights" / "default.onnx"))
+    return bundled_model_path("default")
 
 
 class OnnxModel:
@@ -82,12 +92,16 @@ class TorchModel:
 
 
 def load_model(path: str | Path | None = None, device: str = "auto", threads: int = 0):
-    """The model at ``path`` (.onnx or .pt), or the bundled default model; threads 0 = the backend's default."""
+    """The model at ``path`` (.onnx or .pt), or a bundled model by name (None: the default); threads 0 = the backend's default."""
     if device not in ("auto", "cpu", "cuda"):
         raise SarcolorError(f"unknown --device {device!r}; choose auto, cpu or cuda")
-    path = Path(path) if path else default_model_path()
+    if not path:
+        path = default_model_path()
+    elif str(path) in BUNDLED_MODELS and not Path(path).exists():
+        path = bundled_model_path(str(path))
+    path = Path(path)
     if not path.is_file():
-        raise SarcolorError(f"model not found: {path}")
+        raise SarcolorError(f"model not found: {path} (bundled models: {', '.join(BUNDLED_MODELS)})")
     backend = TorchModel if path.suffix in (".pt", ".pth") else OnnxModel
     model = backend(path, device, threads)
     log.debug("model %s on %s", path.name, model.device)

@@ -82,11 +82,11 @@ def progress_bar() -> Progress:
 def colorize(
     input: Path = typer.Argument(..., help="SAR image (GeoTIFF, PNG, JPEG) or a folder of them."),
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.tif, .png, .jpg; format follows the extension), or a folder when INPUT is one."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model (.onnx, or a training checkpoint .pt). Default: the bundled model, trained on Sentinel-1 VH amplitude."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model: a bundled one by name (default: photo-like colour and texture; smooth: most accurate per pixel, soft), or a file (.onnx, or a training checkpoint .pt). Both bundled models expect Sentinel-1 VH amplitude."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     tile: int = typer.Option(512, "--tile", help="Tile size in pixels (multiple of 16)."),
     overlap: int = typer.Option(64, "--overlap", help="Overlap between tiles in pixels, blended with a Hann window."),
-    band: int = typer.Option(1, "--band", help="Band to colourise (1-based). The default model expects VH polarisation: for a VV+VH file pick the VH band."),
+    band: int = typer.Option(1, "--band", help="Band to colourise (1-based). The bundled models expect VH polarisation: for a VV+VH file pick the VH band."),
     input_scale: InputScale = typer.Option(
         InputScale.auto, "--input-scale",
         help="Unit of the input values. normalized: already amplitude / 99% quantile in [0,1] (uint8 is read as x/255); "
@@ -206,12 +206,12 @@ def train(
 @app.command()
 def evaluate(
     data: Path = typer.Option(..., "--data", help="Pairs folder (sar/, opt/, split.json)."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model to evaluate (default: the bundled one)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model to evaluate: a bundled name (default, smooth) or a file (default: the bundled default)."),
     split: str = typer.Option("val", "--split", help="Split of split.json to evaluate."),
     out: Optional[Path] = typer.Option(None, "--out", help="Report folder: metrics.csv/json, report.md/html, bar charts, SAR | prediction | optical strips."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score the mean-colour and lookup-table baselines."),
     json_out: bool = typer.Option(False, "--json", help="Print the mean metrics as JSON on stdout."),
-    compare: Optional[list[str]] = typer.Option(None, "--compare", help="Another model in the same table, as NAME=PATH (e.g. pix2pix=runs/pix2pix/last.pt); repeatable."),
+    compare: Optional[list[str]] = typer.Option(None, "--compare", help="Another model in the same table, as NAME=PATH or NAME=BUNDLED (e.g. pix2pix=runs/pix2pix/last.pt, smooth=smooth); repeatable."),
     tile: int = typer.Option(512, "--tile"),
     overlap: int = typer.Option(64, "--overlap"),
     device: Device = typer.Option(Device.auto, "--device"),
@@ -268,7 +268,7 @@ def export(
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 to serve your network)."),
     port: int = typer.Option(7860, "--port", help="Port to listen on."),
-    model: Optional[list[Path]] = typer.Option(None, "--model", "-m", help="Extra model(s) to offer beside the bundled default (.onnx or .pt); repeat the option for several."),
+    model: Optional[list[Path]] = typer.Option(None, "--model", "-m", help="Extra model file(s) to offer beside the bundled ones (.onnx or .pt); repeat the option for several."),
     max_upload_mb: int = typer.Option(200, "--max-upload-mb", help="Largest upload accepted, in MB."),
     examples: Optional[Path] = typer.Option(None, "--examples", help="Folder of example images for the page's gallery. Default: examples/ of a source checkout, if there is one."),
     tile: int = typer.Option(512, "--tile", help="Tile size in pixels (multiple of 16)."),
@@ -276,11 +276,11 @@ def serve(
     device: Device = typer.Option(Device.auto, "--device", help="auto uses CUDA when available."),
 ) -> None:
     """Start the web page: upload a SAR image, see it in colour beside the input, download a GeoTIFF and a PNG."""
-    from sarcolor.backends import load_model
+    from sarcolor.backends import BUNDLED_MODELS, load_model
 
     with user_errors():
         try:
-            from sarcolor.web import DEFAULT_MODEL, ServeOptions, example_files, serve as run_server
+            from sarcolor.web import ServeOptions, bundled_model_label, example_files, serve as run_server
         except ImportError as exc:
             raise SarcolorError(f"the web page needs the web extra: pip install 'sarcolor[web]' ({exc})") from None
         if max_upload_mb < 1 or not 0 < port < 65536:
@@ -289,7 +289,7 @@ def serve(
             raise SarcolorError(f"--examples folder not found: {examples}")
         if tile < 16 or overlap < 0 or overlap >= tile:
             raise SarcolorError("need --tile >= 16 and 0 <= --overlap < --tile")
-        models = {DEFAULT_MODEL: load_model(None, device.value)}
+        models = {bundled_model_label(name): load_model(name, device.value) for name in BUNDLED_MODELS}
         for path in model or []:
             models[path.name] = load_model(path, device.value)
         for name, net in models.items():

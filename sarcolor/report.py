@@ -17,6 +17,7 @@ COLUMNS = [
     ("psnr", "PSNR (dB) ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"), ("mse", "MSE ↓", "{:.4f}"),
     ("delta_e00", "ΔE00 ↓", "{:.2f}"), ("colourfulness_ratio", "colourfulness ratio (→1)", "{:.2f}"),
     ("sharpness_ratio", "sharpness ratio (→1)", "{:.2f}"), ("colour_swd", "colour SWD (Lab) ↓", "{:.2f}"),
+    ("grid_4px", "4-px grid (≈1)", "{:.1f}"),
 ]
 STRIP_SIDE = 256  # panel size in the per-image strips
 

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # How the training data was scaled; stored in every checkpoint and exported model.
 SAR_CONVENTION = {"polarisation": "VH", "quantity": "amplitude", "quantile": 0.99, "clip": 1.0}
 LAST = "last.pt"
-LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "adv", "fm"]
+LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "texture", "adv", "fm"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -214,6 +214,25 @@ class Trainer:
         save_png(grid(rows), self.out_dir / "samples.png")
         loss_curves(self.out_dir / "loss_log.csv", self.out_dir / "loss_curves.png")
 
+    def init_weights_from(self, path: Path) -> None:
+        """Fine-tune start: copy the generator tensors of another run that match by name and shape.
+
+        The architecture may differ (blocks added or removed): what has no match keeps its fresh
+        initialisation, and the log says how much was carried over.
+        """
+        try:
+            source = torch.load(path, map_location=self.device, weights_only=False)["ema"]
+        except (OSError, RuntimeError, EOFError, KeyError) as exc:
+            raise SarcolorError(f"train.init_from: cannot load {path}: {str(exc).splitlines()[0]}") from None
+        target = self.generator.state_dict()
+        matched = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+        if not matched:
+            raise SarcolorError(f"train.init_from: {path} shares no weights with this model")
+        self.generator.load_state_dict(matched, strict=False)
+        self.ema.load_state_dict(self.generator.state_dict())
+        log.info("initialised %d of %d generator tensors from %s (%d there unused)",
+                 len(matched), len(target), path, len(source) - len(matched))
+
     def _fit_input_stats(self) -> None:
         """Input standardisation from 64 training crops drawn with their own seed (not the training stream)."""
         if not hasattr(self.generator, "fit_input_stats"):
@@ -247,6 +266,8 @@ class Trainer:
             raise SarcolorError(f"{last} exists: use --resume to continue it, or choose another out_dir")
         else:
             self._fit_input_stats()
+            if tc.init_from:
+                self.init_weights_from(Path(tc.init_from))
         if self.world_size > 1:
             # Each process draws its own crops; the effective batch is world_size x batch_size.
             self.sampler.rng = np.random.default_rng([tc.seed, self.rank, self.step])

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sarcolor.backends import BUNDLED_MODELS
 from sarcolor.errors import SarcolorError
 from sarcolor.infer import PLAIN_OUTPUT_MAX_PIXELS, ColorizeOptions, colorize_file
 from sarcolor.io import INPUT_SCALES, IMAGE_SUFFIXES, SarReader, open_raster, read_rgb_preview, write_plain_copy
@@ -27,7 +28,14 @@ from sarcolor.io import INPUT_SCALES, IMAGE_SUFFIXES, SarReader, open_raster, re
 log = logging.getLogger(__name__)
 
 PREVIEW_SIDE = 1024
-DEFAULT_MODEL = "default (Sentinel-1 VH)"
+
+
+def bundled_model_label(name: str) -> str:
+    """How the page lists a bundled model: 'default (photo-like)'."""
+    return f"{name} ({BUNDLED_MODELS[name]})"
+
+
+DEFAULT_MODEL = bundled_model_label("default")
 
 
 @dataclass
@@ -147,7 +155,7 @@ def build_app(options: ServeOptions, work_root: Path):
             with gr.Column(scale=1):
                 upload = gr.File(label="SAR image", file_types=list(IMAGE_SUFFIXES), type="filepath", elem_id="upload")
                 model = gr.Dropdown(names, value=names[0], label="Model", elem_id="model")
-                band = gr.Number(1, precision=0, minimum=1, label="Band (the default model expects VH)", elem_id="band")
+                band = gr.Number(1, precision=0, minimum=1, label="Band (the bundled models expect VH)", elem_id="band")
                 scale = gr.Dropdown(list(INPUT_SCALES), value="auto", label="Input scale", elem_id="scale")
                 button = gr.Button("Colourise", variant="primary", elem_id="colourise")
                 gr.Markdown(f"Uploads up to {options.max_upload_mb} MB.")

@@ -1,23 +1,43 @@
 import numpy as np
+import pytest
 import torch
+from torch.nn import functional as F
 
 from sarcolor.data import load_split
-from sarcolor.losses import colour_distribution_loss
+from sarcolor.losses import patch_distribution_loss, texture_loss
 
 from conftest import PAIRS
 
 
-def real_optical() -> torch.Tensor:
+def real_optical(size: int = 64) -> torch.Tensor:
     pair = load_split(PAIRS, "val")[0]
-    return torch.from_numpy(pair.opt[None, :, :64, :64].astype(np.float32) / 255.0)
+    return torch.from_numpy(pair.opt[None, :, :size, :size].astype(np.float32) / 255.0)
+
+
+def pixel_shuffled(image: torch.Tensor) -> torch.Tensor:
+    """Same pixels, random places: the same colour distribution with no texture left."""
+    n, c, h, w = image.shape
+    return image.reshape(n, c, -1)[..., torch.randperm(h * w)].reshape(image.shape)
 
 
 def test_colour_distribution_loss_sees_palettes_not_places():
     torch.manual_seed(0)
     real = real_optical()
-    shuffled = real.reshape(1, 3, -1)[..., torch.randperm(64 * 64)].reshape(real.shape)
     mean = real.mean((2, 3), keepdim=True).expand_as(real)
-    assert float(colour_distribution_loss(real, real)) == 0.0
-    assert float(colour_distribution_loss(shuffled, real, samples=64 * 64)) < 0.01  # same colours elsewhere
-    assert float(colour_distribution_loss(mean, real)) > 0.05  # one flat colour misses the palette
-    assert float(colour_distribution_loss(real.flip(1), real)) > 0.02  # RGB -> BGR changes the colours
+    assert float(patch_distribution_loss(real, real)) == 0.0
+    assert float(patch_distribution_loss(pixel_shuffled(real), real, samples=64 * 64)) < 0.01  # same colours elsewhere
+    assert float(patch_distribution_loss(mean, real)) > 0.05  # one flat colour misses the palette
+    assert float(patch_distribution_loss(real.flip(1), real)) > 0.02  # RGB -> BGR changes the colours
+
+
+@pytest.mark.parametrize("scales", [1, 2])
+def test_texture_loss_sees_detail_not_places(scales):
+    """Blur (lost detail) and shuffled pixels (noise instead of structure) cost more than moved structure."""
+    torch.manual_seed(0)
+    real = real_optical(128)
+    moved = torch.roll(real, shifts=(1, 1), dims=(2, 3))  # identical texture, every pixel misplaced
+    blurred = F.avg_pool2d(F.pad(real, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    moved_loss = float(texture_loss(moved, real, patch=5, scales=scales))
+    assert float(texture_loss(blurred, real, patch=5, scales=scales)) > 3 * moved_loss
+    assert float(texture_loss(pixel_shuffled(real), real, patch=5, scales=scales)) > 3 * moved_loss
+    assert float(F.mse_loss(moved, real)) > float(F.mse_loss(blurred, real))  # squared error prefers the blur

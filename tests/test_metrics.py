@@ -66,6 +66,16 @@ def test_sharpness_ratio_drops_for_a_blurred_image(real):
     assert metrics.sharpness(blurred) < 0.75 * metrics.sharpness(real)
 
 
+def test_grid_score_flags_a_4px_stamp_and_not_real_texture(real):
+    """A fixed pattern repeated on every 4x4 block (what a pixel-shuffle head learns under a texture loss)."""
+    stamp = np.random.default_rng(0).normal(0, 0.03, (4, 4))
+    h, w = real.shape[1:]
+    stamped = np.clip(real + np.tile(stamp, (h // 4, w // 4))[None], 0, 1)
+    assert metrics.periodic_artefact(real) < 3
+    assert metrics.periodic_artefact(stamped) > 10 * metrics.periodic_artefact(real)
+    assert metrics.sharpness(stamped) > metrics.sharpness(real)  # why sharpness alone cannot be trusted
+
+
 def test_colour_swd_grows_with_a_colour_shift(real):
     tinted = np.clip(real + np.array([0.1, 0, -0.1])[:, None, None], 0, 1)
     assert metrics.colour_swd(tinted, real) > 3 * metrics.colour_swd(np.clip(real + 0.002, 0, 1), real)

@@ -7,6 +7,7 @@ from skimage.io import imread
 
 from sarcolor.config import load_config
 from sarcolor.data import CropSampler, load_split
+from sarcolor.errors import SarcolorError
 from sarcolor.train import LAST, Trainer
 
 from conftest import PAIRS, run_cli
@@ -79,6 +80,29 @@ def test_checkpoint_survives_a_kill_mid_save(tmp_path, monkeypatch):
     Trainer(config).load_checkpoint(tmp_path / "run" / LAST)
 
 
+def test_fine_tune_from_another_architecture_with_texture_loss(tmp_path):
+    """train.init_from carries over every tensor that matches (input statistics included) into a slimmer model."""
+    source_config = load_config(None, {**SMALL, "out_dir": str(tmp_path / "source"), "train.steps": 10,
+                                       "loss.adversarial": 0.0})
+    source = Trainer(source_config)
+    source.fit()
+    slim = {**SMALL, "model.depths": [0, 1, 1], "model.decoder_depths": [1, 0], "loss.adversarial": 0.0,
+            "loss.texture_swd": 50.0, "train.init_from": str(tmp_path / "source" / LAST)}
+    tuned = Trainer(load_config(None, {**slim, "out_dir": str(tmp_path / "tuned"), "train.steps": 10}))
+    tuned.sampler = CropSampler(load_split(PAIRS, "train"), 64)
+    tuned.init_weights_from(tmp_path / "source" / LAST)
+    source_weights, tuned_weights = source.ema.state_dict(), tuned.generator.state_dict()
+    assert "enc1.0.dwconv.weight" in source_weights and "enc1.0.dwconv.weight" not in tuned_weights
+    for name in ("input_mean", "stem.0.weight", "enc3.0.pw1.weight", "head.1.weight", "prior.0.weight"):
+        torch.testing.assert_close(tuned_weights[name], source_weights[name])
+    tuned.fit()
+    with open(tmp_path / "tuned" / "loss_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[-1]["texture"] != "" and float(rows[-1]["texture"]) > 0
+    with pytest.raises(SarcolorError, match="init_from"):
+        tuned.init_weights_from(tmp_path / "missing.pt")
+
+
 def test_train_cli_refuses_to_clobber_and_exports(tmp_path):
     out = tmp_path / "run"
     overrides = ["--out-dir", str(out), "--steps", "10", "--data", str(PAIRS)]
@@ -100,6 +124,9 @@ def test_train_cli_refuses_to_clobber_and_exports(tmp_path):
     bad.write_text("model: {wdths: [1]}\n")
     result = run_cli("train", "--config", bad, "--out-dir", str(tmp_path / "r2"))
     assert result.returncode != 0 and "unknown config key" in result.stderr
+    bad.write_text("model: {head: sharp}\n")
+    result = run_cli("train", "--config", bad, "--out-dir", str(tmp_path / "r3"))
+    assert result.returncode != 0 and "unknown model.head 'sharp'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_torchrun_ddp_on_cpu_with_gloo(tmp_path):

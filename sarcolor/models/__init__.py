@@ -12,6 +12,8 @@ def build_generator(model_config) -> SarColorNet | Pix2PixUNet:
         return Pix2PixUNet()
     if model_config.arch != "sarcolor":
         raise SarcolorError(f"unknown model.arch {model_config.arch!r}; choose sarcolor or pix2pix")
+    if model_config.head not in SarColorNet.heads:
+        raise SarcolorError(f"unknown model.head {model_config.head!r}; choose {' or '.join(SarColorNet.heads)}")
     return SarColorNet(
         widths=tuple(model_config.widths),
         depths=tuple(model_config.depths),
@@ -20,6 +22,7 @@ def build_generator(model_config) -> SarColorNet | Pix2PixUNet:
         stem_norm=model_config.stem_norm,
         context_sigmas=tuple(model_config.context_sigmas),
         prior_width=model_config.prior_width,
+        head=model_config.head,
     )
 
 
