@@ -6,7 +6,7 @@ Sentinel-1 IW scene). Each case runs in a fresh process so its peak RSS is its o
 only up to --pix2pix-max pixels (about 20 min for a full scene here); beyond, its time is
 extrapolated from its largest measured throughput and marked so. Prints a markdown table.
 
-    python benchmarks/colorize_speed.py [--sizes 1024 4096 16384 25000x17000] [--pix2pix-max 4096] [--models default smooth]
+    python benchmarks/colorize_speed.py [--sizes 1024 4096 16384 25000x17000] [--pix2pix-max 16777216] [--models default smooth]
 """
 from __future__ import annotations
 

@@ -222,7 +222,7 @@ class Trainer:
         """
         try:
             source = torch.load(path, map_location=self.device, weights_only=False)["ema"]
-        except (OSError, RuntimeError, EOFError, KeyError) as exc:
+        except (OSError, RuntimeError, EOFError, KeyError, TypeError) as exc:
             raise SarcolorError(f"train.init_from: cannot load {path}: {str(exc).splitlines()[0]}") from None
         target = self.generator.state_dict()
         matched = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
