@@ -91,10 +91,8 @@ class TorchModel:
             return self.generator(self.torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)).float().cpu().numpy()
 
 
-def load_model(path: str | Path | None = None, device: str = "auto", threads: int = 0):
-    """The model at ``path`` (.onnx or .pt), or a bundled model by name (None: the default); threads 0 = the backend's default."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise SarcolorError(f"unknown --device {device!r}; choose auto, cpu or cuda")
+def resolve_model_path(path: str | Path | None) -> Path:
+    """The absolute path of a model given as a file, a bundled model's name, or None (the default)."""
     if not path:
         path = default_model_path()
     elif str(path) in BUNDLED_MODELS and not Path(path).exists():
@@ -102,6 +100,14 @@ def load_model(path: str | Path | None = None, device: str = "auto", threads: in
     path = Path(path)
     if not path.is_file():
         raise SarcolorError(f"model not found: {path} (bundled models: {', '.join(BUNDLED_MODELS)})")
+    return path.resolve()
+
+
+def load_model(path: str | Path | None = None, device: str = "auto", threads: int = 0):
+    """The model at ``path`` (.onnx or .pt), or a bundled model by name (None: the default); threads 0 = the backend's default."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise SarcolorError(f"unknown --device {device!r}; choose auto, cpu or cuda")
+    path = resolve_model_path(path)
     backend = TorchModel if path.suffix in (".pt", ".pth") else OnnxModel
     model = backend(path, device, threads)
     log.debug("model %s on %s", path.name, model.device)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sarcolor.backends import load_model
+from sarcolor.backends import load_model, resolve_model_path
 from sarcolor.errors import SarcolorError
 from sarcolor.infer import ColorizeOptions, colorize_file
 
@@ -28,12 +28,12 @@ class SceneOutcome:
 
 
 @functools.lru_cache(maxsize=4)
-def _worker_model(path: str | None, device: str, threads: int):
+def _worker_model(path: str, device: str, threads: int):
     """One loaded model per worker process and model, reused by every scene that worker runs."""
     return load_model(path, device, threads)
 
 
-def colorize_scene(source: str, target: str, model_path: str | None, device: str, threads: int, options: ColorizeOptions) -> str | None:
+def colorize_scene(source: str, target: str, model_path: str, device: str, threads: int, options: ColorizeOptions) -> str | None:
     """Runs on a worker: colourise one scene. Returns None, or the one-line error a user can act on."""
     try:
         colorize_file(source, target, _worker_model(model_path, device, threads), options)
@@ -82,7 +82,8 @@ def colorize_on_dask(
     """Colourise every (input, output) job on the cluster; returns one outcome per job, in finishing order."""
     from dask.distributed import as_completed
 
-    model = str(Path(model_path).resolve()) if model_path else None
+    # Workers may run elsewhere and in another folder: send them the absolute file, bundled names resolved.
+    model = str(resolve_model_path(model_path))
     outcomes = []
     with dask_client(scheduler, workers) as (client, threads):
         futures = {
