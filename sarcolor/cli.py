@@ -71,6 +71,19 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def check_tile_and_overlap(tile: int, overlap: int) -> None:
+    """Checked before any model is loaded, so a typo fails at once."""
+    if tile < 16 or overlap < 0 or overlap >= tile:
+        raise SarcolorError("need --tile >= 16 and 0 <= --overlap < --tile")
+
+
+def check_tile_multiple(tile: int, models: dict[str, object]) -> None:
+    """Every model (by the name used in the error) accepts tiles of ``tile`` px."""
+    for name, net in models.items():
+        if tile % net.multiple:
+            raise SarcolorError(f"--tile must be a multiple of {net.multiple} for {name}, got {tile}")
+
+
 def progress_bar() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -110,8 +123,9 @@ def colorize(
     from sarcolor.io import parse_crs
 
     with user_errors():
-        if tile < 16 or overlap < 0 or overlap >= tile or batch_size < 1:
-            raise SarcolorError("need --tile >= 16, 0 <= --overlap < --tile and --batch-size >= 1")
+        check_tile_and_overlap(tile, overlap)
+        if batch_size < 1:
+            raise SarcolorError("need --batch-size >= 1")
         options = ColorizeOptions(tile, overlap, band, input_scale.value, batch_size, overwrite, cog, warp)
         if warp:
             parse_crs(warp)
@@ -124,8 +138,7 @@ def colorize(
         else:
             jobs = [(input, output)]
         net = load_model(model, device.value)
-        if tile % net.multiple:
-            raise SarcolorError(f"--tile must be a multiple of {net.multiple} for this model, got {tile}")
+        check_tile_multiple(tile, {"this model": net})
         if scheduler or workers:
             colorize_folder_on_dask(jobs, model, device.value, options, scheduler, workers)
             return
@@ -225,6 +238,7 @@ def evaluate(
     from sarcolor.report import markdown_table, write_report
 
     with user_errors():
+        check_tile_and_overlap(tile, overlap)
         net = load_model(model, device.value)
         others = {}
         for entry in compare or []:
@@ -232,6 +246,7 @@ def evaluate(
             if not sep or not name or not path:
                 raise SarcolorError(f"--compare takes NAME=PATH, got {entry!r}")
             others[name] = load_model(path, device.value)
+        check_tile_multiple(tile, {"this model": net, **{f"model {name}": other for name, other in others.items()}})
         pairs = load_split(data, split)
         predictors = default_predictors(net, data, baselines, tile, overlap, others)
         predictions: dict = {} if out else None
@@ -287,14 +302,11 @@ def serve(
             raise SarcolorError("need --max-upload-mb >= 1 and a --port between 1 and 65535")
         if examples is not None and not examples.is_dir():
             raise SarcolorError(f"--examples folder not found: {examples}")
-        if tile < 16 or overlap < 0 or overlap >= tile:
-            raise SarcolorError("need --tile >= 16 and 0 <= --overlap < --tile")
+        check_tile_and_overlap(tile, overlap)
         models = {bundled_model_label(name): load_model(name, device.value) for name in BUNDLED_MODELS}
         for path in model or []:
             models[path.name] = load_model(path, device.value)
-        for name, net in models.items():
-            if tile % net.multiple:
-                raise SarcolorError(f"--tile must be a multiple of {net.multiple} for model {name}, got {tile}")
+        check_tile_multiple(tile, {f"model {name}": net for name, net in models.items()})
         source_examples = Path(__file__).resolve().parents[1] / "examples"
         gallery = example_files(examples if examples is not None else source_examples)
         run_server(ServeOptions(models, max_upload_mb, gallery, tile, overlap), host, port)

@@ -5,7 +5,7 @@ import pytest
 import rasterio
 from rasterio.control import GroundControlPoint
 
-from conftest import COAST, EXAMPLES, FIELDS, read_all, run_cli
+from conftest import COAST, EXAMPLES, FIELDS, PAIRS, read_all, run_cli
 from test_io import example_normalised, write_variant
 
 
@@ -137,6 +137,8 @@ def test_bad_output_and_options_fail_cleanly(tmp_path):
     assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.bmp"), "unknown extension", tmp_path / "x.bmp")
     assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "no" / "x.tif"), "output folder does not exist")
     assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--tile", "100"), "multiple of 16", tmp_path / "x.tif")
+    assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--batch-size", "0"), "need --batch-size >= 1", tmp_path / "x.tif")
+    assert_clean_failure(run_cli("evaluate", "--data", PAIRS, "--tile", "100", "--no-baselines"), "multiple of 16 for this model")
     assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--model", tmp_path / "none.onnx"), "model not found")
     bad_model = tmp_path / "bad.onnx"
     bad_model.write_text("junk")
