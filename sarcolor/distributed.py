@@ -52,6 +52,10 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[tuple[object, i
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise SarcolorError("--scheduler/--workers need Dask: pip install 'sarcolor[dask]'") from None
+    # Importing distributed sets its loggers to INFO, and cluster shutdown logs closed connections
+    # with tracebacks there: routine, not the user's concern. Warnings and errors still show.
+    for name in ("distributed", "tornado"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
