@@ -24,6 +24,7 @@ class ModelConfig:
     # Output head: shuffle = 48 channels at 1/4 res pixel-shuffled to full res (learns fixed 4x4 stamps under a
     # texture loss); detail = colour at 1/4 res, upsampled, plus learned gains on full-res SAR high-pass bands.
     head: str = "shuffle"
+    despeckle: str = "none"  # none | lee: Lee filter (7x7, 4.4 looks) on the amplitude inside the model, before everything else
 
 
 @dataclass
@@ -45,6 +46,7 @@ class LossConfig:
     adversarial: float = 1.0
     feature_matching: float = 0.0
     gan_mode: str = "lsgan"  # lsgan | hinge | vanilla
+    colour_space: str = "rgb"  # rgb | lab: space of the l1 and mse terms (lab: CIELAB / 100, the space of ΔE)
 
 
 @dataclass

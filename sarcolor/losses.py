@@ -6,8 +6,34 @@ import torch
 from torch.nn import functional as F
 
 from sarcolor.config import LossConfig
+from sarcolor.errors import SarcolorError
 
 GAN_MODES = ("lsgan", "hinge", "vanilla")
+COLOUR_SPACES = ("rgb", "lab")
+
+# sRGB (linear) to CIE XYZ under D65, rows divided by the D65 white point: what skimage.color.rgb2lab uses.
+_RGB_TO_XYZ_WHITE = torch.tensor([
+    [0.412453, 0.357580, 0.180423],
+    [0.212671, 0.715160, 0.072169],
+    [0.019334, 0.119193, 0.950227],
+]) / torch.tensor([0.95047, 1.0, 1.08883])[:, None]
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """Differentiable sRGB (N,3,H,W) in [0,1] to CIELAB as skimage computes it (L in [0,100])."""
+    rgb = rgb.clamp(0, 1)
+    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).clamp_min(1e-6) ** 2.4, rgb / 12.92)
+    xyz = torch.einsum("ij,njhw->nihw", _RGB_TO_XYZ_WHITE.to(rgb), linear)
+    f = torch.where(xyz > 0.008856, xyz.clamp_min(1e-6) ** (1 / 3), 7.787 * xyz + 16 / 116)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
+
+
+def check_loss_config(config: LossConfig) -> None:
+    """Reject unknown loss choices before a run starts, as one-line user errors."""
+    if config.gan_mode not in GAN_MODES:
+        raise SarcolorError(f"unknown loss.gan_mode {config.gan_mode!r}; choose one of {', '.join(GAN_MODES)}")
+    if config.colour_space not in COLOUR_SPACES:
+        raise SarcolorError(f"unknown loss.colour_space {config.colour_space!r}; choose one of {', '.join(COLOUR_SPACES)}")
 
 
 def adversarial_loss(logits: torch.Tensor, target_real: bool, mode: str, for_discriminator: bool) -> torch.Tensor:
@@ -96,10 +122,12 @@ def generator_loss(
     config: LossConfig, fake: torch.Tensor, real: torch.Tensor, fake_outputs=None, real_outputs=None
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the configured terms; also returns each term's value for the loss log."""
-    terms: dict[str, torch.Tensor] = {"l1": F.l1_loss(fake, real)}
+    # The per-pixel terms in the configured space; the distribution terms stay in RGB, as the discriminator does.
+    fake_pixels, real_pixels = (rgb_to_lab(fake) / 100, rgb_to_lab(real) / 100) if config.colour_space == "lab" else (fake, real)
+    terms: dict[str, torch.Tensor] = {"l1": F.l1_loss(fake_pixels, real_pixels)}
     weights = {"l1": config.l1}
     if config.mse:
-        terms["mse"] = F.mse_loss(fake, real)
+        terms["mse"] = F.mse_loss(fake_pixels, real_pixels)
         weights["mse"] = config.mse
     if config.ssim:
         terms["ssim"] = ssim_loss(fake, real)

@@ -16,7 +16,7 @@ from sarcolor.config import RunConfig, config_to_dict, save_config
 from sarcolor.data import CropSampler, Pair, load_split
 from sarcolor.errors import SarcolorError
 from sarcolor.figures import grid, loss_curves, save_png, strip
-from sarcolor.losses import discriminator_loss, generator_loss
+from sarcolor.losses import check_loss_config, discriminator_loss, generator_loss
 from sarcolor.models import build_discriminator, build_generator
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class Trainer:
         if self.world_size > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         self.out_dir = Path(config.out_dir)
+        check_loss_config(config.loss)
         self.generator = build_generator(config.model).to(self.device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         self.use_gan = config.loss.adversarial > 0

@@ -4,7 +4,9 @@ import torch
 from torch.nn import functional as F
 
 from sarcolor.data import load_split
-from sarcolor.losses import patch_distribution_loss, texture_loss
+from sarcolor.config import LossConfig
+from sarcolor.errors import SarcolorError
+from sarcolor.losses import check_loss_config, generator_loss, patch_distribution_loss, rgb_to_lab, texture_loss
 
 from conftest import PAIRS
 
@@ -41,3 +43,21 @@ def test_texture_loss_sees_detail_not_places(scales):
     assert float(texture_loss(blurred, real, patch=5, scales=scales)) > 3 * moved_loss
     assert float(texture_loss(pixel_shuffled(real), real, patch=5, scales=scales)) > 3 * moved_loss
     assert float(F.mse_loss(moved, real)) > float(F.mse_loss(blurred, real))  # squared error prefers the blur
+
+
+def test_lab_conversion_matches_the_metric_and_drives_the_lab_loss():
+    """rgb_to_lab is skimage's rgb2lab (what ΔE00 is measured in), and differentiable for loss.colour_space=lab."""
+    from skimage.color import rgb2lab
+
+    real = real_optical()
+    expected = rgb2lab(real[0].permute(1, 2, 0).double().numpy())
+    np.testing.assert_allclose(rgb_to_lab(real)[0].permute(1, 2, 0).numpy(), expected, atol=0.02)
+    fake = (real.flip(1) * 0.8 + 0.1).requires_grad_()
+    lab_total, lab_terms = generator_loss(LossConfig(l1=0.0, mse=1.0, colour_space="lab"), fake, real)
+    rgb_total, rgb_terms = generator_loss(LossConfig(l1=0.0, mse=1.0), fake, real)
+    lab_mse = float(((rgb_to_lab(fake.detach()) - rgb_to_lab(real)) / 100).pow(2).mean())
+    assert lab_terms["mse"] == pytest.approx(lab_mse, rel=1e-5) and lab_terms["mse"] != pytest.approx(rgb_terms["mse"], rel=0.1)
+    lab_total.backward()
+    assert torch.isfinite(fake.grad).all() and float(fake.grad.abs().sum()) > 0
+    with pytest.raises(SarcolorError, match="unknown loss.colour_space 'hsv'"):
+        check_loss_config(LossConfig(colour_space="hsv"))

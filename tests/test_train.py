@@ -107,8 +107,9 @@ def test_train_cli_refuses_to_clobber_and_exports(tmp_path):
     out = tmp_path / "run"
     overrides = ["--out-dir", str(out), "--steps", "10", "--data", str(PAIRS)]
     cfg = tmp_path / "small.yaml"
-    cfg.write_text("model: {widths: [16, 32, 64], depths: [1, 1, 1], decoder_depths: [1, 1]}\n"
-                   "discriminator: {base_channels: 8}\ndata: {crop_size: 64, batch_size: 2}\n")
+    # The Lee filter and the Lab loss train and export like the rest (the filter runs inside the ONNX graph).
+    cfg.write_text("model: {widths: [16, 32, 64], depths: [1, 1, 1], decoder_depths: [1, 1], despeckle: lee}\n"
+                   "loss: {colour_space: lab}\ndiscriminator: {base_channels: 8}\ndata: {crop_size: 64, batch_size: 2}\n")
     run_cli("train", "--config", cfg, *overrides, check=True)
     again = run_cli("train", "--config", cfg, *overrides)
     assert again.returncode != 0 and "use --resume" in again.stderr and "Traceback" not in again.stderr
@@ -127,6 +128,9 @@ def test_train_cli_refuses_to_clobber_and_exports(tmp_path):
     bad.write_text("model: {head: sharp}\n")
     result = run_cli("train", "--config", bad, "--out-dir", str(tmp_path / "r3"))
     assert result.returncode != 0 and "unknown model.head 'sharp'" in result.stderr and "Traceback" not in result.stderr
+    bad.write_text("model: {despeckle: median}\n")
+    result = run_cli("train", "--config", bad, "--out-dir", str(tmp_path / "r4"))
+    assert result.returncode != 0 and "unknown model.despeckle 'median'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_torchrun_ddp_on_cpu_with_gloo(tmp_path):

@@ -14,6 +14,8 @@ def build_generator(model_config) -> SarColorNet | Pix2PixUNet:
         raise SarcolorError(f"unknown model.arch {model_config.arch!r}; choose sarcolor or pix2pix")
     if model_config.head not in SarColorNet.heads:
         raise SarcolorError(f"unknown model.head {model_config.head!r}; choose {' or '.join(SarColorNet.heads)}")
+    if model_config.despeckle not in SarColorNet.despeckle_filters:
+        raise SarcolorError(f"unknown model.despeckle {model_config.despeckle!r}; choose {' or '.join(SarColorNet.despeckle_filters)}")
     return SarColorNet(
         widths=tuple(model_config.widths),
         depths=tuple(model_config.depths),
@@ -23,6 +25,7 @@ def build_generator(model_config) -> SarColorNet | Pix2PixUNet:
         context_sigmas=tuple(model_config.context_sigmas),
         prior_width=model_config.prior_width,
         head=model_config.head,
+        despeckle=model_config.despeckle,
     )
 
 

@@ -90,6 +90,31 @@ class SpeckleContext(nn.Module):
         return torch.cat(features, 1)
 
 
+class LeeFilter(nn.Module):
+    """Lee's adaptive speckle filter on amplitude: flat areas are averaged, edges and point targets kept.
+
+    Works on intensity (amplitude squared) in a window x window neighbourhood, with the speckle's
+    coefficient of variation from the number of looks (Sentinel-1 IW GRDH: about 4.4).
+    """
+
+    def __init__(self, window: int = 7, looks: float = 4.4) -> None:
+        super().__init__()
+        self.window = window
+        self.noise_cv2 = 1.0 / looks
+
+    def _local_mean(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.window // 2
+        return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), self.window, stride=1)
+
+    def forward(self, amplitude: torch.Tensor) -> torch.Tensor:
+        intensity = amplitude * amplitude
+        mean = self._local_mean(intensity)
+        variance = F.relu(self._local_mean(intensity * intensity) - mean * mean)
+        signal_variance = F.relu(variance - mean * mean * self.noise_cv2) / (1.0 + self.noise_cv2)
+        weight = signal_variance / (variance + 1e-8)
+        return torch.sqrt(F.relu(mean + weight * (intensity - mean)) + 1e-12)
+
+
 class SarDetail(nn.Module):
     """Full-resolution high-pass bands of the log amplitude: the detail a 1/4-resolution trunk cannot carry.
 
@@ -145,6 +170,7 @@ class SarColorNet(nn.Module):
 
     multiple = 16
     heads = ("shuffle", "detail")
+    despeckle_filters = ("none", "lee")
 
     def __init__(
         self,
@@ -158,10 +184,16 @@ class SarColorNet(nn.Module):
         context_sigmas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0),
         prior_width: int = 64,
         head: str = "shuffle",
+        despeckle: str = "none",
     ) -> None:
         super().__init__()
         if head not in self.heads:
             raise ValueError(f"unknown head {head!r}: {' or '.join(self.heads)}")
+        if despeckle not in self.despeckle_filters:
+            raise ValueError(f"unknown despeckle {despeckle!r}: {' or '.join(self.despeckle_filters)}")
+        # Parameter-free, so checkpoints of either kind load into the other; it runs inside the model
+        # (and its ONNX export) so a tile's despeckling sees the tile's overlap.
+        self.despeckle = LeeFilter() if despeckle == "lee" else nn.Identity()
         c1, c2, c3 = widths
         self.out_channels = out_channels
         self.log_input = log_input
@@ -213,7 +245,7 @@ class SarColorNet(nn.Module):
     @torch.no_grad()
     def fit_input_stats(self, amplitude: torch.Tensor) -> None:
         """Set the input standardisation from a batch of training inputs (N,1,H,W)."""
-        x = self.fold(amplitude)
+        x = self.fold(self.despeckle(amplitude))
         self.input_mean.copy_(x.mean((0, 2, 3), keepdim=True))
         self.input_std.copy_(x.std((0, 2, 3), keepdim=True).clamp_min(1e-3))
 
@@ -224,6 +256,7 @@ class SarColorNet(nn.Module):
         return torch.cat([folded, self.context(amplitude)], 1) if self.context is not None else folded
 
     def forward(self, amplitude: torch.Tensor) -> torch.Tensor:
+        amplitude = self.despeckle(amplitude)
         x = (self.fold(amplitude) - self.input_mean) / self.input_std
         s1 = self.enc1(self.stem(x))
         s2 = self.enc2(self.down2(s1))
