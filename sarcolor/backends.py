@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarcolor.errors import SarcolorError
+from sarcolor.errors import SarcolorError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(path), session_options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise SarcolorError(f"cannot load model {path}: {str(exc).splitlines()[0][:200]}") from None
+            raise SarcolorError(f"cannot load model {path}: {first_line(exc)}") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if CONVENTION_KEY not in meta:
             raise SarcolorError(f"model {path} has no {CONVENTION_KEY} metadata: export it with `sarcolor export`")
@@ -70,19 +70,15 @@ class TorchModel:
             raise SarcolorError(f"{path} is a torch checkpoint: install sarcolor[train] to use it") from None
         from sarcolor.config import config_from_dict
         from sarcolor.models import build_generator
-        from sarcolor.train import resolve_device
+        from sarcolor.train import load_weights, read_checkpoint, resolve_device
 
         self.torch = torch
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-            config = config_from_dict(state["config"])
-            self.generator = build_generator(config.model).to(self.device).eval()
-            self.generator.load_state_dict(state["ema"])
-        except (OSError, RuntimeError, EOFError, KeyError, TypeError, ValueError) as exc:
-            raise SarcolorError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0][:200]}") from None
+        state = read_checkpoint(path, self.device, ("config", "ema", "sar_convention"))
+        self.generator = build_generator(config_from_dict(state["config"]).model).to(self.device).eval()
+        load_weights(self.generator, state["ema"], path)
         self.convention = state["sar_convention"]
         self.multiple = self.generator.multiple
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from sarcolor.errors import SarcolorError
+from sarcolor.errors import SarcolorError, first_line
 
 app = typer.Typer(
     help="Turn Sentinel-1 SAR images into natural-colour, optical-like RGB images, georeferencing kept.",
@@ -66,8 +66,7 @@ def user_errors() -> Iterator[None]:
     except Exception as exc:  # a bug, not a user error: still one line unless debugging
         if os.environ.get("SARCOLOR_DEBUG"):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        stderr.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {first} (set SARCOLOR_DEBUG=1 for a traceback)", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {first_line(exc)} (set SARCOLOR_DEBUG=1 for a traceback)", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from sarcolor.errors import SarcolorError
+from sarcolor.errors import SarcolorError, first_line
 
 
 @dataclass
@@ -120,7 +120,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         except FileNotFoundError:
             raise SarcolorError(f"config file not found: {path}") from None
         except yaml.YAMLError as exc:
-            raise SarcolorError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise SarcolorError(f"config file {path} is not valid YAML: {first_line(exc)}") from None
         if not isinstance(values, dict):
             raise SarcolorError(f"config file {path} must hold a mapping")
     for dotted, value in (overrides or {}).items():

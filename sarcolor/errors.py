@@ -3,3 +3,9 @@
 
 class SarcolorError(Exception):
     """A failure the user can fix (bad path, unreadable file, wrong band, existing output...)."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message cut to its first line (libraries' messages can run to pages), or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -23,7 +23,7 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from sarcolor.errors import SarcolorError
+from sarcolor.errors import SarcolorError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,9 @@ def open_raster(path: str | Path) -> Iterator[rasterio.DatasetReader]:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             src = rasterio.open(path)
     except RasterioIOError as exc:
-        raise SarcolorError(f"cannot read {path} as an image: {_first_line(exc)}") from None
+        raise SarcolorError(f"cannot read {path} as an image: {first_line(exc)}") from None
     with src:
         yield src
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def read_plain_image(path: str | Path) -> np.ndarray:
@@ -69,7 +64,7 @@ def read_plain_image(path: str | Path) -> np.ndarray:
         try:
             return src.read()
         except RasterioIOError as exc:
-            raise SarcolorError(f"cannot read {path}: {_first_line(exc)}") from None
+            raise SarcolorError(f"cannot read {path}: {first_line(exc)}") from None
 
 
 def guess_input_scale(dtype: str, sample: np.ndarray) -> str:
@@ -161,7 +156,7 @@ class SarReader:
         try:
             return read(indexes, out_shape=out_shape, resampling=Resampling.nearest, **kwargs)
         except RasterioIOError as exc:
-            raise SarcolorError(f"cannot read {self.src.name}: {_first_line(exc)}") from None
+            raise SarcolorError(f"cannot read {self.src.name}: {first_line(exc)}") from None
 
     def _valid(self, raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
         valid = mask > 0
@@ -215,7 +210,7 @@ class SarReader:
             raw = self.src.read(self.band, window=window)
             mask = self.src.read_masks(self.band, window=window)
         except RasterioIOError as exc:
-            raise SarcolorError(f"cannot read {self.src.name}: {_first_line(exc)}") from None
+            raise SarcolorError(f"cannot read {self.src.name}: {first_line(exc)}") from None
         inside_valid = self._valid(raw, mask)
         inside = self.scaling.apply(np.where(inside_valid, raw, 0), self.dtype)
         inside[~inside_valid] = self.scaling.fill

@@ -5,6 +5,7 @@ import copy
 import csv
 import logging
 import os
+import pickle
 import time
 from pathlib import Path
 from typing import Callable
@@ -14,7 +15,7 @@ import torch
 
 from sarcolor.config import RunConfig, config_to_dict, save_config
 from sarcolor.data import CropSampler, Pair, load_split
-from sarcolor.errors import SarcolorError
+from sarcolor.errors import SarcolorError, first_line
 from sarcolor.figures import grid, loss_curves, save_png, strip
 from sarcolor.losses import check_loss_config, discriminator_loss, generator_loss
 from sarcolor.models import build_discriminator, build_generator
@@ -33,6 +34,26 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SarcolorError("--device cuda asked for, but no CUDA device is available")
     return torch.device(name)
+
+
+def read_checkpoint(path: str | Path, device: torch.device, keys: tuple[str, ...], context: str = "") -> dict:
+    """A checkpoint's saved state, holding at least ``keys``; else one user error naming the file."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as exc:
+        raise SarcolorError(f"{context}cannot load checkpoint {path}: {first_line(exc)}") from None
+    missing = [key for key in keys if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise SarcolorError(f"{context}{path} is not a sarcolor training checkpoint (no {', '.join(missing)})")
+    return state
+
+
+def load_weights(module: torch.nn.Module, weights: dict, path: str | Path) -> None:
+    """Load saved weights into a module built from config; a mismatch (other architecture) is a user error."""
+    try:
+        module.load_state_dict(weights)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise SarcolorError(f"checkpoint {path} does not fit the configured model: {first_line(exc)}") from None
 
 
 def log_fields(path: Path) -> list[str]:
@@ -127,15 +148,12 @@ class Trainer:
         return path
 
     def load_checkpoint(self, path: Path) -> None:
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except (OSError, RuntimeError, EOFError) as exc:
-            raise SarcolorError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}") from None
-        self.generator.load_state_dict(state["generator"])
-        self.ema.load_state_dict(state["ema"])
+        state = read_checkpoint(path, self.device, ("generator", "ema", "opt_g", "step", "torch_rng"))
+        load_weights(self.generator, state["generator"], path)
+        load_weights(self.ema, state["ema"], path)
         self.opt_g.load_state_dict(state["opt_g"])
         if self.discriminator is not None and state.get("discriminator") is not None:
-            self.discriminator.load_state_dict(state["discriminator"])
+            load_weights(self.discriminator, state["discriminator"], path)
             self.opt_d.load_state_dict(state["opt_d"])
         self.step = int(state["step"])
         if self.sampler is not None and state.get("sampler_rng") is not None:
@@ -221,10 +239,7 @@ class Trainer:
         The architecture may differ (blocks added or removed): what has no match keeps its fresh
         initialisation, and the log says how much was carried over.
         """
-        try:
-            source = torch.load(path, map_location=self.device, weights_only=False)["ema"]
-        except (OSError, RuntimeError, EOFError, KeyError, TypeError) as exc:
-            raise SarcolorError(f"train.init_from: cannot load {path}: {str(exc).splitlines()[0]}") from None
+        source = read_checkpoint(path, self.device, ("ema",), context="train.init_from: ")["ema"]
         target = self.generator.state_dict()
         matched = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
         if not matched:

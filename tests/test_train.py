@@ -80,6 +80,27 @@ def test_checkpoint_survives_a_kill_mid_save(tmp_path, monkeypatch):
     Trainer(config).load_checkpoint(tmp_path / "run" / LAST)
 
 
+def test_bad_checkpoints_are_one_line_user_errors(tmp_path):
+    """Truncated, foreign and mismatched checkpoints: the same errors for resume, init_from and colorize."""
+    from sarcolor.backends import load_model
+
+    config = load_config(None, {**SMALL, "out_dir": str(tmp_path / "run"), "train.steps": 5})
+    Trainer(config).fit()
+    truncated, foreign = tmp_path / "truncated.pt", tmp_path / "foreign.pt"
+    truncated.write_bytes((tmp_path / "run" / LAST).read_bytes()[:5000])
+    torch.save({"state_dict": {}}, foreign)
+    wider = Trainer(load_config(None, {**SMALL, "model.widths": [24, 48, 96], "out_dir": str(tmp_path / "wider")}))
+    with pytest.raises(SarcolorError, match="does not fit the configured model: Error"):
+        wider.load_checkpoint(tmp_path / "run" / LAST)
+    for load in (Trainer(config).load_checkpoint, load_model):
+        with pytest.raises(SarcolorError, match=f"cannot load checkpoint {truncated}: "):
+            load(truncated)
+        with pytest.raises(SarcolorError, match="foreign.pt is not a sarcolor training checkpoint .no .*ema"):
+            load(foreign)
+    with pytest.raises(SarcolorError, match="^train.init_from: cannot load checkpoint"):
+        wider.init_weights_from(truncated)
+
+
 def test_fine_tune_from_another_architecture_with_texture_loss(tmp_path):
     """train.init_from carries over every tensor that matches (input statistics included) into a slimmer model."""
     source_config = load_config(None, {**SMALL, "out_dir": str(tmp_path / "source"), "train.steps": 10,
