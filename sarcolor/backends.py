@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarcolor.errors import SarcolorError, first_line
+from sarcolor.errors import SarcolorError, check_choice, first_line
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,7 @@ def resolve_model_path(path: str | Path | None) -> Path:
 
 def load_model(path: str | Path | None = None, device: str = "auto", threads: int = 0):
     """The model at ``path`` (.onnx or .pt), or a bundled model by name (None: the default); threads 0 = the backend's default."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise SarcolorError(f"unknown --device {device!r}; choose auto, cpu or cuda")
+    check_choice("--device", device, ("auto", "cpu", "cuda"))
     path = resolve_model_path(path)
     backend = TorchModel if path.suffix in (".pt", ".pth") else OnnxModel
     model = backend(path, device, threads)

@@ -23,7 +23,7 @@ from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from sarcolor.errors import SarcolorError, first_line
+from sarcolor.errors import SarcolorError, check_choice, first_line
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +167,7 @@ class SarReader:
         return valid
 
     def _measure_scaling(self, input_scale: str, quantile: float) -> SarScaling:
-        if input_scale not in INPUT_SCALES:
-            raise SarcolorError(f"unknown --input-scale {input_scale!r}; choose one of {', '.join(INPUT_SCALES)}")
+        check_choice("--input-scale", input_scale, INPUT_SCALES)
         raw = self._decimated(self.src.read)
         valid = self._valid(raw, self._decimated(self.src.read_masks))
         if not valid.any():

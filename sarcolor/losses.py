@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from sarcolor.config import LossConfig
-from sarcolor.errors import SarcolorError
+from sarcolor.errors import check_choice
 
 GAN_MODES = ("lsgan", "hinge", "vanilla")
 COLOUR_SPACES = ("rgb", "lab")
@@ -30,10 +30,8 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
 
 def check_loss_config(config: LossConfig) -> None:
     """Reject unknown loss choices before a run starts, as one-line user errors."""
-    if config.gan_mode not in GAN_MODES:
-        raise SarcolorError(f"unknown loss.gan_mode {config.gan_mode!r}; choose one of {', '.join(GAN_MODES)}")
-    if config.colour_space not in COLOUR_SPACES:
-        raise SarcolorError(f"unknown loss.colour_space {config.colour_space!r}; choose one of {', '.join(COLOUR_SPACES)}")
+    check_choice("loss.gan_mode", config.gan_mode, GAN_MODES)
+    check_choice("loss.colour_space", config.colour_space, COLOUR_SPACES)
 
 
 def adversarial_loss(logits: torch.Tensor, target_real: bool, mode: str, for_discriminator: bool) -> torch.Tensor:

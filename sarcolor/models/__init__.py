@@ -1,6 +1,6 @@
 """Networks, defined once and built from config."""
 from sarcolor.models.discriminator import MultiScaleDiscriminator, PatchDiscriminator
-from sarcolor.errors import SarcolorError
+from sarcolor.errors import check_choice
 from sarcolor.models.generator import SarColorNet
 from sarcolor.models.pix2pix import Pix2PixUNet
 
@@ -8,14 +8,11 @@ __all__ = ["MultiScaleDiscriminator", "PatchDiscriminator", "Pix2PixUNet", "SarC
 
 
 def build_generator(model_config) -> SarColorNet | Pix2PixUNet:
+    check_choice("model.arch", model_config.arch, ("sarcolor", "pix2pix"))
     if model_config.arch == "pix2pix":
         return Pix2PixUNet()
-    if model_config.arch != "sarcolor":
-        raise SarcolorError(f"unknown model.arch {model_config.arch!r}; choose sarcolor or pix2pix")
-    if model_config.head not in SarColorNet.heads:
-        raise SarcolorError(f"unknown model.head {model_config.head!r}; choose {' or '.join(SarColorNet.heads)}")
-    if model_config.despeckle not in SarColorNet.despeckle_filters:
-        raise SarcolorError(f"unknown model.despeckle {model_config.despeckle!r}; choose {' or '.join(SarColorNet.despeckle_filters)}")
+    check_choice("model.head", model_config.head, SarColorNet.heads)
+    check_choice("model.despeckle", model_config.despeckle, SarColorNet.despeckle_filters)
     return SarColorNet(
         widths=tuple(model_config.widths),
         depths=tuple(model_config.depths),

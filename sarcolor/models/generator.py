@@ -40,6 +40,12 @@ def log_amplitude(x: torch.Tensor) -> torch.Tensor:
     return torch.log10(x.clamp_min(0) + 1e-2) + 1.0
 
 
+def box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Mean over a size x size neighbourhood (odd size), same shape, edges replicated."""
+    r = size // 2
+    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), size, stride=1)
+
+
 def gaussian_kernel(sigma: float) -> torch.Tensor:
     radius = int(3 * sigma + 0.5)
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
@@ -102,14 +108,10 @@ class LeeFilter(nn.Module):
         self.window = window
         self.noise_cv2 = 1.0 / looks
 
-    def _local_mean(self, x: torch.Tensor) -> torch.Tensor:
-        r = self.window // 2
-        return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), self.window, stride=1)
-
     def forward(self, amplitude: torch.Tensor) -> torch.Tensor:
         intensity = amplitude * amplitude
-        mean = self._local_mean(intensity)
-        variance = F.relu(self._local_mean(intensity * intensity) - mean * mean)
+        mean = box_mean(intensity, self.window)
+        variance = F.relu(box_mean(intensity * intensity, self.window) - mean * mean)
         signal_variance = F.relu(variance - mean * mean * self.noise_cv2) / (1.0 + self.noise_cv2)
         weight = signal_variance / (variance + 1e-8)
         return torch.sqrt(F.relu(mean + weight * (intensity - mean)) + 1e-12)
@@ -126,7 +128,7 @@ class SarDetail(nn.Module):
     bands = 2
 
     def forward(self, log_amp: torch.Tensor) -> torch.Tensor:
-        smooth = F.avg_pool2d(F.pad(log_amp, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        smooth = box_mean(log_amp, 3)
         coarse = F.interpolate(F.avg_pool2d(smooth, 4), scale_factor=4.0, mode="bilinear", align_corners=False)
         return torch.cat([log_amp - smooth, smooth - coarse], 1)
 
