@@ -6,6 +6,7 @@ model was trained with, read from the checkpoint or the ONNX metadata.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from importlib import resources
@@ -22,20 +23,46 @@ MULTIPLE_KEY = "size_multiple"
 
 
 # Models shipped in sarcolor/weights, by the name --model accepts in place of a path, with a short
-# description for the web page. default: colour and texture that follow the SAR's structure;
-# smooth: the highest PSNR/SSIM, soft and muted (README, "The bundled models").
+# description for the web page. Both are one network (default.onnx) at two detail strengths:
+# default: colour plus the SAR's own detail; smooth: the colour alone, the highest PSNR/SSIM
+# (README, "The bundled models").
 BUNDLED_MODELS = {"default": "photo-like", "smooth": "most accurate per pixel, soft"}
+BUNDLED_DETAIL = {"default": 1.0, "smooth": 0.0}
 
 
 def bundled_model_path(name: str = "default") -> Path:
-    return Path(str(resources.files("sarcolor") / "weights" / f"{name}.onnx"))
+    del name  # every bundled model is the one network; the name sets its detail strength
+    return Path(str(resources.files("sarcolor") / "weights" / "default.onnx"))
+
+
+def check_detail(value: float | None) -> None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise SarcolorError(f"--detail must be in [0, 1], got {value:g}")
+
+
+class DetailControl:
+    """The detail strength of a model that has one (0: smooth colour only, 1: the full SAR detail)."""
+
+    has_detail = False
+    detail = 1.0
+
+    def with_detail(self, value: float | None) -> "DetailControl":
+        """This model at another detail strength (the weights are shared); None keeps the current one."""
+        if value is None:
+            return self
+        check_detail(value)
+        if not self.has_detail:
+            raise SarcolorError("this model has no detail control (--detail needs a model trained with a detail head)")
+        other = copy.copy(self)
+        other.detail = float(value)
+        return other
 
 
 def default_model_path() -> Path:
     return bundled_model_path("default")
 
 
-class OnnxModel:
+class OnnxModel(DetailControl):
     def __init__(self, path: Path, device: str = "auto", threads: int = 0) -> None:
         import onnxruntime as ort
 
@@ -55,14 +82,19 @@ class OnnxModel:
             raise SarcolorError(f"model {path} has no {CONVENTION_KEY} metadata: export it with `sarcolor export`")
         self.convention = json.loads(meta[CONVENTION_KEY])
         self.multiple = int(meta.get(MULTIPLE_KEY, 16))
-        self.input_name = self.session.get_inputs()[0].name
+        inputs = self.session.get_inputs()
+        self.input_name = inputs[0].name
+        self.has_detail = len(inputs) > 1
         self.device = "cuda" if use_cuda else "cpu"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        feed = {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+        if self.has_detail:
+            feed["detail"] = np.array([self.detail], np.float32)
+        return self.session.run(None, feed)[0]
 
 
-class TorchModel:
+class TorchModel(DetailControl):
     def __init__(self, path: Path, device: str = "auto", threads: int = 0) -> None:
         try:
             import torch
@@ -81,10 +113,15 @@ class TorchModel:
         load_weights(self.generator, state["ema"], path)
         self.convention = state["sar_convention"]
         self.multiple = self.generator.multiple
+        self.has_detail = hasattr(self.generator, "gain_head")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        with self.torch.inference_mode():
-            return self.generator(self.torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)).float().cpu().numpy()
+        torch = self.torch
+        with torch.inference_mode():
+            sar = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+            if self.has_detail:
+                return self.generator(sar, torch.tensor([self.detail], device=self.device)).float().cpu().numpy()
+            return self.generator(sar).float().cpu().numpy()
 
 
 def resolve_model_path(path: str | Path | None) -> Path:
@@ -99,11 +136,20 @@ def resolve_model_path(path: str | Path | None) -> Path:
     return path.resolve()
 
 
-def load_model(path: str | Path | None = None, device: str = "auto", threads: int = 0):
-    """The model at ``path`` (.onnx or .pt), or a bundled model by name (None: the default); threads 0 = the backend's default."""
+def load_model(path: str | Path | None = None, device: str = "auto", threads: int = 0, detail: float | None = None):
+    """The model at ``path`` (.onnx or .pt), or a bundled model by name (None: the default); threads 0 = the backend's default.
+
+    ``detail`` sets the detail strength (0..1) of a model that has one; None: the bundled model's own
+    (default 1, smooth 0), or 1 for a file.
+    """
     check_choice("--device", device, ("auto", "cpu", "cuda"))
-    path = resolve_model_path(path)
-    backend = TorchModel if path.suffix in (".pt", ".pth") else OnnxModel
-    model = backend(path, device, threads)
-    log.debug("model %s on %s", path.name, model.device)
+    check_detail(detail)
+    name = str(path) if path else "default"
+    resolved = resolve_model_path(path)
+    backend = TorchModel if resolved.suffix in (".pt", ".pth") else OnnxModel
+    model = backend(resolved, device, threads)
+    if name in BUNDLED_DETAIL and not Path(name).exists():
+        model.detail = BUNDLED_DETAIL[name]
+    model = model.with_detail(detail)
+    log.debug("model %s on %s, detail %s", resolved.name, model.device, model.detail if model.has_detail else "n/a")
     return model

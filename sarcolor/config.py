@@ -13,7 +13,15 @@ from sarcolor.errors import SarcolorError, first_line
 
 @dataclass
 class ModelConfig:
-    arch: str = "sarcolor"  # sarcolor (SarColorNet) | pix2pix (the 54M U-Net-256 reference; only the fields below apply to sarcolor)
+    # lite0 (LiteColorNet: frozen pretrained EfficientNet-Lite0 + colour and detail heads; the bundled models'),
+    # sarcolor (SarColorNet, the earlier from-scratch design; the default of older configs) | pix2pix (the 54M U-Net-256 reference)
+    arch: str = "sarcolor"
+    lateral_width: int = 32  # lite0: channels taken from each encoder tap
+    head_width: int = 64  # lite0: width of the head at 1/4 resolution
+    head_depth: int = 2  # lite0: ConvNeXt blocks in the head
+    taps: int = 3  # lite0: encoder features used, at SAR strides 8, 16, 32 (and 64 with 4)
+    smoothing: float = 2.0  # lite0: sigma (1/4-resolution pixels) of the fixed blur on the heads' outputs; 0 = none
+    # The fields below apply to arch sarcolor only.
     widths: tuple[int, int, int] = (48, 96, 192)
     depths: tuple[int, int, int] = (1, 2, 4)
     decoder_depths: tuple[int, int] = (2, 1)
@@ -46,6 +54,7 @@ class LossConfig:
     adversarial: float = 1.0
     feature_matching: float = 0.0
     gan_mode: str = "lsgan"  # lsgan | hinge | vanilla
+    shift_consistency: float = 0.0  # mean |difference| between predictions of two crops shifted by < data.shift_max px, on their overlap
     colour_space: str = "rgb"  # rgb | lab: space of the l1 and mse terms (lab: CIELAB / 100, the space of ΔE)
 
 
@@ -56,6 +65,7 @@ class DataConfig:
     val_split: str = "val"
     crop_size: int = 256
     batch_size: int = 8
+    shift_max: int = 32  # with loss.shift_consistency: each crop comes with a copy shifted by 1..shift_max-1 px
     gain_jitter: float = 0.0  # random SAR gain in [1/(1+g), 1+g], mimics other scene normalisations
 
 
@@ -72,6 +82,7 @@ class TrainConfig:
     log_every: int = 10
     sample_every: int = 500  # samples.png and loss_curves.png in out_dir
     seed: int = 0
+    train_only: tuple[str, ...] = ()  # train only the generator parameters under these module names (e.g. gain_head); () = all
     init_from: str = ""  # start from this checkpoint's (EMA) generator weights: every tensor whose name and shape match
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall-clock time; 0 = run all steps
     device: str = "auto"

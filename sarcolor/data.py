@@ -70,10 +70,11 @@ class CropSampler:
         self.gain_jitter = gain_jitter
         self.rng = np.random.default_rng(seed)
 
-    def crop(self) -> tuple[np.ndarray, np.ndarray]:
+    def crop(self, extra: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """One random augmented crop of crop_size + extra px."""
         pair = self.pairs[int(self.rng.integers(len(self.pairs)))]
         h, w = pair.sar.shape
-        s = self.crop_size
+        s = self.crop_size + extra
         y, x = int(self.rng.integers(h - s + 1)), int(self.rng.integers(w - s + 1))
         sar, opt = augment(pair.sar[None, y : y + s, x : x + s], pair.opt[:, y : y + s, x : x + s], self.rng)
         sar = sar.astype(np.float32) / 255.0
@@ -85,3 +86,17 @@ class CropSampler:
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         crops = [self.crop() for _ in range(size)]
         return np.stack([c[0] for c in crops]), np.stack([c[1] for c in crops])
+
+    def shifted_batch(self, size: int, shift_max: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+        """``size`` crops followed by the same places shifted by (dy, dx) in [1, shift_max) px: 2 x size crops
+        and the shifts, for a loss that asks both to agree where they overlap."""
+        sars, opts, shifts = [[], []], [[], []], []
+        s = self.crop_size
+        for _ in range(size):
+            sar, opt = self.crop(extra=shift_max)
+            dy, dx = (int(v) for v in self.rng.integers(1, shift_max, size=2))
+            for k, (y, x) in enumerate(((0, 0), (dy, dx))):
+                sars[k].append(sar[:, y : y + s, x : x + s])
+                opts[k].append(opt[:, y : y + s, x : x + s])
+            shifts.append((dy, dx))
+        return np.stack(sars[0] + sars[1]), np.stack(opts[0] + opts[1]), shifts

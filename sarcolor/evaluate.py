@@ -10,6 +10,7 @@ import numpy as np
 
 from sarcolor.data import Pair, load_split
 from sarcolor.metrics import METRICS, all_metrics
+from sarcolor.perceptual import frechet_distance
 from sarcolor.tiling import predict_array
 
 log = logging.getLogger(__name__)
@@ -52,17 +53,29 @@ def model_predictor(model, tile: int = 512, overlap: int = 64) -> Predictor:
     return predict
 
 
+PERCEPTUAL_METRICS = ("vgg16", "fd_lite0")  # per image (mean over images) and per set
+
+
 @dataclass
 class Evaluation:
     split: str
     methods: list[str]
     rows: list[dict] = field(default_factory=list)  # one per (method, image)
+    set_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> metrics of the whole set
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics this evaluation has: METRICS, and the perceptual ones when they were computed."""
+        extra = [m for m in PERCEPTUAL_METRICS if any(m in r for r in self.rows) or any(m in s for s in self.set_metrics.values())]
+        return [*METRICS, *extra]
 
     def means(self) -> dict[str, dict[str, float]]:
-        return {
-            method: {m: float(np.mean([r[m] for r in self.rows if r["method"] == method])) for m in METRICS}
-            for method in self.methods
-        }
+        means = {}
+        for method in self.methods:
+            rows = [r for r in self.rows if r["method"] == method]
+            means[method] = {m: float(np.mean([r[m] for r in rows])) for m in self.metrics if m in rows[0]}
+            means[method].update(self.set_metrics.get(method, {}))
+        return means
 
 
 def evaluate(
@@ -71,20 +84,37 @@ def evaluate(
     split: str,
     on_image_done: Callable[[], None] | None = None,
     keep_predictions: dict[str, dict[str, np.ndarray]] | None = None,
+    perceptual=None,
 ) -> Evaluation:
-    """Every predictor on every pair; optionally keeps predictions (method -> id -> uint8 RGB) for pictures."""
+    """Every predictor on every pair; optionally keeps predictions (method -> id -> uint8 RGB) for pictures.
+
+    ``perceptual`` (a sarcolor.perceptual.PerceptualMetrics) adds the VGG16 distance per image and
+    FD-Lite0 per method, against the real images of the same pairs.
+    """
     result = Evaluation(split, list(predictors))
+    embeddings: dict[str, list[np.ndarray]] = {}
+    real_key = object()  # the real images' embeddings, under a key no method name can take
     for pair in pairs:
         real = pair.opt.astype(np.float32) / 255.0
+        if perceptual is not None:
+            embeddings.setdefault(real_key, []).append(perceptual.embed(real))
         for method, predict in predictors.items():
             pred = np.clip(predict(pair), 0.0, 1.0)
             # Score what the user gets: the 8-bit image that is written out.
             pred = np.rint(pred * 255.0) / 255.0
-            result.rows.append({"method": method, "id": pair.id, **all_metrics(pred, real)})
+            row = {"method": method, "id": pair.id, **all_metrics(pred, real)}
+            if perceptual is not None:
+                row["vgg16"] = perceptual.vgg_distance(pred, real)
+                embeddings.setdefault(method, []).append(perceptual.embed(pred))
+            result.rows.append(row)
             if keep_predictions is not None:
                 keep_predictions.setdefault(method, {})[pair.id] = (pred * 255).round().astype(np.uint8)
         if on_image_done:
             on_image_done()
+    if perceptual is not None and pairs:
+        reference = np.concatenate(embeddings[real_key])
+        for method in predictors:
+            result.set_metrics[method] = {"fd_lite0": frechet_distance(np.concatenate(embeddings[method]), reference)}
     return result
 
 

@@ -17,17 +17,23 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
     checkpoint, out = Path(checkpoint), Path(out)
     if not checkpoint.is_file():
         raise SarcolorError(f"checkpoint not found: {checkpoint}")
+    if not out.parent.is_dir():
+        raise SarcolorError(f"output folder does not exist: {out.parent}")
     model = TorchModel(checkpoint, device="cpu")
-    example = torch.zeros(1, 1, 64, 64)
+    example = (torch.zeros(1, 1, 64, 64),)
     dynamic = {0: "batch", 2: "height", 3: "width"}
+    input_names = ["sar"]
+    if model.has_detail:  # the detail strength is a second input, so one file serves every strength
+        example += (torch.ones(1),)
+        input_names.append("detail")
     tmp = out.with_name(f".{out.name}.tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model.generator.cpu(),
-            (example,),
+            example,
             str(tmp),
-            input_names=["sar"],
+            input_names=input_names,
             output_names=["rgb"],
             dynamic_axes={"sar": dynamic, "rgb": dynamic},
             opset_version=opset,

@@ -31,6 +31,7 @@ class ColorizeOptions:
     overwrite: bool = False
     cog: bool = False  # Cloud Optimized GeoTIFF with overviews
     warp: str | None = None  # reproject the result to this CRS (e.g. "EPSG:4326")
+    detail: float | None = None  # detail strength 0..1 for a model that has one; None: the model's own
 
 
 @dataclass
@@ -75,6 +76,8 @@ def colorize_file(
     if options.cog and output_driver(output_path) != "GTiff":
         raise SarcolorError(f"--cog needs a .tif output, not {output_path.name}")
     warp = parse_crs(options.warp) if options.warp else None
+    if options.detail is not None:
+        model = model.with_detail(options.detail)
     if output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
         raise SarcolorError(f"output {output_path} is the input: the input is never modified")
     # GDAL's block cache defaults to 5 % of RAM and fills with written blocks of wide scenes: cap it so
@@ -109,7 +112,10 @@ def colorize_file(
 
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
-    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    # Hidden files (editor backups, ._* resource forks) are not scenes.
+    images = sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
     if not images:
         raise SarcolorError(f"no images (.tif, .png, .jpg) in folder {folder}")
     return images
@@ -120,9 +126,10 @@ def folder_jobs(input_dir: str | Path, output_dir: str | Path, overwrite: bool) 
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise SarcolorError(f"output {output_dir} is a file; a folder input needs a folder output")
+    images = list_images(input_dir)  # before the output folder is made: a folder of no images leaves nothing behind
     output_dir.mkdir(parents=True, exist_ok=True)
     jobs, skipped = [], []
-    for image in list_images(input_dir):
+    for image in images:
         target = output_dir / image.name
         if target.exists() and not overwrite:
             skipped.append(target)

@@ -24,6 +24,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError, check_choice, first_line
+from sarcolor.tiling import mirror_window
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ def open_raster(path: str | Path) -> Iterator[rasterio.DatasetReader]:
         raise SarcolorError(f"input not found: {path}")
     if path.is_dir():
         raise SarcolorError(f"input is a folder, not an image: {path}")
+    if not path.is_file():  # a FIFO or a device would block the read forever
+        raise SarcolorError(f"input is not a regular file: {path}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -197,13 +200,12 @@ class SarReader:
         return np.where(valid, np.rint(grey * 255.0), 0).astype(np.uint8)
 
     def read(self, row_off: int, col_off: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """Model input and validity for any window, also one reaching outside the image (filled)."""
-        x = np.full((height, width), self.scaling.fill, dtype=np.float32)
+        """Model input and validity for any window, also one reaching outside the image (mirrored there, not valid)."""
         valid = np.zeros((height, width), dtype=bool)
         r0, c0 = max(row_off, 0), max(col_off, 0)
         r1, c1 = min(row_off + height, self.height), min(col_off + width, self.width)
         if r1 <= r0 or c1 <= c0:
-            return x, valid
+            return np.full((height, width), self.scaling.fill, dtype=np.float32), valid
         window = Window(c0, r0, c1 - c0, r1 - r0)
         try:
             raw = self.src.read(self.band, window=window)
@@ -213,9 +215,8 @@ class SarReader:
         inside_valid = self._valid(raw, mask)
         inside = self.scaling.apply(np.where(inside_valid, raw, 0), self.dtype)
         inside[~inside_valid] = self.scaling.fill
-        x[r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off] = inside
         valid[r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off] = inside_valid
-        return x, valid
+        return mirror_window(inside.astype(np.float32, copy=False), row_off, col_off, height, width, r0, c0), valid
 
 
 def _umask() -> int:
@@ -240,6 +241,11 @@ def check_output_path(path: str | Path, overwrite: bool) -> Path:
         raise SarcolorError(f"output {path} is a folder")
     if not path.parent.is_dir():
         raise SarcolorError(f"output folder does not exist: {path.parent}")
+    try:  # a real write, before any work: permissions, read-only mounts and /proc all say no here
+        with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".probe", dir=path.parent):
+            pass
+    except OSError as exc:
+        raise SarcolorError(f"output folder is not writable: {path.parent} ({exc.strerror or first_line(exc)})") from None
     return path
 
 
@@ -292,7 +298,10 @@ class RasterWriter:
         self.dst = None
 
     def _tmp(self, suffix: str) -> Path:
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        try:
+            fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        except OSError as exc:
+            raise SarcolorError(f"cannot write in {self.path.parent}: {exc.strerror or first_line(exc)}") from None
         os.close(fd)
         self._tmp_paths.append(Path(name))
         return Path(name)

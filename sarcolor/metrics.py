@@ -17,7 +17,8 @@ from skimage.color import deltaE_ciede2000, rgb2gray, rgb2lab
 from skimage.filters import sobel
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-METRICS = ("psnr", "ssim", "mse", "delta_e00", "colourfulness_ratio", "sharpness_ratio", "colour_swd", "grid_4px")
+METRICS = ("psnr", "ssim", "mse", "delta_e00", "colourfulness_ratio", "sharpness_ratio", "colour_swd", "grid_4px", "psnr_80m")
+COLOUR_CELL = 8  # psnr_80m: PSNR after 8x8 average pooling of both images (80 m cells at 10 m pixels): colour per place
 
 
 def _hwc(image: np.ndarray) -> np.ndarray:
@@ -26,6 +27,17 @@ def _hwc(image: np.ndarray) -> np.ndarray:
 
 def psnr(pred: np.ndarray, real: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(_hwc(real), _hwc(pred), data_range=1.0))
+
+
+def psnr_pooled(pred: np.ndarray, real: np.ndarray, cell: int = COLOUR_CELL) -> float:
+    """PSNR of the cell x cell block means: whether each place has the right colour, whatever its texture."""
+    channels, height, width = real.shape
+    h, w = height // cell * cell, width // cell * cell
+
+    def pool(image: np.ndarray) -> np.ndarray:
+        return np.asarray(image, np.float64)[:, :h, :w].reshape(channels, h // cell, cell, w // cell, cell).mean((2, 4))
+
+    return psnr(pool(pred), pool(real))
 
 
 def ssim(pred: np.ndarray, real: np.ndarray) -> float:
@@ -90,4 +102,5 @@ def all_metrics(pred: np.ndarray, real: np.ndarray) -> dict[str, float]:
         "sharpness_ratio": _ratio(sharpness(pred), sharpness(real)),
         "colour_swd": colour_swd(pred, real),
         "grid_4px": periodic_artefact(pred),
+        "psnr_80m": psnr_pooled(pred, real),
     }

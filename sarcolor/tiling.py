@@ -26,6 +26,20 @@ def hann_window(height: int, width: int) -> np.ndarray:
     return np.outer(wy, wx).astype(np.float32)
 
 
+def mirror_window(inside: np.ndarray, row_off: int, col_off: int, height: int, width: int, top: int, left: int) -> np.ndarray:
+    """The (height, width) window at (row_off, col_off) of an image whose part inside the image, ``inside``,
+    starts at image pixel (top, left): the part outside the image is the image mirrored at its edges.
+
+    A constant fill outside the image would be a false context for every pixel near an edge (a model
+    with a wide receptive field colours it as the fill's "land cover"): mirrored, the edge sees more
+    of the same ground, so a crop of a scene gets the colours the whole scene gets there.
+    """
+    before_rows, before_cols = top - row_off, left - col_off
+    after_rows = height - before_rows - inside.shape[0]
+    after_cols = width - before_cols - inside.shape[1]
+    return np.pad(inside, ((before_rows, after_rows), (before_cols, after_cols)), mode="symmetric")
+
+
 def _round_up(value: int, multiple: int) -> int:
     return int(math.ceil(value / multiple) * multiple)
 
@@ -143,19 +157,15 @@ def blend_tiles(
 
 def predict_array(
     model: ModelFn, sar: np.ndarray, tile: int = 512, overlap: int = 64, multiple: int = 16, batch_size: int = 4,
-    fill: float | None = None,
 ) -> np.ndarray:
     """Blend ``model`` over an in-memory (H, W) model-input array; returns (C, H, W) float32."""
     height, width = sar.shape
-    fill_value = float(np.median(sar)) if fill is None else fill
     result: list[np.ndarray] = []
 
     def read(row_off: int, col_off: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        out = np.full((h, w), fill_value, np.float32)
         r0, c0 = max(row_off, 0), max(col_off, 0)
         r1, c1 = min(row_off + h, height), min(col_off + w, width)
-        if r1 > r0 and c1 > c0:
-            out[r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off] = sar[r0:r1, c0:c1]
+        out = mirror_window(sar[r0:r1, c0:c1].astype(np.float32, copy=False), row_off, col_off, h, w, r0, c0)
         return out, np.ones((h, w), bool)
 
     blend_tiles(model, read, lambda row, values, valid: result.append(values), plan_tiles(height, width, tile, overlap, multiple), batch_size)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # How the training data was scaled; stored in every checkpoint and exported model.
 SAR_CONVENTION = {"polarisation": "VH", "quantity": "amplitude", "quantile": 0.99, "clip": 1.0}
 LAST = "last.pt"
-LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "texture", "adv", "fm"]
+LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "texture", "adv", "fm", "shift"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,7 +39,9 @@ def resolve_device(name: str) -> torch.device:
 def read_checkpoint(path: str | Path, device: torch.device, keys: tuple[str, ...], context: str = "") -> dict:
     """A checkpoint's saved state, holding at least ``keys``; else one user error naming the file."""
     try:
-        state = torch.load(path, map_location=device, weights_only=False)
+        # weights_only: a checkpoint is tensors, numbers, strings and plain containers; unpickling anything
+        # else could run code that came with the file.
+        state = torch.load(path, map_location=device, weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as exc:
         raise SarcolorError(f"{context}cannot load checkpoint {path}: {first_line(exc)}") from None
     missing = [key for key in keys if not isinstance(state, dict) or key not in state]
@@ -54,6 +56,17 @@ def load_weights(module: torch.nn.Module, weights: dict, path: str | Path) -> No
         module.load_state_dict(weights)
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise SarcolorError(f"checkpoint {path} does not fit the configured model: {first_line(exc)}") from None
+
+
+def trim_log(path: Path, last_step: int) -> None:
+    """Drop the rows a killed run logged after its last checkpoint, so a resumed run does not repeat them."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = rows[:1] + [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) <= last_step]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
 
 
 def log_fields(path: Path) -> list[str]:
@@ -76,6 +89,16 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def shift_disagreement(fake: torch.Tensor, shifts: list[tuple[int, int]]) -> torch.Tensor:
+    """Mean absolute difference, on their overlap, between predictions of crops and of their shifted copies."""
+    n = len(shifts)
+    total = fake.new_zeros(())
+    for i, (dy, dx) in enumerate(shifts):
+        first, second = fake[i, :, dy:, dx:], fake[n + i, :, : fake.shape[2] - dy, : fake.shape[3] - dx]
+        total = total + (first - second).abs().mean()
+    return total / n
+
+
 def atomic_torch_save(obj: dict, path: Path) -> None:
     """Save to a temp file and rename, so a kill mid-save never leaves a truncated checkpoint."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -96,11 +119,12 @@ class Trainer:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         self.out_dir = Path(config.out_dir)
         check_loss_config(config.loss)
-        self.generator = build_generator(config.model).to(self.device)
+        self.generator = build_generator(config.model, pretrained=True).to(self.device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        trainable = self._select_trainable(tc.train_only)
         self.use_gan = config.loss.adversarial > 0
         self.discriminator = build_discriminator(config.discriminator).to(self.device) if self.use_gan else None
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=tc.lr_g, betas=tuple(tc.betas))
+        self.opt_g = torch.optim.Adam(trainable, lr=tc.lr_g, betas=tuple(tc.betas))
         self.opt_d = (
             torch.optim.Adam(self.discriminator.parameters(), lr=tc.lr_d, betas=tuple(tc.betas)) if self.use_gan else None
         )
@@ -108,6 +132,18 @@ class Trainer:
         self.sampler: CropSampler | None = None
         # What the training step runs: the modules themselves, or their DDP wrappers under torchrun.
         self.g_train, self.d_train = self.generator, self.discriminator
+
+    def _select_trainable(self, only: tuple[str, ...]) -> list[torch.nn.Parameter]:
+        """The generator parameters to optimise: those under the ``train.train_only`` module names, or all
+        that require a gradient (a frozen pretrained encoder does not)."""
+        if only:
+            names = [name for name, _ in self.generator.named_modules() if name]
+            unknown = [prefix for prefix in only if prefix not in names]
+            if unknown:
+                raise SarcolorError(f"train.train_only: no module {', '.join(unknown)} in the generator")
+            for name, param in self.generator.named_parameters():
+                param.requires_grad_(name.startswith(tuple(f"{prefix}." for prefix in only)))
+        return [param for param in self.generator.parameters() if param.requires_grad]
 
     @property
     def is_main(self) -> bool:
@@ -172,7 +208,8 @@ class Trainer:
                 for group in optimizer.param_groups:
                     group["lr"] = lr * factor
 
-    def train_step(self, sar: torch.Tensor, opt: torch.Tensor) -> dict[str, float]:
+    def train_step(self, sar: torch.Tensor, opt: torch.Tensor, shifts: list[tuple[int, int]] | None = None) -> dict[str, float]:
+        """One update; with ``shifts`` the second half of the batch is the first half shifted by them."""
         lc, tc = self.config.loss, self.config.train
         self._set_learning_rates()
         fake = self.g_train(sar)
@@ -197,6 +234,10 @@ class Trainer:
             loss_g, terms = generator_loss(lc, fake, opt, fake_out, real_out)
         else:
             loss_g, terms = generator_loss(lc, fake, opt)
+        if shifts:
+            shift_term = shift_disagreement(fake, shifts)
+            loss_g = loss_g + lc.shift_consistency * shift_term
+            terms["shift"] = float(shift_term.detach())
         loss_g.backward()
         self.opt_g.step()
         self._update_ema()
@@ -294,6 +335,11 @@ class Trainer:
         val_pairs = load_split(dc.root, dc.val_split)
         samples = self.sample_crops(val_pairs, min(dc.crop_size, *(min(p.sar.shape) for p in val_pairs)))
         log_path = self.out_dir / "loss_log.csv"
+        if self.is_main:
+            if resume:
+                trim_log(log_path, self.step)
+            elif log_path.exists():
+                log_path.unlink()  # a fresh run starts a fresh log, not the tail of a killed run's
         self.generator.train()
         started = time.perf_counter()
         with open(log_path if self.is_main else os.devnull, "a", newline="") as log_file:
@@ -301,8 +347,12 @@ class Trainer:
             if log_file.tell() == 0 and self.is_main:
                 writer.writeheader()
             while self.step < tc.steps:
-                sar, opt = self.sampler.batch(dc.batch_size)
-                logs = self.train_step(torch.from_numpy(sar).to(self.device), torch.from_numpy(opt).to(self.device))
+                shifts = None
+                if self.config.loss.shift_consistency:
+                    sar, opt, shifts = self.sampler.shifted_batch(dc.batch_size, dc.shift_max)
+                else:
+                    sar, opt = self.sampler.batch(dc.batch_size)
+                logs = self.train_step(torch.from_numpy(sar).to(self.device), torch.from_numpy(opt).to(self.device), shifts)
                 self.step += 1
                 if self.step % tc.log_every == 0 or self.step == tc.steps:
                     row = {"step": self.step, "seconds": round(time.perf_counter() - started, 2), **logs}

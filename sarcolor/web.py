@@ -8,6 +8,7 @@ Each request works in a folder of its own that is removed once the page has its 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import socket
 import subprocess
@@ -28,6 +29,7 @@ from sarcolor.io import INPUT_SCALES, IMAGE_SUFFIXES, SarReader, open_raster, re
 log = logging.getLogger(__name__)
 
 PREVIEW_SIDE = 1024
+THUMBNAIL_SIDE = 256
 
 
 def bundled_model_label(name: str) -> str:
@@ -67,6 +69,26 @@ def sar_preview(path: Path, band: int, input_scale: str, quantile: float) -> np.
     return np.repeat(grey[..., None], 3, axis=-1)
 
 
+def example_thumbnails(options: ServeOptions) -> list[tuple[np.ndarray, str]]:
+    """(SAR thumbnail, file name) per example, for the page's gallery; an unreadable example is left out."""
+    quantile = next(iter(options.models.values())).convention["quantile"]
+    thumbnails = []
+    for path in options.examples:
+        try:
+            preview = sar_preview(path, 1, "auto", quantile)
+        except SarcolorError as exc:
+            log.warning("example %s left out of the gallery: %s", path.name, exc)
+            continue
+        step = max(1, max(preview.shape[:2]) // THUMBNAIL_SIDE)
+        thumbnails.append((np.ascontiguousarray(preview[::step, ::step]), path.name))
+    return thumbnails
+
+
+def markdown_text(text: str) -> str:
+    """``text`` shown literally in Markdown: a file name like ``[x](javascript:...)`` or ``<img>`` stays text."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", text)
+
+
 def check_upload(path: str | None, max_upload_mb: int) -> Path:
     if not path:
         raise SarcolorError("upload a SAR image first (GeoTIFF, PNG or JPEG)")
@@ -79,15 +101,26 @@ def check_upload(path: str | None, max_upload_mb: int) -> Path:
     return upload
 
 
+def model_detail(options: ServeOptions, model_name: str) -> float:
+    """The detail strength a model starts at on the page (its own; 1 for a model without the control)."""
+    model = options.models.get(model_name)
+    return float(model.detail) if model is not None and model.has_detail else 1.0
+
+
 def colourise_upload(
     options: ServeOptions, work_root: Path, path: str | None, model_name: str, band: float, input_scale: str,
-    on_progress=None,
+    detail: float | None = None, on_progress=None,
 ) -> PageResult:
-    """Colourise one upload into a fresh folder under ``work_root``: GeoTIFF, PNG and two previews."""
+    """Colourise one upload into a fresh folder under ``work_root``: GeoTIFF, PNG and two previews.
+
+    ``detail`` sets the model's detail strength (ignored by a model without one); None keeps its own.
+    """
     upload = check_upload(path, options.max_upload_mb)
     if model_name not in options.models:
         raise SarcolorError(f"unknown model {model_name!r}")
     model = options.models[model_name]
+    if detail is not None and model.has_detail:
+        model = model.with_detail(float(detail))
     work_dir = work_root / uuid.uuid4().hex
     work_dir.mkdir()
     try:
@@ -113,9 +146,10 @@ def colourise_upload(
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
+    strength = f", detail {model.detail:.2f}" if model.has_detail else ""
     summary = (
-        f"**{upload.name}**: {result.width} × {result.height} px, band {int(band)}, "
-        f"input scale {result.input_scale}, {result.tiles} tile(s), model *{model_name}*."
+        f"**{markdown_text(upload.name)}**: {result.width} × {result.height} px, band {int(band)}, "
+        f"input scale {result.input_scale}, {result.tiles} tile(s), model *{model_name}*{strength}."
     )
     return PageResult(previews, files, summary, str(work_dir))
 
@@ -125,12 +159,12 @@ def build_app(options: ServeOptions, work_root: Path):
 
     names = list(options.models)
 
-    def on_colourise(path, model_name, band, input_scale, progress=gr.Progress()):
+    def on_colourise(path, model_name, band, input_scale, detail, progress=gr.Progress()):
         def report(done: int, total: int) -> None:
             progress((done, total), desc="colourising tiles", unit="tiles")
 
         try:
-            result = colourise_upload(options, work_root, path, model_name, band, input_scale, report)
+            result = colourise_upload(options, work_root, path, model_name, band, input_scale, detail, report)
         except SarcolorError as exc:
             # Name the user's file, not the server's copy of it.
             message = str(exc).replace(str(path), Path(path).name) if path else str(exc)
@@ -157,18 +191,33 @@ def build_app(options: ServeOptions, work_root: Path):
                 model = gr.Dropdown(names, value=names[0], label="Model", elem_id="model")
                 band = gr.Number(1, precision=0, minimum=1, label="Band (the bundled models expect VH)", elem_id="band")
                 scale = gr.Dropdown(list(INPUT_SCALES), value="auto", label="Input scale", elem_id="scale")
+                detail = gr.Slider(
+                    0.0, 1.0, value=model_detail(options, names[0]), step=0.05, elem_id="detail",
+                    label="Detail: 0 smooth colour only, 1 the full SAR detail",
+                )
+                model.change(lambda name: model_detail(options, name), model, detail)
                 button = gr.Button("Colourise", variant="primary", elem_id="colourise")
                 gr.Markdown(f"Uploads up to {options.max_upload_mb} MB.")
             with gr.Column(scale=2):
                 slider = gr.ImageSlider(label="SAR | colourised", type="numpy", elem_id="result")
                 summary = gr.Markdown(elem_id="summary")
                 downloads = gr.File(label="Downloads (GeoTIFF, PNG)", file_count="multiple", elem_id="downloads")
-        inputs = [upload, model, band, scale]
+        inputs = [upload, model, band, scale, detail]
         outputs = [slider, downloads, summary, work_dir]
         button.click(on_colourise, inputs, outputs).then(remove_work_dir, work_dir, None)
-        if options.examples:
-            examples = gr.Examples([[str(p), names[0], 1, "auto"] for p in options.examples], inputs, label="Examples: click one to colourise it")
-            examples.load_input_event.then(on_colourise, inputs, outputs).then(remove_work_dir, work_dir, None)
+        thumbnails = example_thumbnails(options)
+        if thumbnails:
+            by_name = {p.name: p for p in options.examples}
+            gallery = gr.Gallery(
+                thumbnails, label="Examples (SAR): click one to colourise it", columns=6, height="auto",
+                allow_preview=False, interactive=False, elem_id="examples",
+            )
+
+            def on_example(model_name, detail, evt: gr.SelectData, progress=gr.Progress()):
+                path = str(by_name[thumbnails[evt.index][1]])
+                return (path, 1, "auto", *on_colourise(path, model_name, 1, "auto", detail, progress))
+
+            gallery.select(on_example, [model, detail], [upload, band, scale, *outputs]).then(remove_work_dir, work_dir, None)
     return app
 
 

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,10 +137,44 @@ def test_bad_inputs_fail_cleanly(tmp_path, make_input, expected):
 def test_bad_output_and_options_fail_cleanly(tmp_path):
     assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.bmp"), "unknown extension", tmp_path / "x.bmp")
     assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "no" / "x.tif"), "output folder does not exist")
-    assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--tile", "100"), "multiple of 16", tmp_path / "x.tif")
+    assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--tile", "100"), "multiple of 32", tmp_path / "x.tif")
     assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--batch-size", "0"), "need --batch-size >= 1", tmp_path / "x.tif")
-    assert_clean_failure(run_cli("evaluate", "--data", PAIRS, "--tile", "100", "--no-baselines"), "multiple of 16 for this model")
+    assert_clean_failure(run_cli("evaluate", "--data", PAIRS, "--tile", "100", "--no-baselines"), "multiple of 32 for this model")
     assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--model", tmp_path / "none.onnx"), "model not found")
     bad_model = tmp_path / "bad.onnx"
     bad_model.write_text("junk")
     assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--model", bad_model), "cannot load model", tmp_path / "x.tif")
+
+
+def test_more_user_errors_are_one_line_and_leave_nothing(tmp_path):
+    """Issue 14: these were 'unexpected ...' errors, a hang, or left an output folder behind."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if os.access(locked, os.W_OK):  # root ignores permissions: use a folder nobody can write, /proc
+        locked = Path("/proc")
+    assert_clean_failure(run_cli("colorize", COAST, "-o", locked / "x.tif"), "not writable")
+    assert_clean_failure(run_cli("export", COAST, "-o", tmp_path / "missing" / "x.onnx"), "output folder does not exist")
+    fifo = tmp_path / "pipe.tif"
+    os.mkfifo(fifo)
+    assert_clean_failure(run_cli("colorize", fifo, "-o", tmp_path / "y.tif"), "not a regular file")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".hidden.tif").write_bytes(COAST.read_bytes())
+    assert_clean_failure(run_cli("colorize", empty, "-o", tmp_path / "out"), "no images")
+    assert not (tmp_path / "out").exists()
+
+
+def test_png_output_prints_no_georeferencing_warning(tmp_path):
+    result = run_cli("colorize", PAIRS / "sar" / "014_r512_c0.png", "-o", tmp_path / "x.png", check=True)
+    assert "Warning" not in result.stderr and "georeferenc" not in result.stderr
+
+
+def test_detail_strength_is_checked_and_changes_the_output(tmp_path):
+    assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--detail", "2"), "--detail must be in [0, 1]", tmp_path / "x.tif")
+    run_cli("colorize", COAST, "-o", tmp_path / "smooth.tif", "--detail", "0", check=True)
+    run_cli("colorize", COAST, "-o", tmp_path / "named.tif", "--model", "smooth", check=True)
+    run_cli("colorize", COAST, "-o", tmp_path / "full.tif", check=True)
+    smooth, named, full = (read_all(tmp_path / f"{n}.tif")[0] for n in ("smooth", "named", "full"))
+    np.testing.assert_array_equal(smooth, named)
+    assert np.abs(np.diff(full.astype(int), axis=-1)).mean() > 2 * np.abs(np.diff(smooth.astype(int), axis=-1)).mean()

@@ -179,3 +179,43 @@ def test_torchrun_ddp_on_cpu_with_gloo(tmp_path):
     with open(tmp_path / "ddp" / "loss_log.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [5, 10] and rows[-1]["d"] != ""
+
+
+class Payload:
+    """Unpickling this runs code: what a malicious .pt file would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
+    from sarcolor.backends import load_model
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"config": {}, "ema": {}, "sar_convention": {}, "payload": Payload(marker)}, path)
+    with pytest.raises(SarcolorError, match="cannot load checkpoint"):
+        load_model(path, "cpu")
+    assert not marker.exists()
+    result = run_cli("colorize", PAIRS / "sar" / "014_r512_c0.png", "-o", tmp_path / "out.png", "--model", path)
+    assert result.returncode == 2 and "cannot load checkpoint" in result.stderr and not marker.exists()
+
+
+def test_resumed_run_logs_each_step_once_and_a_fresh_run_starts_a_fresh_log(tmp_path):
+    run = tmp_path / "run"
+    Trainer(load_config(None, {**SMALL, "out_dir": str(run), "train.steps": 20, "loss.adversarial": 0.0})).fit()
+    log_path = run / "loss_log.csv"
+    with open(log_path, "a") as f:  # a run killed at step 27 had logged steps 25 after its last checkpoint (20)
+        f.write("25,1.0,0.5\n")
+    config = load_config(run / "config.yaml", {"train.steps": 30})
+    Trainer(config).fit(resume=True)
+    with open(log_path) as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == list(range(5, 31, 5))
+    (run / LAST).unlink()  # a run killed before its first checkpoint: the next fresh run starts over
+    Trainer(load_config(run / "config.yaml", {"train.steps": 10})).fit()
+    with open(log_path) as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [5, 10]

@@ -16,7 +16,7 @@ from conftest import COAST, EXAMPLES, FIELDS, read_all, run_cli
 gradio = pytest.importorskip("gradio", reason="the web extra (gradio) is not installed")
 
 from sarcolor.errors import SarcolorError  # noqa: E402
-from sarcolor.web import DEFAULT_MODEL, ServeOptions, colourise_upload, free_port, wait_until_serving  # noqa: E402
+from sarcolor.web import DEFAULT_MODEL, ServeOptions, colourise_upload, free_port, markdown_text, wait_until_serving  # noqa: E402
 
 UPLOAD_LIMIT_MB = 2
 
@@ -28,7 +28,7 @@ def options(model):
 
 def test_upload_is_colourised_like_the_cli(options, tmp_path):
     progress = []
-    result = colourise_upload(options, tmp_path, str(COAST), DEFAULT_MODEL, 1, "auto", lambda d, t: progress.append((d, t)))
+    result = colourise_upload(options, tmp_path, str(COAST), DEFAULT_MODEL, 1, "auto", on_progress=lambda d, t: progress.append((d, t)))
     tiff, png = map(Path, result.files)
     assert tiff.suffix == ".tif" and png.suffix == ".png" and tiff.parent == Path(result.work_dir)
     cli_out = tmp_path / "cli.tif"
@@ -66,6 +66,15 @@ def test_bad_uploads_give_a_message_and_leave_nothing(options, tmp_path, content
     with pytest.raises(SarcolorError, match=message):
         colourise_upload(options, work_root, str(path) if path else None, DEFAULT_MODEL, 1, "auto")
     assert list(work_root.iterdir()) == []
+
+
+def test_uploaded_file_name_is_shown_as_text_not_markdown(options, tmp_path):
+    upload = tmp_path / "[x](javascript:alert(1))<b>_a_.tif"
+    upload.write_bytes(FIELDS.read_bytes())
+    (tmp_path / "work").mkdir()
+    summary = colourise_upload(options, tmp_path / "work", str(upload), DEFAULT_MODEL, 1, "auto").summary
+    assert "](" not in summary and "<b>" not in summary
+    assert summary.startswith(r"**\[x\]\(javascript:alert\(1\)\)\<b\>\_a\_\.tif**")
 
 
 def test_all_nodata_upload_gives_a_message(options, tmp_path):
@@ -190,8 +199,12 @@ def test_browser_shows_a_message_for_junk_and_keeps_serving(page, tmp_path):
     page.locator("#summary").get_by_text("s1_vh_coast_california.tif").wait_for()
 
 
-def test_browser_example_gallery_runs_in_one_click(page):
-    page.get_by_text(FIELDS.name).first.click()
+def test_browser_example_gallery_shows_sar_thumbnails_and_runs_in_one_click(page):
+    thumbnails = page.locator("#examples .thumbnail-item")
+    names = sorted(p.name for p in EXAMPLES.iterdir() if p.suffix == ".tif")
+    assert thumbnails.count() == len(names)
+    assert page.locator("#examples img").count() == len(names)  # pictures of the SAR, not a table of names
+    thumbnails.nth(names.index(FIELDS.name)).click()
     page.locator("#summary").get_by_text(FIELDS.name).wait_for()
     assert page.locator("#result img").first.is_visible()
 
@@ -202,12 +215,12 @@ def test_two_users_at_once_get_their_own_results(server):
     client = Client(server[0], verbose=False)
 
     def colourise(path: Path):
-        return client.predict(handle_file(str(path)), DEFAULT_MODEL, 1, "auto", api_name="/on_colourise")
+        return client.predict(handle_file(str(path)), DEFAULT_MODEL, 1, "auto", 1.0, api_name="/on_colourise")
 
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(colourise, [COAST, FIELDS]))
     for (_, files, summary), source in zip(results, [COAST, FIELDS]):
-        assert source.name in summary
+        assert markdown_text(source.name) in summary
         tiff = next(Path(f) for f in files if str(f).endswith("_sarcolor.tif"))
         assert tiff.name == f"{source.stem}_sarcolor.tif"
         with rasterio.open(tiff) as dst, rasterio.open(source) as src:

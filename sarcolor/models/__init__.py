@@ -2,15 +2,22 @@
 from sarcolor.models.discriminator import MultiScaleDiscriminator, PatchDiscriminator
 from sarcolor.errors import check_choice
 from sarcolor.models.generator import SarColorNet
+from sarcolor.models.litecolor import LiteColorNet
 from sarcolor.models.pix2pix import Pix2PixUNet
 
-__all__ = ["MultiScaleDiscriminator", "PatchDiscriminator", "Pix2PixUNet", "SarColorNet", "build_generator", "build_discriminator"]
+__all__ = ["MultiScaleDiscriminator", "PatchDiscriminator", "LiteColorNet", "Pix2PixUNet", "SarColorNet", "build_generator", "build_discriminator"]
 
 
-def build_generator(model_config) -> SarColorNet | Pix2PixUNet:
-    check_choice("model.arch", model_config.arch, ("sarcolor", "pix2pix"))
+def build_generator(model_config, pretrained: bool = False) -> LiteColorNet | SarColorNet | Pix2PixUNet:
+    """The configured generator; ``pretrained`` loads ImageNet weights into a lite0 encoder (a fresh training run)."""
+    check_choice("model.arch", model_config.arch, ("lite0", "sarcolor", "pix2pix"))
     if model_config.arch == "pix2pix":
         return Pix2PixUNet()
+    if model_config.arch == "lite0":
+        return LiteColorNet(
+            model_config.lateral_width, model_config.head_width, model_config.head_depth, model_config.taps,
+            model_config.smoothing, pretrained,
+        )
     check_choice("model.head", model_config.head, SarColorNet.heads)
     check_choice("model.despeckle", model_config.despeckle, SarColorNet.despeckle_filters)
     return SarColorNet(

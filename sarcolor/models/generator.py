@@ -53,6 +53,22 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
+class GaussianBlur(nn.Module):
+    """Fixed separable Gaussian blur of every channel, edges replicated."""
+
+    def __init__(self, sigma: float, channels: int) -> None:
+        super().__init__()
+        kernel = gaussian_kernel(sigma)
+        self.radius = kernel.numel() // 2
+        self.register_buffer("kernel_x", kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), persistent=False)
+        self.register_buffer("kernel_y", kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r, groups = self.radius, self.kernel_x.shape[0]
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), self.kernel_x, groups=groups)
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), self.kernel_y, groups=groups)
+
+
 class SpeckleContext(nn.Module):
     """Fixed (not learned) despeckled, multi-scale statistics of the SAR at 1/4 resolution.
 
@@ -66,22 +82,12 @@ class SpeckleContext(nn.Module):
         super().__init__()
         self.pool = nn.AvgPool2d(4)
         self.sigmas = tuple(sigmas)
-        # Separable Gaussian weights for the two blurred channels (log mean and its square), ready-shaped
-        # so the ONNX export sees constant convolution kernels.
-        for i, sigma in enumerate(self.sigmas):
-            kernel = gaussian_kernel(sigma)
-            self.register_buffer(f"kernel_x{i}", kernel.view(1, 1, 1, -1).repeat(2, 1, 1, 1), persistent=False)
-            self.register_buffer(f"kernel_y{i}", kernel.view(1, 1, -1, 1).repeat(2, 1, 1, 1), persistent=False)
+        # For the two blurred channels (log mean and its square); constant kernels in the ONNX export.
+        self.blurs = nn.ModuleList(GaussianBlur(sigma, 2) for sigma in self.sigmas)
 
     @property
     def channels(self) -> int:
         return 2 + 2 * len(self.sigmas)
-
-    def _blur(self, x: torch.Tensor, index: int) -> torch.Tensor:
-        kernel_x, kernel_y = getattr(self, f"kernel_x{index}"), getattr(self, f"kernel_y{index}")
-        radius = kernel_x.shape[-1] // 2
-        x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), kernel_x, groups=2)
-        return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), kernel_y, groups=2)
 
     def forward(self, amplitude: torch.Tensor) -> torch.Tensor:
         mean = self.pool(amplitude)
@@ -89,8 +95,8 @@ class SpeckleContext(nn.Module):
         log_mean = log_amplitude(mean)
         features = [log_mean, std / (mean + 1e-2)]
         both = torch.cat([log_mean, log_mean * log_mean], 1)
-        for i in range(len(self.sigmas)):
-            blurred = self._blur(both, i)
+        for blur in self.blurs:
+            blurred = blur(both)
             local_mean = blurred[:, :1]
             features += [local_mean, torch.sqrt(F.relu(blurred[:, 1:] - local_mean * local_mean) + 1e-8)]
         return torch.cat(features, 1)

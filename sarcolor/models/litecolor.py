@@ -1,0 +1,111 @@
+"""LiteColorNet: colour from frozen ImageNet features of the SAR, detail from the SAR itself.
+
+- Colour: EfficientNet-Lite0 (pretrained, frozen) reads the SAR at half resolution (a 2x2
+  multi-look: 20 m pixels, less speckle, a quarter of the cost) and gives features at 80 to 640 m;
+  with the fixed despeckled statistics of SpeckleContext they feed a small trainable head at 1/4
+  resolution that predicts a colour per place.
+- Detail: per-place gains on two full-resolution high-pass bands of the log amplitude, added to the
+  colour's logits and scaled by a detail strength (an input: 0 gives the smooth colour alone, 1 the
+  trained amount). The bands are box-filter differences at every pixel, so the detail added at a
+  place does not depend on where a tile or crop starts.
+
+Trained in two stages (configs/smooth.yaml then configs/default.yaml): squared error for the colour
+path, then only the gain head, with texture and colour distribution terms. Detail 0 of the second
+stage is therefore exactly the first stage's accurate, smooth model.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from sarcolor.models.encoder import TAP_BLOCKS, TAP_CHANNELS, Lite0Encoder
+from sarcolor.models.generator import PADDING, ConvNeXtBlock, GaussianBlur, SpeckleContext, box_mean, log_amplitude
+
+
+class SarHighPass(nn.Module):
+    """fine = log amplitude minus its 3x3 mean (point targets, speckle); mid = 3x3 mean minus 9x9 mean (edges, roads)."""
+
+    bands = 2
+
+    def forward(self, log_amp: torch.Tensor) -> torch.Tensor:
+        small = box_mean(log_amp, 3)
+        return torch.cat([log_amp - small, small - box_mean(log_amp, 9)], 1)
+
+
+class LiteColorNet(nn.Module):
+    """SAR (N,1,H,W) in [0,1] (+ detail strength (1,)) -> RGB (N,3,H,W) in [0,1]; H and W multiples of ``multiple``."""
+
+    def __init__(
+        self, lateral_width: int = 32, width: int = 64, depth: int = 2, taps: int = 3, smoothing: float = 2.0,
+        pretrained: bool = True,
+    ) -> None:
+        super().__init__()
+        if not 1 <= taps <= len(TAP_BLOCKS):
+            raise ValueError(f"taps must be 1 to {len(TAP_BLOCKS)}, got {taps}")
+        # The deepest tap (stride 64 in SAR pixels) reaches so far that a crop's edge changes colours
+        # hundreds of pixels inside it; three taps keep the same place the same colour wherever a scene
+        # is cut (experiments/README.md).
+        self.encoder = Lite0Encoder(taps=taps)
+        if pretrained:
+            self.encoder.load_pretrained()
+        self.multiple = 4 * 2**taps  # the deepest tap's stride in SAR pixels (2 x its stride at half resolution)
+        self.context = SpeckleContext()
+        tap_channels = TAP_CHANNELS[:taps]
+        features = self.context.channels + taps * lateral_width
+        # Fixed standardisation of the context statistics and of each encoder tap, measured on training
+        # crops (fit_input_stats) and saved with the weights.
+        self.register_buffer("context_mean", torch.zeros(1, self.context.channels, 1, 1))
+        self.register_buffer("context_std", torch.ones(1, self.context.channels, 1, 1))
+        for i, channels in enumerate(tap_channels):
+            self.register_buffer(f"tap_mean{i}", torch.zeros(1, channels, 1, 1))
+            self.register_buffer(f"tap_std{i}", torch.ones(1, channels, 1, 1))
+        self.laterals = nn.ModuleList(nn.Conv2d(c, lateral_width, 1) for c in tap_channels)
+        self.mix = nn.Sequential(nn.Conv2d(features, width, 1), *[ConvNeXtBlock(width) for _ in range(depth)], nn.GELU())
+        self.colour_head = nn.Conv2d(width, 3, 3, padding=1, padding_mode=PADDING)
+        self.high_pass = SarHighPass()
+        self.gain_head = nn.Conv2d(width, 3 * SarHighPass.bands, 3, padding=1, padding_mode=PADDING)
+        nn.init.zeros_(self.gain_head.weight)
+        nn.init.zeros_(self.gain_head.bias)
+        # Fixed low-pass of both heads' outputs (sigma in 1/4-resolution pixels): colour is a field at
+        # tens of metres, and the blur removes the encoder's stride lattice, which otherwise shifts
+        # colours with the phase of a crop's origin.
+        heads = 3 * (1 + SarHighPass.bands)
+        self.smoothing = GaussianBlur(smoothing, heads) if smoothing > 0 else nn.Identity()
+
+    def _taps(self, amplitude: torch.Tensor) -> list[torch.Tensor]:
+        taps = self.encoder(F.avg_pool2d(amplitude, 2))
+        return [(t - getattr(self, f"tap_mean{i}")) / getattr(self, f"tap_std{i}") for i, t in enumerate(taps)]
+
+    @torch.no_grad()
+    def fit_input_stats(self, amplitude: torch.Tensor) -> None:
+        """Set the standardisation of the context statistics and encoder taps from training inputs (N,1,H,W)."""
+        context = self.context(amplitude)
+        self.context_mean.copy_(context.mean((0, 2, 3), keepdim=True))
+        self.context_std.copy_(context.std((0, 2, 3), keepdim=True).clamp_min(1e-3))
+        for i, tap in enumerate(self.encoder(F.avg_pool2d(amplitude, 2))):
+            getattr(self, f"tap_mean{i}").copy_(tap.mean((0, 2, 3), keepdim=True))
+            getattr(self, f"tap_std{i}").copy_(tap.std((0, 2, 3), keepdim=True).clamp_min(1e-3))
+
+    def features(self, amplitude: torch.Tensor) -> torch.Tensor:
+        """The head's features at 1/4 resolution."""
+        context = (self.context(amplitude) - self.context_mean) / self.context_std
+        size = context.shape[-2:]
+        laterals = [
+            F.interpolate(lateral(tap), size=size, mode="bilinear", align_corners=False)
+            for lateral, tap in zip(self.laterals, self._taps(amplitude))
+        ]
+        return self.mix(torch.cat([context, *laterals], 1))
+
+    def forward(self, amplitude: torch.Tensor, detail: torch.Tensor | None = None) -> torch.Tensor:
+        features = self.features(amplitude)
+        heads = _upsample4(self.smoothing(torch.cat([self.colour_head(features), self.gain_head(features)], 1)))
+        logits, gains = heads[:, :3], heads[:, 3:]
+        bands = self.high_pass(log_amplitude(amplitude))
+        texture = sum(gains[:, 3 * b : 3 * (b + 1)] * bands[:, b : b + 1] for b in range(SarHighPass.bands))
+        strength = 1.0 if detail is None else detail.reshape(1, 1, 1, 1)
+        return torch.sigmoid(logits + strength * texture)
+
+
+def _upsample4(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=4.0, mode="bilinear", align_corners=False)

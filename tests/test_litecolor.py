@@ -1,0 +1,89 @@
+"""LiteColorNet: the pretrained encoder, shift-invariant detail bands, the detail strength, and two-stage training."""
+import numpy as np
+import pytest
+import torch
+
+from sarcolor.config import load_config
+from sarcolor.data import load_split
+from sarcolor.models import LiteColorNet
+from sarcolor.models.encoder import Lite0Encoder
+from sarcolor.models.litecolor import SarHighPass
+from sarcolor.train import Trainer
+
+from conftest import PAIRS
+
+
+def real_sar(size: int = 256) -> torch.Tensor:
+    return torch.from_numpy(load_split(PAIRS, "val")[0].sar[None, None, :size, :size].astype(np.float32) / 255.0)
+
+
+def test_grey_encoder_equals_the_rgb_encoder_on_a_grey_image():
+    """The one-band stem is the ImageNet RGB stem summed: a grey SAR is read as R = G = B."""
+    grey, rgb = Lite0Encoder(in_channels=1), Lite0Encoder(in_channels=3)
+    grey.load_pretrained()
+    rgb.load_pretrained()
+    sar = real_sar(128)
+    with torch.no_grad():
+        for a, b in zip(grey(sar), rgb(sar.repeat(1, 3, 1, 1))):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert [t.shape[1] for t in grey(sar)] == [24, 40, 112, 320]
+    assert not any(p.requires_grad for p in grey.parameters())
+    grey.train()
+    assert not grey.training  # frozen: ImageNet batch-norm statistics whatever the enclosing model's mode
+
+
+def test_pretrained_weights_give_imagenet_like_features_not_random_ones():
+    """Pretrained features of real SAR differ from a freshly initialised encoder's, and are not degenerate."""
+    pretrained, fresh = Lite0Encoder(), Lite0Encoder()
+    pretrained.load_pretrained()
+    sar = real_sar(128)
+    with torch.no_grad():
+        deep, deep_fresh = pretrained(sar)[-1], fresh(sar)[-1]
+    assert not torch.allclose(deep, deep_fresh)
+    assert float(deep.std((0, 2, 3)).gt(1e-3).float().mean()) > 0.5  # most channels respond to the scene
+
+
+def test_detail_bands_move_with_the_image():
+    sar = real_sar()
+    bands = SarHighPass()(torch.log10(sar + 1e-2))
+    shifted = SarHighPass()(torch.log10(torch.roll(sar, (3, 5), (2, 3)) + 1e-2))
+    inner = (..., slice(16, -16), slice(16, -16))
+    torch.testing.assert_close(torch.roll(bands, (3, 5), (2, 3))[inner], shifted[inner])
+
+
+def test_detail_strength_scales_only_the_texture():
+    torch.manual_seed(0)
+    net = LiteColorNet(pretrained=False).eval()
+    torch.nn.init.normal_(net.gain_head.weight, std=0.5)
+    sar = real_sar(128)
+    with torch.no_grad():
+        smooth, half, full = (net(sar, torch.tensor([d])) for d in (0.0, 0.5, 1.0))
+        torch.testing.assert_close(net(sar), full)
+        # At strength 0 the gain head has no say at all.
+        net.gain_head.weight.add_(1.0)
+        torch.testing.assert_close(net(sar, torch.tensor([0.0])), smooth)
+    assert float((half - torch.minimum(smooth, full)).min()) > -1e-6 and float((torch.maximum(smooth, full) - half).min()) > -1e-6
+    detail = lambda x: float((x[..., 1:, :] - x[..., :-1, :]).abs().mean())  # noqa: E731
+    assert detail(smooth) < detail(half) < detail(full)
+
+
+def test_second_stage_trains_only_the_gain_head(tmp_path):
+    overrides = {
+        "model.arch": "lite0", "model.head_width": 16, "model.lateral_width": 8, "model.head_depth": 1,
+        "data.root": str(PAIRS), "data.crop_size": 64, "data.batch_size": 2, "loss.l1": 0.0, "loss.mse": 100.0,
+        "loss.adversarial": 0.0, "train.log_every": 5, "train.checkpoint_every": 10, "train.sample_every": 10,
+        "train.threads": 1, "train.lr_g": 1e-2,
+    }
+    first = Trainer(load_config(None, {**overrides, "out_dir": str(tmp_path / "a"), "train.steps": 10,
+                                       "loss.shift_consistency": 10.0, "data.shift_max": 16}))
+    first.fit()
+    with open(tmp_path / "a" / "loss_log.csv") as f:
+        assert "shift" in f.readline()
+    second = Trainer(load_config(None, {**overrides, "out_dir": str(tmp_path / "b"), "train.steps": 10,
+                                        "train.init_from": str(tmp_path / "a" / "last.pt"), "train.train_only": ["gain_head"]}))
+    second.fit()
+    before, after = first.ema.state_dict(), second.ema.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"gain_head"}
+    with pytest.raises(Exception, match="train.train_only: no module colour_heads"):
+        Trainer(load_config(None, {**overrides, "out_dir": str(tmp_path / "c"), "train.train_only": ["colour_heads"]}))

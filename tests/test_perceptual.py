@@ -1,0 +1,69 @@
+"""FD-Lite0 and the VGG16 distance rank distorted real images as worse than the real images themselves."""
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from sarcolor.data import load_split
+from sarcolor.perceptual import PerceptualMetrics, crops, frechet_distance, perceptual_unavailable
+
+from conftest import PAIRS
+
+pytestmark = pytest.mark.skipif(perceptual_unavailable() is not None, reason=str(perceptual_unavailable()))
+
+
+@pytest.fixture(scope="module")
+def metrics():
+    return PerceptualMetrics()
+
+
+@pytest.fixture(scope="module")
+def real():
+    """The real Sentinel-2 RGB of the example pairs (four 256² crops of train and val scenes)."""
+    return [p.opt.astype(np.float32) / 255.0 for p in load_split(PAIRS, "train") + load_split(PAIRS, "val")]
+
+
+def blur(image, strength):
+    return gaussian_filter(image, (0, strength, strength))
+
+
+def noise(image, strength):
+    return np.clip(image + np.random.default_rng(0).normal(0, strength, image.shape), 0, 1).astype(np.float32)
+
+
+def colour_shift(image, strength):  # towards magenta, as a wrong colour model would paint
+    return np.clip(image + np.array([strength, -strength, strength], np.float32)[:, None, None], 0, 1)
+
+
+DISTORTIONS = {"blur": (blur, 1.0, 3.0), "noise": (noise, 0.03, 0.1), "colour shift": (colour_shift, 0.04, 0.12)}
+
+
+def embed_all(metrics, images):
+    # 128² pieces every 32 px: enough samples from four small images for a covariance.
+    return np.concatenate([metrics.embed(image, size=128, step=32) for image in images])
+
+
+@pytest.mark.parametrize("name", list(DISTORTIONS))
+def test_fd_lite0_grows_with_the_distortion(metrics, real, name):
+    distort, mild, strong = DISTORTIONS[name]
+    reference = embed_all(metrics, real)
+    assert frechet_distance(reference, reference) == pytest.approx(0.0, abs=1e-3)
+    fd_mild = frechet_distance(embed_all(metrics, [distort(r, mild) for r in real]), reference)
+    fd_strong = frechet_distance(embed_all(metrics, [distort(r, strong) for r in real]), reference)
+    assert 0.5 < fd_mild < fd_strong, (fd_mild, fd_strong)
+
+
+@pytest.mark.parametrize("name", list(DISTORTIONS))
+def test_vgg16_distance_grows_with_the_distortion(metrics, real, name):
+    distort, mild, strong = DISTORTIONS[name]
+    for image in real:
+        assert metrics.vgg_distance(image, image) == pytest.approx(0.0, abs=1e-6)
+        mild_d, strong_d = metrics.vgg_distance(distort(image, mild), image), metrics.vgg_distance(distort(image, strong), image)
+        assert 0.005 < mild_d < strong_d, (mild_d, strong_d)
+
+
+def test_crops_cover_the_image_to_its_edges():
+    image = np.arange(3 * 300 * 520, dtype=np.float32).reshape(3, 300, 520)
+    pieces = crops(image, size=256, step=256)
+    assert pieces.shape == (2 * 3, 3, 256, 256)  # rows 0 and 44 (flush with the bottom); columns 0, 256 and 264
+    np.testing.assert_array_equal(pieces[0], image[:, :256, :256])
+    np.testing.assert_array_equal(pieces[-1], image[:, -256:, -256:])
