@@ -29,7 +29,6 @@ from sarcolor.io import INPUT_SCALES, IMAGE_SUFFIXES, SarReader, open_raster, re
 log = logging.getLogger(__name__)
 
 PREVIEW_SIDE = 1024
-THUMBNAIL_SIDE = 256
 
 
 def bundled_model_label(name: str) -> str:
@@ -67,21 +66,6 @@ def sar_preview(path: Path, band: int, input_scale: str, quantile: float) -> np.
     with open_raster(path) as src:
         grey = SarReader(src, band, input_scale, quantile).preview(PREVIEW_SIDE)
     return np.repeat(grey[..., None], 3, axis=-1)
-
-
-def example_thumbnails(options: ServeOptions) -> list[tuple[np.ndarray, str]]:
-    """(SAR thumbnail, file name) per example, for the page's gallery; an unreadable example is left out."""
-    quantile = next(iter(options.models.values())).convention["quantile"]
-    thumbnails = []
-    for path in options.examples:
-        try:
-            preview = sar_preview(path, 1, "auto", quantile)
-        except SarcolorError as exc:
-            log.warning("example %s left out of the gallery: %s", path.name, exc)
-            continue
-        step = max(1, max(preview.shape[:2]) // THUMBNAIL_SIDE)
-        thumbnails.append((np.ascontiguousarray(preview[::step, ::step]), path.name))
-    return thumbnails
 
 
 def markdown_text(text: str) -> str:
@@ -205,19 +189,10 @@ def build_app(options: ServeOptions, work_root: Path):
         inputs = [upload, model, band, scale, detail]
         outputs = [slider, downloads, summary, work_dir]
         button.click(on_colourise, inputs, outputs).then(remove_work_dir, work_dir, None)
-        thumbnails = example_thumbnails(options)
-        if thumbnails:
-            by_name = {p.name: p for p in options.examples}
-            gallery = gr.Gallery(
-                thumbnails, label="Examples (SAR): click one to colourise it", columns=6, height="auto",
-                allow_preview=False, interactive=False, elem_id="examples",
-            )
-
-            def on_example(model_name, detail, evt: gr.SelectData, progress=gr.Progress()):
-                path = str(by_name[thumbnails[evt.index][1]])
-                return (path, 1, "auto", *on_colourise(path, model_name, 1, "auto", detail, progress))
-
-            gallery.select(on_example, [model, detail], [upload, band, scale, *outputs]).then(remove_work_dir, work_dir, None)
+        if options.examples:
+            rows = [[str(p), names[0], 1, "auto", model_detail(options, names[0])] for p in options.examples]
+            examples = gr.Examples(rows, inputs, label="Examples: click one to colourise it")
+            examples.load_input_event.then(on_colourise, inputs, outputs).then(remove_work_dir, work_dir, None)
     return app
 
 
