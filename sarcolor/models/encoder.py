@@ -86,7 +86,6 @@ class Lite0Encoder(nn.Module):
 
     def __init__(self, in_channels: int = 1, taps: int = len(TAP_BLOCKS)) -> None:
         super().__init__()
-        self.taps = taps
         self._conv_stem = SamePadConv(in_channels, 32, 3, stride=2, bias=False)
         self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS)
         blocks = []
@@ -103,7 +102,7 @@ class Lite0Encoder(nn.Module):
 
     def load_pretrained(self, path: str | Path | None = None) -> None:
         state = torch.load(path or lite0_weights_path(), map_location="cpu", weights_only=True)
-        kept = {k for k in self.state_dict()}
+        kept = self.state_dict().keys()
         state = {k: v for k, v in state.items() if k in kept}
         if self._conv_stem.in_channels == 1:
             state["_conv_stem.weight"] = state["_conv_stem.weight"].sum(1, keepdim=True)

@@ -73,8 +73,12 @@ class LiteColorNet(nn.Module):
         heads = 3 * (1 + SarHighPass.bands)
         self.smoothing = GaussianBlur(smoothing, heads) if smoothing > 0 else nn.Identity()
 
+    def _raw_taps(self, amplitude: torch.Tensor) -> list[torch.Tensor]:
+        """Encoder features of the 2x2-multi-looked SAR."""
+        return self.encoder(F.avg_pool2d(amplitude, 2))
+
     def _taps(self, amplitude: torch.Tensor) -> list[torch.Tensor]:
-        taps = self.encoder(F.avg_pool2d(amplitude, 2))
+        taps = self._raw_taps(amplitude)
         return [(t - getattr(self, f"tap_mean{i}")) / getattr(self, f"tap_std{i}") for i, t in enumerate(taps)]
 
     @torch.no_grad()
@@ -83,7 +87,7 @@ class LiteColorNet(nn.Module):
         context = self.context(amplitude)
         self.context_mean.copy_(context.mean((0, 2, 3), keepdim=True))
         self.context_std.copy_(context.std((0, 2, 3), keepdim=True).clamp_min(1e-3))
-        for i, tap in enumerate(self.encoder(F.avg_pool2d(amplitude, 2))):
+        for i, tap in enumerate(self._raw_taps(amplitude)):
             getattr(self, f"tap_mean{i}").copy_(tap.mean((0, 2, 3), keepdim=True))
             getattr(self, f"tap_std{i}").copy_(tap.std((0, 2, 3), keepdim=True).clamp_min(1e-3))
 
