@@ -10,7 +10,9 @@ import numpy as np
 import rasterio
 
 from sarcolor.errors import SarcolorError
-from sarcolor.io import IMAGE_SUFFIXES, RasterWriter, SarReader, check_output_path, open_raster, output_driver, parse_crs
+from sarcolor.io import (
+    IMAGE_SUFFIXES, RasterWriter, SarReader, check_free_space, check_output_path, open_raster, output_driver, parse_crs,
+)
 from sarcolor.tiling import blend_tiles, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ def colorize_file(
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), open_raster(input_path) as src:
         reader = SarReader(src, options.band, options.input_scale, model.convention["quantile"])
         _check_plain_output_size(output_path, reader.height, reader.width)
+        check_free_space(output_path, reader.height, reader.width)
         if warp is not None and not (src.crs or src.gcps[0]):
             raise SarcolorError(f"--warp: {input_path} has no CRS or GCPs to reproject from")
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ OUTPUT_DRIVERS = {".tif": "GTiff", ".tiff": "GTiff", ".png": "PNG", ".jpg": "JPE
 IMAGE_SUFFIXES = tuple(OUTPUT_DRIVERS)
 # Quantile and fill statistics come from a decimated read at most this many pixels on a side.
 STATS_MAX_SIDE = 2048
+# No RGB output of ours compresses better than this (DEFLATE level 1 reaches about 2-5x): a folder with
+# less free space than raw size / this cannot hold the output, and is refused before any work.
+BEST_COMPRESSION_RATIO = 16
 
 
 def decimated_shape(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -249,6 +253,36 @@ def check_output_path(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
+def check_free_space(path: Path, height: int, width: int, bands: int = 3) -> None:
+    """Refuse, before any work, a folder that cannot hold even a well-compressed output (a full disk
+    also crashes GDAL when it closes the file)."""
+    free = shutil.disk_usage(path.parent).free
+    needed = height * width * bands // BEST_COMPRESSION_RATIO + 2**16
+    if free < needed:
+        raise SarcolorError(
+            f"not enough free space for {path}: {free / 2**20:.2f} MiB free in {path.parent}, "
+            f"the output needs at least {needed / 2**20:.2f} MiB"
+        )
+
+
+def check_tiff_complete(path: Path, rows_per_read: int = 1024) -> None:
+    """Raise OSError unless a just-written GeoTIFF decodes in full, strip by strip.
+
+    GDAL reports a failed write (a full disk) as log lines, not as an exception, and still closes
+    the file: without this check a truncated output would replace a good one. Decoding costs a few
+    per cent of a scene's run time."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            with rasterio.open(path) as src:
+                for row in range(0, src.height, rows_per_read):
+                    window = Window(0, row, src.width, min(rows_per_read, src.height - row))
+                    src.read(window=window)
+                    src.read_masks(1, window=window)
+        except RasterioIOError as exc:
+            raise OSError(first_line(exc)) from None
+
+
 def geotiff_profile(src: rasterio.DatasetReader, count: int = 3) -> dict:
     """The source's profile, copied, turned into a tiled DEFLATE RGB uint8 GeoTIFF's."""
     profile = src.profile.copy()
@@ -307,13 +341,16 @@ class RasterWriter:
         return Path(name)
 
     def __enter__(self) -> "RasterWriter":
-        self._tiff_path = self._tmp(".tif")
-        env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True)
-        env.__enter__()
-        self._env = env
-        self.dst = rasterio.open(self._tiff_path, "w", **geotiff_profile(self.src))
-        if self.src.gcps[0]:
-            self.dst.gcps = self.src.gcps
+        self._env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True)
+        self._env.__enter__()
+        try:
+            self._tiff_path = self._tmp(".tif")
+            self.dst = rasterio.open(self._tiff_path, "w", **geotiff_profile(self.src))
+            if self.src.gcps[0]:
+                self.dst.gcps = self.src.gcps
+        except BaseException as exc:  # __exit__ is not called when __enter__ fails: clean up here
+            self.__exit__(type(exc), exc, None)
+            raise
         return self
 
     def write(self, row_off: int, rgb: np.ndarray, valid: np.ndarray) -> None:
@@ -328,16 +365,11 @@ class RasterWriter:
             if self.dst is not None:
                 self.dst.close()
             if exc_type is None:
-                final = self._tiff_path
-                if self.warp is not None:
-                    final = self._tmp(".tif")
-                    warp_rgb(self._tiff_path, final, self.warp)
-                if self.cog:
-                    tiff, final = final, self._tmp(".tif")
-                    write_cog(tiff, final)
-                if self.driver != "GTiff":
-                    final = self._convert_plain(final)
-                os.chmod(final, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual mode
+                try:
+                    final = self._finish()
+                except (OSError, RasterioIOError) as exc:
+                    reason = "no space left on device" if _disk_full(self.path.parent) else first_line(exc)
+                    raise SarcolorError(f"cannot write {self.path}: {reason}") from None
                 os.replace(final, self.path)
         finally:
             self._env.__exit__(None, None, None)
@@ -345,10 +377,31 @@ class RasterWriter:
                 for leftover in (tmp, Path(f"{tmp}.aux.xml"), Path(f"{tmp}.msk")):
                     leftover.unlink(missing_ok=True)
 
+    def _finish(self) -> Path:
+        """Check the written GeoTIFF and turn it into the requested output; returns the file to rename."""
+        check_tiff_complete(self._tiff_path)
+        final = self._tiff_path
+        if self.warp is not None:
+            final = self._tmp(".tif")
+            warp_rgb(self._tiff_path, final, self.warp)
+            check_tiff_complete(final)
+        if self.cog:
+            tiff, final = final, self._tmp(".tif")
+            write_cog(tiff, final)
+            check_tiff_complete(final)
+        if self.driver != "GTiff":
+            final = self._convert_plain(final)
+        os.chmod(final, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual mode
+        return final
+
     def _convert_plain(self, tiff: Path) -> Path:
         out = self._tmp(self.path.suffix)
         write_plain_copy(tiff, out, self.driver)
         return out
+
+
+def _disk_full(folder: Path) -> bool:
+    return shutil.disk_usage(folder).free < 2**16
 
 
 def parse_crs(text: str) -> CRS:

@@ -1,4 +1,5 @@
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +179,46 @@ def test_detail_strength_is_checked_and_changes_the_output(tmp_path):
     smooth, named, full = (read_all(tmp_path / f"{n}.tif")[0] for n in ("smooth", "named", "full"))
     np.testing.assert_array_equal(smooth, named)
     assert np.abs(np.diff(full.astype(int), axis=-1)).mean() > 2 * np.abs(np.diff(smooth.astype(int), axis=-1)).mean()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1.2 MB tmpfs: room for one 512² output, not for a 1024² one (needs root and mount)."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(mount_point)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def tiled_example(path: Path) -> Path:
+    """The 512² coast example repeated 2x2 into a 1024² GeoTIFF (about 1.3 MB of output)."""
+    with rasterio.open(COAST) as src:
+        profile, sar = src.profile, src.read()
+    profile.update(width=1024, height=1024)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.tile(sar, (1, 2, 2)))
+    return path
+
+
+def test_full_disk_fails_and_keeps_the_existing_output(tmp_path, small_disk):
+    """Issue 14: GDAL's write errors on a full disk were logged, then 'wrote' and exit 0, over a good file."""
+    big = tiled_example(tmp_path / "big.tif")
+    out = small_disk / "x.tif"
+    run_cli("colorize", COAST, "-o", out, check=True)
+    good = out.read_bytes()
+    for target, extra in ((out, ["--overwrite"]), (small_disk / "y.png", []), (small_disk / "z.tif", ["--cog"])):
+        result = run_cli("colorize", big, "-o", target, *extra)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot write {target}: no space left on device")
+        assert sorted(p.name for p in small_disk.iterdir()) == ["x.tif"]  # no temp file left, no partial output
+    assert out.read_bytes() == good
+    with open(small_disk / "filler", "wb") as f:  # fill the disk: GDAL crashed in close() on a 100 % full disk
+        try:
+            f.write(b"\0" * 2**21)
+        except OSError:
+            pass
+    result = run_cli("-q", "colorize", COAST, "-o", small_disk / "w.tif")
+    assert_clean_failure(result, "not enough free space", small_disk / "w.tif")
