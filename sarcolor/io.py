@@ -6,10 +6,13 @@ clipped to [0, 1]. Every reader turns its input into that, whatever the input's 
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
+import re
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,8 @@ STATS_MAX_SIDE = 2048
 # No RGB output of ours compresses better than this (DEFLATE level 1 reaches about 2-5x): a folder with
 # less free space than raw size / this cannot hold the output, and is refused before any work.
 BEST_COMPRESSION_RATIO = 16
+# A temporary output not written to for this long belongs to a run that was killed.
+STALE_TEMP_AGE_S = 15 * 60
 
 
 def decimated_shape(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -245,12 +250,32 @@ def check_output_path(path: str | Path, overwrite: bool) -> Path:
         raise SarcolorError(f"output {path} is a folder")
     if not path.parent.is_dir():
         raise SarcolorError(f"output folder does not exist: {path.parent}")
+    remove_stale_temp_files(path)
     try:  # a real write, before any work: permissions, read-only mounts and /proc all say no here
         with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".probe", dir=path.parent):
             pass
     except OSError as exc:
         raise SarcolorError(f"output folder is not writable: {path.parent} ({exc.strerror or first_line(exc)})") from None
     return path
+
+
+def temp_file_pattern(path: Path) -> re.Pattern:
+    """Names of RasterWriter's temporary files for ``path`` (tempfile.mkstemp: 8 random characters)."""
+    return re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.(tif|png|jpg|jpeg|probe)(\.aux\.xml|\.msk)?")
+
+
+def remove_stale_temp_files(path: Path, min_age_s: float = STALE_TEMP_AGE_S) -> None:
+    """Remove temporary files a killed run (SIGKILL, power cut) left for the same output.
+
+    Only files untouched for ``min_age_s`` go: a run writing the same target right now keeps writing
+    blocks, so its temporary file stays young."""
+    pattern = temp_file_pattern(path)
+    now = time.time()
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        with contextlib.suppress(OSError):
+            if pattern.fullmatch(candidate.name) and now - candidate.stat().st_mtime > min_age_s:
+                candidate.unlink()
+                log.info("removed %s, left by an interrupted run", candidate.name)
 
 
 def check_free_space(path: Path, height: int, width: int, bands: int = 3) -> None:

@@ -3,22 +3,27 @@
 The page holds no model code: it loads models through :mod:`sarcolor.backends` at start-up (a
 missing or broken model stops the server before it listens, it never falls back to random
 weights) and colourises through :func:`sarcolor.infer.colorize_file`, exactly as the CLI does.
-Each request works in a folder of its own that is removed once the page has its files.
+Each request works in a folder of its own, removed once the page has its files, by an age limit
+when no page asks (API clients, closed tabs), and with the whole work root at shutdown.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
+import gradio as gr
 import numpy as np
 
 from sarcolor.backends import BUNDLED_MODELS
@@ -29,6 +34,12 @@ from sarcolor.io import INPUT_SCALES, IMAGE_SUFFIXES, SarReader, open_raster, re
 log = logging.getLogger(__name__)
 
 PREVIEW_SIDE = 1024
+# An upload larger than this runs only when no other large one is running: the other slot stays
+# free for small images (a 100,000 px square header once filled both slots for 46 min each).
+LARGE_JOB_PIXELS = 16_000_000
+# A request's folder not removed by the page (API clients, closed tabs) goes after this long; the
+# page has copies of the files in Gradio's own cache by then.
+WORK_DIR_MAX_AGE_S = 600
 
 
 def bundled_model_label(name: str) -> str:
@@ -46,6 +57,62 @@ class ServeOptions:
     examples: list[Path] = field(default_factory=list)
     tile: int = 512
     overlap: int = 64
+    max_pixels: int = 64_000_000  # larger images are refused from their header, before any work
+    large_job: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
+
+
+class Cancelled(SarcolorError):
+    """The user pressed Cancel: the run stops at its next batch of tiles."""
+
+
+class WorkFolders:
+    """Per-request folders under one root; folders of finished requests are swept by age."""
+
+    def __init__(self, root: Path, max_age_s: float = WORK_DIR_MAX_AGE_S) -> None:
+        self.root = root
+        self.max_age_s = max_age_s
+        self._active: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def new(self) -> Path:
+        self.sweep()
+        folder = self.root / uuid.uuid4().hex
+        folder.mkdir()
+        with self._lock:
+            self._active.add(folder)
+        return folder
+
+    def finished(self, folder: Path) -> None:
+        with self._lock:
+            self._active.discard(folder)
+
+    def remove(self, folder: str | Path | None) -> None:
+        """Remove one request's folder (the page's clean-up step); anything outside the root is ignored."""
+        if folder and Path(folder).parent == self.root:
+            self.finished(Path(folder))
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def sweep(self) -> None:
+        """Remove folders of finished requests older than the age limit."""
+        now = time.time()
+        with self._lock:
+            active = set(self._active)
+        for folder in self.root.iterdir():
+            try:
+                old = folder.is_dir() and now - folder.stat().st_mtime > self.max_age_s
+            except OSError:
+                continue
+            if folder not in active and old:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def sweep_every(self, seconds: float, stop: threading.Event) -> threading.Thread:
+        def loop() -> None:
+            while not stop.wait(seconds):
+                self.sweep()
+
+        thread = threading.Thread(target=loop, name="sarcolor-sweep", daemon=True)
+        thread.start()
+        return thread
 
 
 @dataclass
@@ -73,16 +140,38 @@ def markdown_text(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", text)
 
 
-def check_upload(path: str | None, max_upload_mb: int) -> Path:
+def check_upload(path: str | None, options: ServeOptions) -> tuple[Path, int]:
+    """The upload's path and pixel count, after the checks that need no work: type, bytes, pixels."""
     if not path:
         raise SarcolorError("upload a SAR image first (GeoTIFF, PNG or JPEG)")
     upload = Path(path)
     if upload.suffix.lower() not in IMAGE_SUFFIXES:
         raise SarcolorError(f"{upload.name}: not a supported image type (use .tif, .png or .jpg)")
     size_mb = upload.stat().st_size / 2**20
-    if size_mb > max_upload_mb:
-        raise SarcolorError(f"{upload.name} is {size_mb:.0f} MB; the upload limit is {max_upload_mb} MB")
-    return upload
+    if size_mb > options.max_upload_mb:
+        raise SarcolorError(f"{upload.name} is {size_mb:.0f} MB; the upload limit is {options.max_upload_mb} MB")
+    with open_raster(upload) as src:  # the header only: a small file can claim a huge image
+        width, height = src.width, src.height
+    if width * height > options.max_pixels:
+        raise SarcolorError(
+            f"{upload.name} is {width} × {height} px; this server takes images up to "
+            f"{options.max_pixels / 1e6:g} megapixels (sarcolor serve --max-megapixels)"
+        )
+    return upload, width * height
+
+
+@contextlib.contextmanager
+def job_slot(options: ServeOptions, pixels: int, name: str) -> Iterator[None]:
+    """Large images run one at a time, refused (not queued) while another runs, so small ones get through."""
+    if pixels <= LARGE_JOB_PIXELS:
+        yield
+        return
+    if not options.large_job.acquire(blocking=False):
+        raise SarcolorError(f"the server is busy with another large image; send {name} again in a few minutes")
+    try:
+        yield
+    finally:
+        options.large_job.release()
 
 
 def model_detail(options: ServeOptions, model_name: str) -> float:
@@ -92,21 +181,26 @@ def model_detail(options: ServeOptions, model_name: str) -> float:
 
 
 def colourise_upload(
-    options: ServeOptions, work_root: Path, path: str | None, model_name: str, band: float, input_scale: str,
+    options: ServeOptions, work: WorkFolders, path: str | None, model_name: str, band: float, input_scale: str,
     detail: float | None = None, on_progress=None,
 ) -> PageResult:
-    """Colourise one upload into a fresh folder under ``work_root``: GeoTIFF, PNG and two previews.
+    """Colourise one upload into a fresh folder of ``work``: GeoTIFF, PNG and two previews.
 
     ``detail`` sets the model's detail strength (ignored by a model without one); None keeps its own.
+    ``on_progress(done, total)`` may raise (e.g. Cancelled) to stop the run; nothing is left behind.
     """
-    upload = check_upload(path, options.max_upload_mb)
+    upload, pixels = check_upload(path, options)
     if model_name not in options.models:
         raise SarcolorError(f"unknown model {model_name!r}")
     model = options.models[model_name]
     if detail is not None and model.has_detail:
         model = model.with_detail(float(detail))
-    work_dir = work_root / uuid.uuid4().hex
-    work_dir.mkdir()
+    with job_slot(options, pixels, upload.name):
+        return _colourise_in_work_folder(options, work, upload, model, model_name, band, input_scale, on_progress)
+
+
+def _colourise_in_work_folder(options, work, upload, model, model_name, band, input_scale, on_progress) -> PageResult:
+    work_dir = work.new()
     try:
         tiff = work_dir / f"{upload.stem}_sarcolor.tif"
         total: list[int] = []
@@ -128,8 +222,10 @@ def colourise_upload(
             files.append(str(png))
         previews = (sar_preview(upload, int(band), input_scale, model.convention["quantile"]), read_rgb_preview(tiff, PREVIEW_SIDE))
     except BaseException:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        work.remove(work_dir)
         raise
+    finally:
+        work.finished(work_dir)
     strength = f", detail {model.detail:.2f}" if model.has_detail else ""
     summary = (
         f"**{markdown_text(upload.name)}**: {result.width} × {result.height} px, band {int(band)}, "
@@ -138,17 +234,21 @@ def colourise_upload(
     return PageResult(previews, files, summary, str(work_dir))
 
 
-def build_app(options: ServeOptions, work_root: Path):
-    import gradio as gr
-
+def build_app(options: ServeOptions, work: WorkFolders):
     names = list(options.models)
+    cancelled: set[str] = set()  # sessions whose user pressed Cancel during a run
 
-    def on_colourise(path, model_name, band, input_scale, detail, progress=gr.Progress()):
+    def on_colourise(path, model_name, band, input_scale, detail, request: gr.Request, progress=gr.Progress()):
+        session = request.session_hash if request is not None else None
+        cancelled.discard(session)
+
         def report(done: int, total: int) -> None:
+            if session in cancelled:
+                raise Cancelled("cancelled")
             progress((done, total), desc="colourising tiles", unit="tiles")
 
         try:
-            result = colourise_upload(options, work_root, path, model_name, band, input_scale, detail, report)
+            result = colourise_upload(options, work, path, model_name, band, input_scale, detail, report)
         except SarcolorError as exc:
             # Name the user's file, not the server's copy of it.
             message = str(exc).replace(str(path), Path(path).name) if path else str(exc)
@@ -158,9 +258,8 @@ def build_app(options: ServeOptions, work_root: Path):
             raise gr.Error(f"unexpected {type(exc).__name__}: {exc}", print_exception=False) from None
         return result.previews, result.files, result.summary, result.work_dir
 
-    def remove_work_dir(work_dir: str | None) -> None:
-        if work_dir and Path(work_dir).parent == work_root:
-            shutil.rmtree(work_dir, ignore_errors=True)
+    def on_cancel(request: gr.Request) -> None:
+        cancelled.add(request.session_hash)
 
     with gr.Blocks(title="sarcolor", delete_cache=(600, 3600)) as app:
         gr.Markdown(
@@ -180,19 +279,24 @@ def build_app(options: ServeOptions, work_root: Path):
                     label="Detail: 0 smooth colour only, 1 the full SAR detail",
                 )
                 model.change(lambda name: model_detail(options, name), model, detail)
-                button = gr.Button("Colourise", variant="primary", elem_id="colourise")
-                gr.Markdown(f"Uploads up to {options.max_upload_mb} MB.")
+                with gr.Row():
+                    button = gr.Button("Colourise", variant="primary", elem_id="colourise")
+                    cancel = gr.Button("Cancel", elem_id="cancel")
+                gr.Markdown(f"Uploads up to {options.max_upload_mb} MB and {options.max_pixels / 1e6:g} megapixels.")
             with gr.Column(scale=2):
                 slider = gr.ImageSlider(label="SAR | colourised", type="numpy", elem_id="result")
                 summary = gr.Markdown(elem_id="summary")
                 downloads = gr.File(label="Downloads (GeoTIFF, PNG)", file_count="multiple", elem_id="downloads")
         inputs = [upload, model, band, scale, detail]
         outputs = [slider, downloads, summary, work_dir]
-        button.click(on_colourise, inputs, outputs).then(remove_work_dir, work_dir, None)
+        runs = [button.click(on_colourise, inputs, outputs)]
         if options.examples:
             rows = [[str(p), names[0], 1, "auto", model_detail(options, names[0])] for p in options.examples]
             examples = gr.Examples(rows, inputs, label="Examples: click one to colourise it")
-            examples.load_input_event.then(on_colourise, inputs, outputs).then(remove_work_dir, work_dir, None)
+            runs.append(examples.load_input_event.then(on_colourise, inputs, outputs))
+        for run in runs:
+            run.then(work.remove, work_dir, None)
+        cancel.click(on_cancel, None, None, queue=False, cancels=runs)
     return app
 
 
@@ -217,12 +321,20 @@ def wait_until_serving(url: str, process: subprocess.Popen, seconds: float = 300
 
 
 def serve(options: ServeOptions, host: str = "127.0.0.1", port: int = 7860) -> None:
-    """Start the page and block until interrupted; the per-request work folders go with it."""
+    """Start the page and block until interrupted (Ctrl-C or SIGTERM); the work folders go with it."""
+    stop = threading.Event()
     with tempfile.TemporaryDirectory(prefix="sarcolor-serve-") as tmp:
-        app = build_app(options, Path(tmp))
+        work = WorkFolders(Path(tmp))
+        work.sweep_every(60, stop)
+        app = build_app(options, work)
         app.queue(default_concurrency_limit=2)
         log.info("serving on http://%s:%d", host, port)
-        app.launch(
-            server_name=host, server_port=port, max_file_size=f"{options.max_upload_mb}mb",
-            allowed_paths=[str(p.parent) for p in options.examples], show_error=True, footer_links=[],
-        )
+        try:
+            app.launch(
+                server_name=host, server_port=port, max_file_size=f"{options.max_upload_mb}mb",
+                # The example files themselves, not their folder: nothing else there is served.
+                allowed_paths=[str(p) for p in options.examples], show_error=True, footer_links=[],
+            )
+        finally:
+            stop.set()
+            app.close()

@@ -1,5 +1,8 @@
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -193,13 +196,13 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount_point)], check=True)
 
 
-def tiled_example(path: Path) -> Path:
-    """The 512² coast example repeated 2x2 into a 1024² GeoTIFF (about 1.3 MB of output)."""
+def tiled_example(path: Path, repeat: int = 2) -> Path:
+    """The 512² coast example repeated ``repeat`` x ``repeat`` (2: a 1024² GeoTIFF, 1.3 MB of output)."""
     with rasterio.open(COAST) as src:
         profile, sar = src.profile, src.read()
-    profile.update(width=1024, height=1024)
+    profile.update(width=512 * repeat, height=512 * repeat)
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.tile(sar, (1, 2, 2)))
+        dst.write(np.tile(sar, (1, repeat, repeat)))
     return path
 
 
@@ -222,3 +225,35 @@ def test_full_disk_fails_and_keeps_the_existing_output(tmp_path, small_disk):
             pass
     result = run_cli("-q", "colorize", COAST, "-o", small_disk / "w.tif")
     assert_clean_failure(result, "not enough free space", small_disk / "w.tif")
+
+
+def test_sigterm_mid_run_removes_the_temporary_output(tmp_path):
+    """Issue 14: SIGTERM (a service manager's stop) left the temporary output behind, unlike Ctrl-C."""
+    big = tiled_example(tmp_path / "big.tif", repeat=8)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "x.tif"
+    process = subprocess.Popen([sys.executable, "-m", "sarcolor", "colorize", big, "-o", out], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(out_dir.glob(".x.tif.*.tif")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    assert list(out_dir.iterdir()) == []
+
+
+def test_stale_temporary_outputs_of_a_killed_run_are_removed(tmp_path):
+    """Issue 14: temp files of a SIGKILLed run stayed forever; the next run on the same target removes them."""
+    out = tmp_path / "x.tif"
+    stale = [tmp_path / ".x.tif.k3j_9a0q.tif", tmp_path / ".x.tif.k3j_9a0q.tif.aux.xml", tmp_path / ".x.tif.zz00aa11.png"]
+    young = tmp_path / ".x.tif.abcdefgh.tif"  # may belong to a run writing right now
+    others = [tmp_path / ".x.tif.notes", tmp_path / ".y.tif.k3j_9a0q.tif", tmp_path / "x.tif.k3j_9a0q.tif"]
+    for path in [*stale, young, *others]:
+        path.write_bytes(b"partial")
+    hour_ago = time.time() - 3600
+    for path in [*stale, *others]:
+        os.utime(path, (hour_ago, hour_ago))
+    run_cli("colorize", COAST, "-o", out, check=True)
+    assert sorted(tmp_path.iterdir()) == sorted([out, young, *others])

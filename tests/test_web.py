@@ -16,7 +16,9 @@ from conftest import COAST, EXAMPLES, FIELDS, read_all, run_cli
 gradio = pytest.importorskip("gradio", reason="the web extra (gradio) is not installed")
 
 from sarcolor.errors import SarcolorError  # noqa: E402
-from sarcolor.web import DEFAULT_MODEL, ServeOptions, colourise_upload, free_port, markdown_text, wait_until_serving  # noqa: E402
+from sarcolor.web import (  # noqa: E402
+    DEFAULT_MODEL, Cancelled, ServeOptions, WorkFolders, colourise_upload, free_port, markdown_text, wait_until_serving,
+)
 
 UPLOAD_LIMIT_MB = 2
 
@@ -28,7 +30,7 @@ def options(model):
 
 def test_upload_is_colourised_like_the_cli(options, tmp_path):
     progress = []
-    result = colourise_upload(options, tmp_path, str(COAST), DEFAULT_MODEL, 1, "auto", on_progress=lambda d, t: progress.append((d, t)))
+    result = colourise_upload(options, WorkFolders(tmp_path), str(COAST), DEFAULT_MODEL, 1, "auto", on_progress=lambda d, t: progress.append((d, t)))
     tiff, png = map(Path, result.files)
     assert tiff.suffix == ".tif" and png.suffix == ".png" and tiff.parent == Path(result.work_dir)
     cli_out = tmp_path / "cli.tif"
@@ -64,7 +66,7 @@ def test_bad_uploads_give_a_message_and_leave_nothing(options, tmp_path, content
         path = tmp_path / name
         path.write_bytes(content)
     with pytest.raises(SarcolorError, match=message):
-        colourise_upload(options, work_root, str(path) if path else None, DEFAULT_MODEL, 1, "auto")
+        colourise_upload(options, WorkFolders(work_root), str(path) if path else None, DEFAULT_MODEL, 1, "auto")
     assert list(work_root.iterdir()) == []
 
 
@@ -72,7 +74,7 @@ def test_uploaded_file_name_is_shown_as_text_not_markdown(options, tmp_path):
     upload = tmp_path / "[x](javascript:alert(1))<b>_a_.tif"
     upload.write_bytes(FIELDS.read_bytes())
     (tmp_path / "work").mkdir()
-    summary = colourise_upload(options, tmp_path / "work", str(upload), DEFAULT_MODEL, 1, "auto").summary
+    summary = colourise_upload(options, WorkFolders(tmp_path / "work"), str(upload), DEFAULT_MODEL, 1, "auto").summary
     assert "](" not in summary and "<b>" not in summary
     assert summary.startswith(r"**\[x\]\(javascript:alert\(1\)\)\<b\>\_a\_\.tif**")
 
@@ -86,8 +88,66 @@ def test_all_nodata_upload_gives_a_message(options, tmp_path):
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(np.full((1, 512, 512), np.nan, np.float32))
     with pytest.raises(SarcolorError, match="no valid pixels"):
-        colourise_upload(options, work_root, str(path), DEFAULT_MODEL, 1, "auto")
+        colourise_upload(options, WorkFolders(work_root), str(path), DEFAULT_MODEL, 1, "auto")
     assert list(work_root.iterdir()) == []
+
+
+def header_only_tiff(path: Path, width: int, height: int) -> Path:
+    """A tiny sparse GeoTIFF whose header claims ``width`` × ``height`` px (a few KB on disk)."""
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=1, dtype="uint16",
+                       tiled=True, blockxsize=512, blockysize=512, SPARSE_OK=True, BIGTIFF="YES") as dst:
+        dst.write(np.ones((1, 512, 512), np.uint16), window=rasterio.windows.Window(0, 0, 512, 512))
+    return path
+
+
+def test_huge_header_is_refused_before_any_work(options, tmp_path):
+    """Issue 14: a 1.7 MB file whose header said 100000 x 100000 px held a slot for 46 minutes."""
+    huge = header_only_tiff(tmp_path / "huge.tif", 100_000, 100_000)
+    assert huge.stat().st_size < 2**20
+    (tmp_path / "work").mkdir()
+    started = time.perf_counter()
+    with pytest.raises(SarcolorError, match=r"huge.tif is 100000 × 100000 px; this server takes images up to 64 megapixels"):
+        colourise_upload(options, WorkFolders(tmp_path / "work"), str(huge), DEFAULT_MODEL, 1, "auto")
+    assert time.perf_counter() - started < 5
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_a_running_large_image_leaves_room_for_small_ones(options, tmp_path):
+    large = header_only_tiff(tmp_path / "large.tif", 5000, 4000)  # 20 MP: large, within the limit
+    work = WorkFolders(tmp_path / "work")
+    work.root.mkdir()
+    assert options.large_job.acquire(blocking=False)  # as if another large image were running
+    try:
+        with pytest.raises(SarcolorError, match="busy with another large image; send large.tif again"):
+            colourise_upload(options, work, str(large), DEFAULT_MODEL, 1, "auto")
+        assert "512 × 512 px" in colourise_upload(options, work, str(COAST), DEFAULT_MODEL, 1, "auto").summary
+    finally:
+        options.large_job.release()
+
+
+def test_cancel_stops_the_run_and_leaves_nothing(options, tmp_path):
+    work = WorkFolders(tmp_path / "work")
+    work.root.mkdir()
+    calls = []
+
+    def cancel_after_first(done, total):
+        calls.append(done)
+        raise Cancelled("cancelled")
+
+    with pytest.raises(Cancelled):
+        colourise_upload(options, work, str(COAST), DEFAULT_MODEL, 1, "auto", on_progress=cancel_after_first)
+    assert len(calls) == 1 and list(work.root.iterdir()) == []
+
+
+def test_work_folders_of_finished_requests_are_swept_by_age(tmp_path):
+    work = WorkFolders(tmp_path, max_age_s=60)
+    finished, running, young = work.new(), work.new(), work.new()
+    work.finished(finished)
+    work.finished(young)
+    for folder in (finished, running):
+        os.utime(folder, (time.time() - 120, time.time() - 120))
+    work.sweep()
+    assert sorted(tmp_path.iterdir()) == sorted([running, young])
 
 
 # -- the real server in a real browser ------------------------------------------------------
@@ -105,10 +165,7 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    pytest.importorskip("playwright", reason="playwright is not installed")
-    tmp = tmp_path_factory.mktemp("server")
+def start_server(tmp: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
     env = {**os.environ, "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
     log_file = open(tmp / "server.log", "w")
@@ -116,14 +173,22 @@ def server(tmp_path_factory):
         [sys.executable, "-m", "sarcolor", "serve", "--port", str(port), "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--examples", str(EXAMPLES)],
         stdout=log_file, stderr=subprocess.STDOUT, env=env,
     )
+    log_file.close()
     url = f"http://127.0.0.1:{port}/"
     if not wait_until_serving(url, process):
         process.kill()
         pytest.fail(f"server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+    return url, process
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    pytest.importorskip("playwright", reason="playwright is not installed")
+    tmp = tmp_path_factory.mktemp("server")
+    url, process = start_server(tmp)
     yield url, tmp
     process.terminate()
     process.wait(timeout=30)
-    log_file.close()
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +286,40 @@ def test_two_users_at_once_get_their_own_results(server):
         assert tiff.name == f"{source.stem}_sarcolor.tif"
         with rasterio.open(tiff) as dst, rasterio.open(source) as src:
             assert dst.crs == src.crs and dst.transform == src.transform
+
+
+def api_colourise(url: str, path: Path):
+    from gradio_client import Client, handle_file
+
+    return Client(url, verbose=False).predict(handle_file(str(path)), DEFAULT_MODEL, 1, "auto", 1.0, api_name="/on_colourise")
+
+
+def test_huge_uploads_do_not_block_small_ones(server, tmp_path):
+    """Issue 14: two small files whose headers claim 100000 x 100000 px filled both slots for 46 min."""
+    from gradio_client.exceptions import AppError
+
+    huge = [header_only_tiff(tmp_path / f"huge{i}.tif", 100_000, 100_000) for i in range(2)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(api_colourise, server[0], path) for path in [*huge, COAST]]
+        for future in futures[:2]:
+            with pytest.raises(AppError, match="this server takes images up to 64 megapixels"):
+                future.result()
+        _, files, summary = futures[2].result()
+    assert "512 × 512 px" in summary and len(files) == 2
+    assert time.perf_counter() - started < 120
+
+
+def test_sigterm_removes_the_work_folders(tmp_path):
+    """Issue 14: SIGTERM left the whole work root (API calls never run the page's clean-up step)."""
+    pytest.importorskip("gradio_client")
+    url, process = start_server(tmp_path)
+    try:
+        api_colourise(url, FIELDS)
+        roots = list(tmp_path.glob("sarcolor-serve-*"))
+        assert len(roots) == 1 and len(list(roots[0].iterdir())) == 1  # the API call's folder, kept for its age limit
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert process.returncode is not None
+    assert not list(tmp_path.glob("sarcolor-serve-*"))
