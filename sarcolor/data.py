@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarcolor.errors import SarcolorError
+from sarcolor.errors import SarcolorError, first_line
 from sarcolor.io import read_plain_image
 
 
@@ -28,10 +28,17 @@ def split_ids(root: str | Path, split: str) -> list[str]:
     split_file = root / "split.json"
     if not split_file.is_file():
         raise SarcolorError(f"{root} is not a pairs folder: {split_file} is missing")
-    splits = json.loads(split_file.read_text())
+    try:
+        splits = json.loads(split_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SarcolorError(f"{split_file} is not JSON: {first_line(exc)}") from None
+    if not isinstance(splits, dict) or not all(isinstance(ids, list) for ids in splits.values()):
+        raise SarcolorError(f"{split_file} must map split names to lists of pair ids")
     if split not in splits:
         raise SarcolorError(f"split {split!r} not in {split_file} (has: {', '.join(splits)})")
-    return list(splits[split])
+    if not splits[split]:
+        raise SarcolorError(f"split {split!r} in {split_file} is empty")
+    return [str(pair_id) for pair_id in splits[split]]
 
 
 def load_pair(root: str | Path, pair_id: str) -> Pair:

@@ -32,6 +32,8 @@ from sarcolor.tiling import mirror_window
 
 log = logging.getLogger(__name__)
 
+# Sentinel-1 sigma0 lies within about -50..+30 dB; values far outside are not dB.
+DB_MAX_ABS = 100.0
 INPUT_SCALES = ("auto", "normalized", "amplitude", "intensity", "db")
 OUTPUT_DRIVERS = {".tif": "GTiff", ".tiff": "GTiff", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 IMAGE_SUFFIXES = tuple(OUTPUT_DRIVERS)
@@ -92,7 +94,8 @@ def to_amplitude(values: np.ndarray, scale: str, dtype: str) -> np.ndarray:
     """Convert raw values to (relative) amplitude, float32."""
     values = values.astype(np.float32, copy=False)
     if scale == "db":  # sigma0 in dB is an intensity ratio: amplitude = 10 ** (dB / 20)
-        return np.power(np.float32(10.0), values / np.float32(20.0))
+        with np.errstate(over="ignore"):  # absurd dB values overflow to inf; callers check the result
+            return np.power(np.float32(10.0), values / np.float32(20.0))
     if scale == "intensity":
         return np.sqrt(np.maximum(values, 0))
     if scale == "normalized" and np.issubdtype(np.dtype(dtype), np.integer):
@@ -188,6 +191,11 @@ class SarReader:
         scale = guess_input_scale(self.dtype, values) if input_scale == "auto" else input_scale
         if input_scale == "auto":
             log.info("input scale auto -> %s (data type %s)", scale, self.dtype)
+        if scale == "db" and np.abs(values).max() > DB_MAX_ABS:
+            raise SarcolorError(
+                f"{self.src.name}: values reach {np.abs(values).max():g}, not sigma0 in dB "
+                f"(within ±{DB_MAX_ABS:g}); is --input-scale right for this data?"
+            )
         amplitude = to_amplitude(values, scale, self.dtype)
         if scale == "normalized":
             reference = 1.0

@@ -1,4 +1,5 @@
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -257,3 +258,30 @@ def test_stale_temporary_outputs_of_a_killed_run_are_removed(tmp_path):
         os.utime(path, (hour_ago, hour_ago))
     run_cli("colorize", COAST, "-o", out, check=True)
     assert sorted(tmp_path.iterdir()) == sorted([out, young, *others])
+
+
+def test_db_scale_on_amplitude_data_is_one_clean_line(tmp_path):
+    """Issue 14: --input-scale db on uint16 amplitude printed numpy RuntimeWarnings before its error."""
+    with rasterio.open(COAST) as src:
+        amplitude = (src.read().astype(np.uint16) * 100 + 1)
+    source = write_variant(tmp_path / "amplitude.tif", amplitude)
+    result = run_cli("colorize", source, "-o", tmp_path / "x.tif", "--input-scale", "db")
+    assert_clean_failure(result, "not sigma0 in dB", tmp_path / "x.tif")
+
+
+@pytest.mark.parametrize(
+    "split_text, expected",
+    [
+        ('{"train": [], "val": ["014_r512_c0"]}', "split 'train' in"),
+        ('{"train": ["003_r384_c384"], "val": []}', "split 'val' in"),
+        ("{not json", "is not JSON"),
+        ('["003_r384_c384"]', "must map split names to lists of pair ids"),
+    ],
+    ids=["empty-train", "empty-val", "not-json", "not-a-mapping"],
+)
+def test_evaluate_bad_split_files_are_one_line_errors(tmp_path, split_text, expected):
+    """Issue 14: 'unexpected IndexError', 'unexpected JSONDecodeError', or exit 0 with a table of NaN."""
+    pairs = tmp_path / "pairs"
+    shutil.copytree(PAIRS, pairs)
+    (pairs / "split.json").write_text(split_text)
+    assert_clean_failure(run_cli("evaluate", "--data", pairs, "--no-perceptual"), expected)
