@@ -285,3 +285,17 @@ def test_evaluate_bad_split_files_are_one_line_errors(tmp_path, split_text, expe
     shutil.copytree(PAIRS, pairs)
     (pairs / "split.json").write_text(split_text)
     assert_clean_failure(run_cli("evaluate", "--data", pairs, "--no-perceptual"), expected)
+
+
+def test_cli_output_is_the_models_prediction_channel_for_channel(tmp_path, model):
+    """Issue 14: swapping R and B on the way to 8 bits passed every CLI test."""
+    from sarcolor.tiling import predict_array
+
+    out = tmp_path / "fields.tif"
+    run_cli("colorize", FIELDS, "-o", out, check=True)
+    with rasterio.open(FIELDS) as src:
+        sar = src.read(1).astype(np.float32) / 255.0
+    expected = np.rint(np.clip(predict_array(model, sar, tile=512, overlap=64, multiple=model.multiple), 0, 1) * 255)
+    written = read_all(out)[0].astype(np.float32)
+    assert np.abs(written - expected).max() <= 1
+    assert np.abs(written[0] - written[2]).mean() > 2  # a swap of R and B would show

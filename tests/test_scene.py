@@ -6,7 +6,8 @@ from importlib import resources
 import numpy as np
 import pytest
 import rasterio
-from rasterio.warp import transform_bounds
+from rasterio.enums import Resampling
+from rasterio.warp import reproject, transform_bounds
 
 from conftest import COAST, FIELDS, read_all, run_cli
 from test_cli import assert_clean_failure, write_gcp_example
@@ -33,6 +34,17 @@ def test_warp_reprojects_to_the_asked_crs(tmp_path):
         assert np.allclose(dst.bounds, expected, atol=abs(dst.transform.a) * 2)
         mask = dst.dataset_mask()
         assert mask.mean() > 0.9 * 255 and (dst.read(1)[mask > 0] > 0).all()
+        warped, dst_crs, dst_transform = dst.read().astype(np.float32), dst.crs, dst.transform
+    # The same pixels as reprojecting the unwarped output (issue 14: a 180° turn passed this test).
+    plain = tmp_path / "plain.tif"
+    run_cli("colorize", COAST, "-o", plain, check=True)
+    with rasterio.open(plain) as src:
+        expected = np.zeros_like(warped)
+        reproject(src.read(), expected, src_transform=src.transform, src_crs=src.crs,
+                  dst_transform=dst_transform, dst_crs=dst_crs, resampling=Resampling.bilinear)
+    inner = mask[None].repeat(3, 0) > 0
+    inner[:, :2], inner[:, -2:], inner[:, :, :2], inner[:, :, -2:] = False, False, False, False
+    assert np.abs(warped - expected)[inner].mean() < 1.0
     assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "bad.tif", "--warp", "EPSG:99999999"), "is not a CRS", tmp_path / "bad.tif")
 
 
