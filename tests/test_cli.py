@@ -299,3 +299,52 @@ def test_cli_output_is_the_models_prediction_channel_for_channel(tmp_path, model
     written = read_all(out)[0].astype(np.float32)
     assert np.abs(written - expected).max() <= 1
     assert np.abs(written[0] - written[2]).mean() > 2  # a swap of R and B would show
+
+
+def invalid_top_rows(tmp_path: Path, kind: str) -> tuple[Path, list[str]]:
+    """The fields example with its top 64 rows invalid in one of the ways real products mark it."""
+    with rasterio.open(FIELDS) as src:
+        grey = src.read(1)
+    amplitude = grey.astype(np.uint16) * 40 + 1  # uint16 amplitude, as a GRD
+    if kind == "declared-nodata":
+        data = amplitude.copy()
+        data[:64] = 65535
+        return write_variant(tmp_path / "nodata.tif", data[None], like=FIELDS, nodata=65535), []
+    if kind == "grd-zero-border":  # no nodata declared: uint16 0 is the GRD border fill
+        data = amplitude.copy()
+        data[:64] = 0
+        return write_variant(tmp_path / "border.tif", data[None], like=FIELDS, nodata=None), []
+    if kind == "internal-mask":
+        path = tmp_path / "masked.tif"
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+            write_variant(path, amplitude[None], like=FIELDS, nodata=None)
+            with rasterio.open(path, "r+") as dst:
+                mask = np.full(grey.shape, 255, np.uint8)
+                mask[:64] = 0
+                dst.write_mask(mask)
+        return path, []
+    if kind == "alpha":  # grey + alpha PNG: band 1 is the SAR, band 2 says where it is valid
+        alpha = np.full(grey.shape, 255, np.uint8)
+        alpha[:64] = 0
+        path = tmp_path / "alpha.png"
+        with rasterio.open(path, "w", driver="PNG", width=512, height=512, count=2, dtype="uint8") as dst:
+            dst.write(np.stack([grey, alpha]))
+            dst.colorinterp = [rasterio.enums.ColorInterp.gray, rasterio.enums.ColorInterp.alpha]
+        return path, []
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["declared-nodata", "grd-zero-border", "internal-mask", "alpha"])
+@pytest.mark.parametrize("suffix", [".tif", ".png", ".jpg"])
+def test_invalid_pixels_are_masked_in_every_output_format(tmp_path, kind, suffix):
+    """Issue 14: declared nodata, internal masks, alpha, the uint16 zero border and JPEG output had no CLI test."""
+    source, extra = invalid_top_rows(tmp_path, kind)
+    out = tmp_path / f"out{suffix}"
+    run_cli("colorize", source, "-o", out, *extra, check=True)
+    with rasterio.open(out) as dst:
+        rgb = dst.read([1, 2, 3])
+        valid = dst.dataset_mask() if suffix != ".jpg" else None
+    if valid is not None:  # GeoTIFF mask or PNG alpha
+        assert (valid[:64] == 0).all() and (valid[64:] == 255).all()
+    black = (rgb[:, :60] <= (12 if suffix == ".jpg" else 0)).all()  # JPEG blurs the edge of black a little
+    assert black and rgb[:, 68:].mean() > 40

@@ -60,9 +60,9 @@ def test_hann_window_is_positive_and_peaks_in_the_centre():
 
 
 def test_bad_tile_size_is_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="multiple of 16"):
         plan_tiles(100, 100, 100, 8, multiple=16)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"overlap must be in \[0, tile\)"):
         plan_tiles(100, 100, 64, 64)
 
 

@@ -156,12 +156,16 @@ def test_work_folders_of_finished_requests_are_swept_by_age(tmp_path):
 def chromium_path() -> str:
     """Debian's chromium; the test setup installs it where it can (root with apt-get, as in CI)."""
     found = shutil.which("chromium")
+    failure = ""
     if found is None and shutil.which("apt-get") and os.geteuid() == 0:
         for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-            subprocess.run(command, capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+            done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+            if done.returncode != 0:
+                failure = f"; '{' '.join(command)}' failed: {(done.stderr.strip().splitlines() or ['no message'])[-1]}"
+                break
         found = shutil.which("chromium")
     if found is None:
-        pytest.skip("no chromium browser (apt-get install chromium) for the browser test")
+        pytest.skip(f"no chromium browser for the browser test (apt-get install chromium){failure}")
     return found
 
 
