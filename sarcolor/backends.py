@@ -1,4 +1,7 @@
-"""Model backends: a loaded model is a plain callable (N,1,h,w) float32 -> (N,3,h,w) float32.
+"""Model backends: a loaded model is a plain callable (N,1,h,w) float32 -> (N,C,h,w) float32.
+
+C is 3 (RGB), or 4 for a model with an error head (``has_error``): the fourth channel is the expected
+mean absolute colour error per pixel, which ``error_calibration`` turns into expected CIEDE2000.
 
 onnxruntime runs exported models (the default model is one) and needs no torch; torch runs
 training checkpoints (``.pt``) and needs the ``train`` extra. Both carry the SAR convention the
@@ -15,11 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from sarcolor.errors import SarcolorError, check_choice, first_line
+from sarcolor.novelty import TrainingScenes
 
 log = logging.getLogger(__name__)
 
 CONVENTION_KEY = "sar_convention"
 MULTIPLE_KEY = "size_multiple"
+CALIBRATION_KEY = "error_calibration"
+TRAINING_SCENES_KEY = "training_scenes"
 
 
 # Models shipped in sarcolor/weights, by the name --model accepts in place of a path, with a short
@@ -45,6 +51,9 @@ class DetailControl:
 
     has_detail = False
     detail = 1.0
+    has_error = False  # a fourth output channel: the expected colour error
+    error_calibration: dict | None = None  # {"slope", "intercept"}: expected error -> expected CIEDE2000
+    training_scenes: TrainingScenes | None = None  # statistics of the training scenes, for novelty warnings
 
     def with_detail(self, value: float | None) -> "DetailControl":
         """This model at another detail strength (the weights are shared); None keeps the current one."""
@@ -85,6 +94,10 @@ class OnnxModel(DetailControl):
         inputs = self.session.get_inputs()
         self.input_name = inputs[0].name
         self.has_detail = len(inputs) > 1
+        self.has_error = self.session.get_outputs()[0].shape[1] == 4
+        self.error_calibration = json.loads(meta[CALIBRATION_KEY]) if CALIBRATION_KEY in meta else None
+        if TRAINING_SCENES_KEY in meta:
+            self.training_scenes = TrainingScenes.from_json(meta[TRAINING_SCENES_KEY])
         self.device = "cuda" if use_cuda else "cpu"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -114,6 +127,8 @@ class TorchModel(DetailControl):
         self.convention = state["sar_convention"]
         self.multiple = self.generator.multiple
         self.has_detail = hasattr(self.generator, "gain_head")
+        self.has_error = getattr(self.generator, "error_head", None) is not None
+        self.error_calibration = state.get(CALIBRATION_KEY)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         torch = self.torch

@@ -130,6 +130,7 @@ def colorize(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Folder input: send the scenes to this Dask distributed scheduler (e.g. tcp://host:8786)."),
     workers: int = typer.Option(0, "--workers", help="Folder input: start a local Dask cluster with this many worker processes."),
     detail: Optional[float] = DETAIL_OPTION,
+    confidence: bool = typer.Option(False, "--confidence", help="Also write NAME_confidence.tif beside each output: the expected colour error per pixel (CIEDE2000 for the bundled model; higher = less sure), float32 on the input's grid, NaN where there is no data."),
 ) -> None:
     """Colourise a SAR image (or every image in a folder) into an optical-like RGB image.
 
@@ -144,7 +145,7 @@ def colorize(
         check_tile_and_overlap(tile, overlap)
         if batch_size < 1:
             raise SarcolorError("need --batch-size >= 1")
-        options = ColorizeOptions(tile, overlap, band, input_scale.value, batch_size, overwrite, cog, warp)
+        options = ColorizeOptions(tile, overlap, band, input_scale.value, batch_size, overwrite, cog, warp, confidence=confidence)
         check_detail(detail)
         if warp:
             parse_crs(warp)
@@ -299,8 +300,9 @@ def export(
     checkpoint: Path = typer.Argument(..., help="Training checkpoint (.pt)."),
     output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
     overwrite: bool = typer.Option(False, "--overwrite"),
+    calibrate: Optional[Path] = typer.Option(None, "--calibrate", help="Pairs folder the model was trained on: its train split's SAR statistics (for 'unlike the training data' warnings) and, for a model with an error head, its val split's calibration into expected CIEDE2000 are stored in the ONNX metadata."),
 ) -> None:
-    """Export a checkpoint's (EMA) generator to ONNX, SAR convention stored as metadata."""
+    """Export a checkpoint's (EMA) generator to ONNX, SAR convention (and error calibration) stored as metadata."""
     with user_errors():
         if output.exists() and not overwrite:
             raise SarcolorError(f"output exists: {output} (use --overwrite to replace it)")
@@ -308,7 +310,7 @@ def export(
             from sarcolor.export import export_onnx
         except ImportError as exc:
             raise SarcolorError(f"export needs the train extra: pip install 'sarcolor[train]' ({exc})") from None
-        log.info("wrote %s", export_onnx(checkpoint, output))
+        log.info("wrote %s", export_onnx(checkpoint, output, calibrate))
 
 
 @app.command()

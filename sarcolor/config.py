@@ -21,6 +21,7 @@ class ModelConfig:
     head_depth: int = 2  # lite0: ConvNeXt blocks in the head
     taps: int = 3  # lite0: encoder features used, at SAR strides 8, 16, 32 (and 64 with 4)
     smoothing: float = 2.0  # lite0: sigma (1/4-resolution pixels) of the fixed blur on the heads' outputs; 0 = none
+    error_head: bool = False  # lite0: a fourth output channel, the expected colour error per pixel (loss.error_nll trains it)
     # The fields below apply to arch sarcolor only.
     widths: tuple[int, int, int] = (48, 96, 192)
     depths: tuple[int, int, int] = (1, 2, 4)
@@ -56,6 +57,7 @@ class LossConfig:
     gan_mode: str = "lsgan"  # lsgan | hinge | vanilla
     shift_consistency: float = 0.0  # mean |difference| between predictions of two crops shifted by < data.shift_max px, on their overlap
     colour_space: str = "rgb"  # rgb | lab: space of the l1 and mse terms (lab: CIELAB / 100, the space of ΔE)
+    error_nll: float = 0.0  # Laplace negative log-likelihood of the colour error under the error channel (model.error_head)
 
 
 @dataclass

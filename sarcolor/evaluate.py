@@ -48,7 +48,7 @@ def lookup_table_baseline(train: list[Pair]) -> Predictor:
 
 def model_predictor(model, tile: int = 512, overlap: int = 64) -> Predictor:
     def predict(pair: Pair) -> np.ndarray:
-        return predict_array(model, pair.sar.astype(np.float32) / 255.0, tile, overlap, model.multiple)
+        return predict_array(model, pair.sar.astype(np.float32) / 255.0, tile, overlap, model.multiple)[:3]
 
     return predict
 

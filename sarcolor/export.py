@@ -2,15 +2,42 @@
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from pathlib import Path
 
-from sarcolor.backends import CONVENTION_KEY, MULTIPLE_KEY, TorchModel
+from sarcolor.backends import CALIBRATION_KEY, CONVENTION_KEY, MULTIPLE_KEY, TRAINING_SCENES_KEY, TorchModel
 from sarcolor.errors import SarcolorError
 
+log = logging.getLogger(__name__)
 
-def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Path:
-    """Write an ONNX model with dynamic batch, height and width; returns the output path."""
+
+def calibrate_error(model: TorchModel, pairs_root: str | Path) -> dict:
+    """The error head's calibration on the val split of a pairs folder (sarcolor.confidence)."""
+    from sarcolor.confidence import ErrorBlocks
+    from sarcolor.data import load_split
+
+    calibration = ErrorBlocks.measure(model, load_split(pairs_root, "val")).calibration()
+    log.info(
+        "error calibration on %d val blocks: CIEDE2000 = %.3f x expected error + %.2f (Spearman %.2f)",
+        calibration["blocks"], calibration["slope"], calibration["intercept"], calibration["spearman"],
+    )
+    return calibration
+
+
+def training_scenes(pairs_root: str | Path):
+    """Statistics of the train split's SAR images (sarcolor.novelty), for "unlike the training data" warnings."""
+    from sarcolor.data import load_split
+    from sarcolor.novelty import TrainingScenes, scene_statistics
+
+    return TrainingScenes.from_scenes([scene_statistics(pair.sar / 255.0) for pair in load_split(pairs_root, "train")])
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, calibrate: str | Path | None = None, opset: int = 17) -> Path:
+    """Write an ONNX model with dynamic batch, height and width; returns the output path.
+
+    ``calibrate``: a pairs folder; its train split gives the training scenes' statistics and its val
+    split calibrates an error head (both stored as metadata)."""
     import onnx
     import torch
 
@@ -20,6 +47,11 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
     if not out.parent.is_dir():
         raise SarcolorError(f"output folder does not exist: {out.parent}")
     model = TorchModel(checkpoint, device="cpu")
+    metadata = {CONVENTION_KEY: json.dumps(model.convention), MULTIPLE_KEY: str(model.multiple)}
+    if calibrate is not None:
+        metadata[TRAINING_SCENES_KEY] = training_scenes(calibrate).to_json()
+        if model.has_error:
+            metadata[CALIBRATION_KEY] = json.dumps(calibrate_error(model, calibrate))
     example = (torch.zeros(1, 1, 64, 64),)
     dynamic = {0: "batch", 2: "height", 3: "width"}
     input_names = ["sar"]
@@ -34,13 +66,13 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> Pat
             example,
             str(tmp),
             input_names=input_names,
-            output_names=["rgb"],
+            output_names=["rgb"],  # with an error head, "rgb" has the error as a fourth channel
             dynamic_axes={"sar": dynamic, "rgb": dynamic},
             opset_version=opset,
             dynamo=False,
         )
     proto = onnx.load(str(tmp))
-    for key, value in ((CONVENTION_KEY, json.dumps(model.convention)), (MULTIPLE_KEY, str(model.multiple))):
+    for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(tmp))

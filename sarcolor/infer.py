@@ -1,6 +1,7 @@
 """Colourise files and folders: SAR reader -> tiled model -> RGB writer, streamed window by window."""
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class ColorizeOptions:
     cog: bool = False  # Cloud Optimized GeoTIFF with overviews
     warp: str | None = None  # reproject the result to this CRS (e.g. "EPSG:4326")
     detail: float | None = None  # detail strength 0..1 for a model that has one; None: the model's own
+    confidence: bool = False  # also write NAME_confidence.tif: the expected colour error per pixel
 
 
 @dataclass
@@ -44,6 +46,7 @@ class ColorizeResult:
     width: int
     input_scale: str
     tiles: int
+    warning: str | None = None  # why the scene is unlike the model's training data, if it is
 
 
 def to_uint8(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -64,6 +67,34 @@ def _check_plain_output_size(path: Path, height: int, width: int) -> None:
         raise SarcolorError(f"{width}x{height} px is too large for {driver} output: write a .tif instead")
 
 
+def confidence_path(output_path: Path) -> Path:
+    """Where ``--confidence`` writes the error map of ``output_path``: NAME_confidence.tif beside it."""
+    return output_path.with_name(f"{output_path.stem}_confidence.tif")
+
+
+def error_map_tags(model) -> dict[str, str]:
+    """Band description and tags of a confidence map: its unit, from the model's calibration if it has one."""
+    if model.error_calibration:
+        unit = "expected CIEDE2000 colour difference (calibrated on the model's validation scenes)"
+    else:
+        unit = "expected mean absolute error of R, G and B, in 8-bit levels"
+    return {"description": "expected colour error", "unit": unit}
+
+
+def error_values(error: np.ndarray, valid: np.ndarray, calibration: dict | None) -> np.ndarray:
+    """The model's error channel (mean absolute error in [0, 1] units) in the confidence map's unit; NaN where invalid."""
+    values = error * np.float32(255.0)
+    if calibration:
+        values = np.maximum(calibration["slope"] * values + calibration["intercept"], 0.0).astype(np.float32)
+    return np.where(valid, values, np.float32(np.nan))[None]
+
+
+def _error_map_writer(options: ColorizeOptions, model, output_path: Path, src, with_mask: bool):
+    if not options.confidence:
+        return contextlib.nullcontext()
+    return RasterWriter(confidence_path(output_path), src, with_mask, error_map=error_map_tags(model))
+
+
 def colorize_file(
     input_path: str | Path,
     output_path: str | Path,
@@ -78,6 +109,12 @@ def colorize_file(
     if options.cog and output_driver(output_path) != "GTiff":
         raise SarcolorError(f"--cog needs a .tif output, not {output_path.name}")
     warp = parse_crs(options.warp) if options.warp else None
+    if options.confidence:
+        if not model.has_error:
+            raise SarcolorError("--confidence needs a model with an error head (the bundled model has one)")
+        if warp is not None or options.cog:
+            raise SarcolorError("--confidence writes a plain GeoTIFF on the input's grid: leave out --warp and --cog")
+        check_output_path(confidence_path(output_path), options.overwrite)
     if options.detail is not None:
         model = model.with_detail(options.detail)
     if output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
@@ -94,6 +131,9 @@ def colorize_file(
             plan = plan_tiles(reader.height, reader.width, options.tile, options.overlap, model.multiple)
         except ValueError as exc:
             raise SarcolorError(str(exc)) from None
+        warning = model.training_scenes.warning(reader.scene_statistics) if model.training_scenes else None
+        if warning:
+            log.warning("%s: %s", input_path.name, warning)
         if on_start:
             on_start(plan.tile_count)
         log.debug(
@@ -101,16 +141,21 @@ def colorize_file(
             input_path.name, reader.width, reader.height, reader.scaling.scale, reader.scaling.reference,
             plan.tile_count, plan.rows.tile, plan.cols.tile,
         )
-        with RasterWriter(output_path, src, reader.may_have_invalid, options.cog, warp) as writer:
-            blend_tiles(
-                model,
-                reader.read,
-                lambda row, values, valid: writer.write(row, to_uint8(values, valid), valid),
-                plan,
-                batch_size=options.batch_size,
-                on_tiles_done=on_tiles_done,
-            )
-    return ColorizeResult(input_path, output_path, reader.height, reader.width, reader.scaling.scale, plan.tile_count)
+        with (
+            RasterWriter(
+                output_path, src, reader.may_have_invalid, options.cog, warp, tags={"SARCOLOR_WARNING": warning} if warning else None,
+            ) as writer,
+            _error_map_writer(options, model, output_path, src, reader.may_have_invalid) as error_writer,
+        ):
+            def write(row: int, values: np.ndarray, valid: np.ndarray) -> None:
+                if error_writer is not None:
+                    error_writer.write(row, error_values(values[3], valid, model.error_calibration), valid)
+                writer.write(row, to_uint8(values[:3], valid), valid)
+
+            blend_tiles(model, reader.read, write, plan, batch_size=options.batch_size, on_tiles_done=on_tiles_done)
+    return ColorizeResult(
+        input_path, output_path, reader.height, reader.width, reader.scaling.scale, plan.tile_count, warning,
+    )
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -28,6 +28,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError, check_choice, first_line
+from sarcolor.novelty import scene_statistics
 from sarcolor.tiling import mirror_window
 
 log = logging.getLogger(__name__)
@@ -206,8 +207,9 @@ class SarReader:
                     f"{self.src.name}: the {quantile:.0%} amplitude quantile is {reference:g}; "
                     "is --input-scale right for this data?"
                 )
-        fill = float(np.median(np.clip(amplitude / reference, 0, 1)))
-        return SarScaling(scale=scale, reference=reference, fill=fill)
+        model_input = np.clip(amplitude / reference, 0, 1)
+        self.scene_statistics = scene_statistics(model_input)  # for the "unlike the training data" check
+        return SarScaling(scale=scale, reference=reference, fill=float(np.median(model_input)))
 
     def preview(self, max_side: int) -> np.ndarray:
         """The scaled input as a grey uint8 image at most ``max_side`` px on a side; nodata is black."""
@@ -344,23 +346,34 @@ def geotiff_profile(src: rasterio.DatasetReader, count: int = 3) -> dict:
     return profile
 
 
+def error_map_profile(src: rasterio.DatasetReader) -> dict:
+    """The RGB output's profile turned into a one-band float32 map's, NaN where there is no data."""
+    profile = geotiff_profile(src, count=1)
+    profile.update(dtype="float32", predictor=3, photometric="MINISBLACK", nodata=float("nan"))
+    return profile
+
+
 class RasterWriter:
     """Writes an RGB result window by window into a temporary GeoTIFF beside the target, then renames.
 
     PNG and JPEG outputs are converted from that temporary GeoTIFF at the end (those drivers
     cannot be written window by window); a PNG gets an alpha band where the input had nodata.
     On any failure the temporary files are removed and an existing output is left untouched.
+    ``error_map``: a one-band float32 GeoTIFF instead (the confidence map), NaN where invalid.
     """
 
     def __init__(
-        self, path: Path, src: rasterio.DatasetReader, with_mask: bool, cog: bool = False, warp: CRS | None = None
+        self, path: Path, src: rasterio.DatasetReader, with_mask: bool, cog: bool = False, warp: CRS | None = None,
+        error_map: dict[str, str] | None = None, tags: dict[str, str] | None = None,
     ) -> None:
         self.path = path
         self.driver = output_driver(path)
         self.src = src
-        self.with_mask = with_mask
+        self.with_mask = with_mask and error_map is None
         self.cog = cog
         self.warp = warp
+        self.error_map = error_map  # band description and tags of a confidence map
+        self.tags = tags or {}  # dataset metadata of a GeoTIFF output
         self._tmp_paths: list[Path] = []
         self.dst = None
 
@@ -378,16 +391,23 @@ class RasterWriter:
         self._env.__enter__()
         try:
             self._tiff_path = self._tmp(".tif")
-            self.dst = rasterio.open(self._tiff_path, "w", **geotiff_profile(self.src))
+            profile = geotiff_profile(self.src) if self.error_map is None else error_map_profile(self.src)
+            self.dst = rasterio.open(self._tiff_path, "w", **profile)
             if self.src.gcps[0]:
                 self.dst.gcps = self.src.gcps
+            if self.error_map is not None:
+                self.dst.set_band_description(1, self.error_map["description"])
+                self.dst.update_tags(**self.error_map)
+            if self.tags:
+                self.dst.update_tags(**self.tags)
         except BaseException as exc:  # __exit__ is not called when __enter__ fails: clean up here
             self.__exit__(type(exc), exc, None)
             raise
         return self
 
     def write(self, row_off: int, rgb: np.ndarray, valid: np.ndarray) -> None:
-        """Write rows [row_off, row_off + n) of the full width: rgb (3, n, W) uint8, valid (n, W) bool."""
+        """Write rows [row_off, row_off + n) of the full width: rgb (3, n, W) uint8 (or an error map's
+        (1, n, W) float32), valid (n, W) bool."""
         window = Window(0, row_off, rgb.shape[2], rgb.shape[1])
         self.dst.write(rgb, window=window)
         if self.with_mask:

@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from sarcolor.config import LossConfig
-from sarcolor.errors import check_choice
+from sarcolor.errors import SarcolorError, check_choice
 
 GAN_MODES = ("lsgan", "hinge", "vanilla")
 COLOUR_SPACES = ("rgb", "lab")
@@ -116,10 +116,21 @@ def texture_loss(fake: torch.Tensor, real: torch.Tensor, patch: int, scales: int
     return loss / scales
 
 
+def laplace_error_nll(expected_error: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of each pixel's mean absolute colour error under a Laplace law of scale
+    ``expected_error`` (N,1,H,W). The prediction is detached: this term trains the error estimate only."""
+    error = (fake.detach() - real).abs().mean(1, keepdim=True)
+    scale = expected_error.clamp_min(1e-3)
+    return (torch.log(2 * scale) + error / scale).mean()
+
+
 def generator_loss(
     config: LossConfig, fake: torch.Tensor, real: torch.Tensor, fake_outputs=None, real_outputs=None
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the configured terms; also returns each term's value for the loss log."""
+    """Weighted sum of the configured terms; also returns each term's value for the loss log.
+
+    ``fake`` is the generator's output: RGB, and a fourth channel (expected error) for a model with an error head."""
+    expected_error, fake = (fake[:, 3:], fake[:, :3]) if fake.shape[1] > 3 else (None, fake)
     # The per-pixel terms in the configured space; the distribution terms stay in RGB, as the discriminator does.
     fake_pixels, real_pixels = (rgb_to_lab(fake) / 100, rgb_to_lab(real) / 100) if config.colour_space == "lab" else (fake, real)
     terms: dict[str, torch.Tensor] = {"l1": F.l1_loss(fake_pixels, real_pixels)}
@@ -136,6 +147,11 @@ def generator_loss(
     if config.texture_swd:
         terms["texture"] = texture_loss(fake, real, config.texture_patch, config.texture_scales)
         weights["texture"] = config.texture_swd
+    if config.error_nll:
+        if expected_error is None:
+            raise SarcolorError("loss.error_nll needs a model with an error channel (model.error_head: true)")
+        terms["error_nll"] = laplace_error_nll(expected_error, fake, real)
+        weights["error_nll"] = config.error_nll
     if fake_outputs is not None:
         terms["adv"] = sum(adversarial_loss(o[-1], True, config.gan_mode, False) for o in fake_outputs) / len(fake_outputs)
         weights["adv"] = config.adversarial

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # How the training data was scaled; stored in every checkpoint and exported model.
 SAR_CONVENTION = {"polarisation": "VH", "quantity": "amplitude", "quantile": 0.99, "clip": 1.0}
 LAST = "last.pt"
-LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "texture", "adv", "fm", "shift"]
+LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "texture", "adv", "fm", "shift", "error_nll"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -268,7 +268,7 @@ class Trainer:
     def save_pictures(self, samples: tuple[np.ndarray, np.ndarray]) -> None:
         """samples.png (SAR | EMA prediction | optical per fixed val crop) and loss_curves.png."""
         sar, opt = samples
-        pred = self.ema(torch.from_numpy(sar.astype(np.float32) / 255.0).to(self.device)).cpu().numpy()
+        pred = self.ema(torch.from_numpy(sar.astype(np.float32) / 255.0).to(self.device))[:, :3].cpu().numpy()
         pred = np.rint(np.clip(pred, 0, 1) * 255).astype(np.uint8)
         rows = [strip([s[0], p, o]) for s, p, o in zip(sar, pred, opt)]
         save_png(grid(rows), self.out_dir / "samples.png")

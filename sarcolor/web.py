@@ -25,15 +25,19 @@ from typing import Iterator
 
 import gradio as gr
 import numpy as np
+from rasterio.enums import Resampling
 
 from sarcolor.backends import BUNDLED_MODELS
 from sarcolor.errors import SarcolorError
-from sarcolor.infer import PLAIN_OUTPUT_MAX_PIXELS, ColorizeOptions, colorize_file
-from sarcolor.io import INPUT_SCALES, IMAGE_SUFFIXES, SarReader, open_raster, read_rgb_preview, write_plain_copy
+from sarcolor.infer import PLAIN_OUTPUT_MAX_PIXELS, ColorizeOptions, colorize_file, confidence_path
+from sarcolor.io import (
+    INPUT_SCALES, IMAGE_SUFFIXES, SarReader, decimated_shape, open_raster, read_rgb_preview, write_plain_copy,
+)
 
 log = logging.getLogger(__name__)
 
 PREVIEW_SIDE = 1024
+ERROR_PREVIEW_TOP = 25.0  # expected CIEDE2000 shown brightest in the confidence preview
 # An upload larger than this runs only when no other large one is running: the other slot stays
 # free for small images (a 100,000 px square header once filled both slots for 46 min each).
 LARGE_JOB_PIXELS = 16_000_000
@@ -118,9 +122,10 @@ class WorkFolders:
 @dataclass
 class PageResult:
     previews: tuple[np.ndarray, np.ndarray]  # SAR (grey as RGB), colourised
-    files: list[str]  # GeoTIFF, then PNG when the scene is small enough for one
+    files: list[str]  # GeoTIFF, PNG when the scene is small enough for one, the confidence map's GeoTIFF
     summary: str
     work_dir: str
+    confidence: np.ndarray | None = None  # the expected colour error as a colour-mapped RGB preview
 
 
 def example_files(folder: Path | None) -> list[Path]:
@@ -133,6 +138,18 @@ def sar_preview(path: Path, band: int, input_scale: str, quantile: float) -> np.
     with open_raster(path) as src:
         grey = SarReader(src, band, input_scale, quantile).preview(PREVIEW_SIDE)
     return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def error_preview(path: Path, max_side: int, top: float = ERROR_PREVIEW_TOP) -> np.ndarray:
+    """A confidence map as an RGB picture: magma from 0 (dark, sure) to ``top`` or more (bright); no data black."""
+    from matplotlib import colormaps
+
+    with open_raster(path) as src:
+        shape = decimated_shape(src.height, src.width, max_side)
+        error = src.read(1, out_shape=shape, resampling=Resampling.average)
+    rgb = colormaps["magma"](np.clip(np.nan_to_num(error, nan=0.0) / top, 0, 1))[..., :3]
+    rgb[np.isnan(error)] = 0
+    return np.rint(rgb * 255).astype(np.uint8)
 
 
 def markdown_text(text: str) -> str:
@@ -211,16 +228,18 @@ def _colourise_in_work_folder(options, work, upload, model, model_name, band, in
             if on_progress:
                 on_progress(done[0], total[0])
 
-        result = colorize_file(
-            upload, tiff, model, ColorizeOptions(options.tile, options.overlap, int(band), input_scale),
-            on_start=total.append, on_tiles_done=advance,
-        )
+        colorize_options = ColorizeOptions(options.tile, options.overlap, int(band), input_scale, confidence=model.has_error)
+        result = colorize_file(upload, tiff, model, colorize_options, on_start=total.append, on_tiles_done=advance)
         files = [str(tiff)]
         if result.height * result.width <= PLAIN_OUTPUT_MAX_PIXELS:
             png = tiff.with_suffix(".png")
             write_plain_copy(tiff, png, "PNG")
             files.append(str(png))
         previews = (sar_preview(upload, int(band), input_scale, model.convention["quantile"]), read_rgb_preview(tiff, PREVIEW_SIDE))
+        confidence = None
+        if model.has_error:
+            files.append(str(confidence_path(tiff)))
+            confidence = error_preview(confidence_path(tiff), PREVIEW_SIDE)
     except BaseException:
         work.remove(work_dir)
         raise
@@ -231,7 +250,9 @@ def _colourise_in_work_folder(options, work, upload, model, model_name, band, in
         f"**{markdown_text(upload.name)}**: {result.width} × {result.height} px, band {int(band)}, "
         f"input scale {result.input_scale}, {result.tiles} tile(s), model *{model_name}*{strength}."
     )
-    return PageResult(previews, files, summary, str(work_dir))
+    if result.warning:
+        summary += f"\n\n⚠ {markdown_text(result.warning)}"
+    return PageResult(previews, files, summary, str(work_dir), confidence)
 
 
 def build_app(options: ServeOptions, work: WorkFolders):
@@ -256,7 +277,7 @@ def build_app(options: ServeOptions, work: WorkFolders):
         except Exception as exc:  # a bug: the page says so, the log has the traceback, the server goes on
             log.exception("colourising %s failed", path)
             raise gr.Error(f"unexpected {type(exc).__name__}: {exc}", print_exception=False) from None
-        return result.previews, result.files, result.summary, result.work_dir
+        return result.previews, result.confidence, result.files, result.summary, result.work_dir
 
     def on_cancel(request: gr.Request) -> None:
         cancelled.add(request.session_hash)
@@ -286,9 +307,14 @@ def build_app(options: ServeOptions, work: WorkFolders):
             with gr.Column(scale=2):
                 slider = gr.ImageSlider(label="SAR | colourised", type="numpy", elem_id="result")
                 summary = gr.Markdown(elem_id="summary")
-                downloads = gr.File(label="Downloads (GeoTIFF, PNG)", file_count="multiple", elem_id="downloads")
+                with gr.Accordion("How sure is the model? (confidence map)", open=False):
+                    confidence = gr.Image(
+                        label=f"Expected colour error: dark = sure, bright = a guess (CIEDE2000, brightest at {ERROR_PREVIEW_TOP:g} or more)",
+                        type="numpy", elem_id="confidence", interactive=False,
+                    )
+                downloads = gr.File(label="Downloads (GeoTIFF, PNG, confidence GeoTIFF)", file_count="multiple", elem_id="downloads")
         inputs = [upload, model, band, scale, detail]
-        outputs = [slider, downloads, summary, work_dir]
+        outputs = [slider, confidence, downloads, summary, work_dir]
         runs = [button.click(on_colourise, inputs, outputs)]
         if options.examples:
             rows = [[str(p), names[0], 1, "auto", model_detail(options, names[0])] for p in options.examples]

@@ -284,7 +284,7 @@ def test_two_users_at_once_get_their_own_results(server):
 
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(colourise, [COAST, FIELDS]))
-    for (_, files, summary), source in zip(results, [COAST, FIELDS]):
+    for (_, _, files, summary), source in zip(results, [COAST, FIELDS]):
         assert markdown_text(source.name) in summary
         tiff = next(Path(f) for f in files if str(f).endswith("_sarcolor.tif"))
         assert tiff.name == f"{source.stem}_sarcolor.tif"
@@ -309,8 +309,8 @@ def test_huge_uploads_do_not_block_small_ones(server, tmp_path):
         for future in futures[:2]:
             with pytest.raises(AppError, match="this server takes images up to 64 megapixels"):
                 future.result()
-        _, files, summary = futures[2].result()
-    assert "512 × 512 px" in summary and len(files) == 2
+        _, _, files, summary = futures[2].result()
+    assert "512 × 512 px" in summary and len(files) == 3  # GeoTIFF, PNG, confidence map
     assert time.perf_counter() - started < 120
 
 

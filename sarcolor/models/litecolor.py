@@ -9,9 +9,13 @@
   trained amount). The bands are box-filter differences at every pixel, so the detail added at a
   place does not depend on where a tile or crop starts.
 
-Trained in two stages (configs/smooth.yaml then configs/default.yaml): squared error for the colour
-path, then only the gain head, with texture and colour distribution terms. Detail 0 of the second
-stage is therefore exactly the first stage's accurate, smooth model.
+- Confidence (optional, ``error_head``): a fourth output channel, the expected mean absolute colour
+  error per pixel (a Laplace scale, in [0, 1] units of the RGB output), from the same features.
+
+Trained in stages (configs/smooth.yaml, configs/default.yaml, configs/confidence.yaml): squared
+error for the colour path; then only the gain head, with texture and colour distribution terms
+(detail 0 is therefore exactly the first stage's accurate, smooth model); then only the error head,
+on the Laplace likelihood of the errors the finished model makes.
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ class LiteColorNet(nn.Module):
 
     def __init__(
         self, lateral_width: int = 32, width: int = 64, depth: int = 2, taps: int = 3, smoothing: float = 2.0,
-        pretrained: bool = True,
+        pretrained: bool = True, error_head: bool = False,
     ) -> None:
         super().__init__()
         if not 1 <= taps <= len(TAP_BLOCKS):
@@ -67,10 +71,14 @@ class LiteColorNet(nn.Module):
         self.gain_head = nn.Conv2d(width, 3 * SarHighPass.bands, 3, padding=1, padding_mode=PADDING)
         nn.init.zeros_(self.gain_head.weight)
         nn.init.zeros_(self.gain_head.bias)
-        # Fixed low-pass of both heads' outputs (sigma in 1/4-resolution pixels): colour is a field at
+        self.error_head = nn.Conv2d(width, 1, 3, padding=1, padding_mode=PADDING) if error_head else None
+        if error_head:  # starts at an expected error of about 0.1 (25 DN) everywhere
+            nn.init.zeros_(self.error_head.weight)
+            nn.init.constant_(self.error_head.bias, -2.3)
+        # Fixed low-pass of the heads' outputs (sigma in 1/4-resolution pixels): colour is a field at
         # tens of metres, and the blur removes the encoder's stride lattice, which otherwise shifts
         # colours with the phase of a crop's origin.
-        heads = 3 * (1 + SarHighPass.bands)
+        heads = 3 * (1 + SarHighPass.bands) + (1 if error_head else 0)
         self.smoothing = GaussianBlur(smoothing, heads) if smoothing > 0 else nn.Identity()
 
     def _raw_taps(self, amplitude: torch.Tensor) -> list[torch.Tensor]:
@@ -102,13 +110,21 @@ class LiteColorNet(nn.Module):
         return self.mix(torch.cat([context, *laterals], 1))
 
     def forward(self, amplitude: torch.Tensor, detail: torch.Tensor | None = None) -> torch.Tensor:
+        """RGB (N,3,H,W), and with an error head a fourth channel: the expected mean absolute colour error."""
         features = self.features(amplitude)
-        heads = _upsample4(self.smoothing(torch.cat([self.colour_head(features), self.gain_head(features)], 1)))
-        logits, gains = heads[:, :3], heads[:, 3:]
+        heads = [self.colour_head(features), self.gain_head(features)]
+        if self.error_head is not None:
+            heads.append(self.error_head(features))
+        heads = _upsample4(self.smoothing(torch.cat(heads, 1)))
+        gain_end = 3 * (1 + SarHighPass.bands)
+        logits, gains = heads[:, :3], heads[:, 3:gain_end]
         bands = self.high_pass(log_amplitude(amplitude))
         texture = sum(gains[:, 3 * b : 3 * (b + 1)] * bands[:, b : b + 1] for b in range(SarHighPass.bands))
         strength = 1.0 if detail is None else detail.reshape(1, 1, 1, 1)
-        return torch.sigmoid(logits + strength * texture)
+        rgb = torch.sigmoid(logits + strength * texture)
+        if self.error_head is None:
+            return rgb
+        return torch.cat([rgb, F.softplus(heads[:, gain_end:])], 1)
 
 
 def _upsample4(x: torch.Tensor) -> torch.Tensor:

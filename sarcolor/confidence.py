@@ -1,0 +1,63 @@
+"""How sure the model is: its error channel against the colour errors it really makes.
+
+A model with an error head predicts, per pixel, the mean absolute error of its own R, G, B. On real
+pairs this module compares that with the CIEDE2000 difference it actually makes, over 32×32 blocks:
+the rank correlation says whether the map points at the right places, a least-squares line turns
+the channel into expected CIEDE2000 (the calibration an exported model carries), and a binned
+reliability table (predicted vs actual per bin) shows how well the calibrated numbers hold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import spearmanr
+from skimage.color import deltaE_ciede2000, rgb2lab
+
+from sarcolor.data import Pair
+from sarcolor.tiling import predict_array
+
+BLOCK = 32  # pixels per block side: 320 m at 10 m pixels
+
+
+def block_means(image: np.ndarray, block: int = BLOCK) -> np.ndarray:
+    """Mean of each full block x block cell of an (H, W) array, as a flat vector."""
+    h, w = image.shape[0] // block * block, image.shape[1] // block * block
+    return image[:h, :w].reshape(h // block, block, w // block, block).mean((1, 3)).ravel()
+
+
+@dataclass
+class ErrorBlocks:
+    """Per 32×32 block of some pairs: the model's expected error (8-bit levels) and the actual CIEDE2000."""
+
+    expected: np.ndarray
+    actual: np.ndarray
+
+    @classmethod
+    def measure(cls, model, pairs: list[Pair], tile: int = 512, overlap: int = 64) -> "ErrorBlocks":
+        expected, actual = [], []
+        for pair in pairs:
+            out = predict_array(model, pair.sar.astype(np.float32) / 255.0, tile, overlap, model.multiple)
+            rgb = np.rint(np.clip(out[:3], 0, 1) * 255) / 255  # score the 8-bit image users get
+            real = pair.opt.astype(np.float64) / 255
+            delta_e = deltaE_ciede2000(rgb2lab(np.moveaxis(real, 0, -1)), rgb2lab(np.moveaxis(rgb, 0, -1)))
+            expected.append(block_means(out[3] * 255.0))
+            actual.append(block_means(delta_e))
+        return cls(np.concatenate(expected), np.concatenate(actual))
+
+    def spearman(self) -> float:
+        return float(spearmanr(self.expected, self.actual).statistic)
+
+    def calibration(self) -> dict[str, float]:
+        """The least-squares line from expected error (8-bit levels) to CIEDE2000, with its rank correlation."""
+        slope, intercept = np.polyfit(self.expected, self.actual, 1)
+        return {"slope": float(slope), "intercept": float(intercept), "spearman": self.spearman(), "blocks": int(self.actual.size)}
+
+    def reliability(self, calibration: dict, bins: int = 8) -> list[dict[str, float]]:
+        """Blocks binned by calibrated expected CIEDE2000 (equal counts): mean expected vs mean actual per bin."""
+        calibrated = np.maximum(calibration["slope"] * self.expected + calibration["intercept"], 0.0)
+        order = np.argsort(calibrated)
+        return [
+            {"expected": float(calibrated[part].mean()), "actual": float(self.actual[part].mean()), "blocks": int(part.size)}
+            for part in np.array_split(order, bins)
+        ]
