@@ -286,6 +286,12 @@ def evaluate(
         with progress_bar() as progress:
             task = progress.add_task(f"evaluating {split}", total=len(pairs))
             result = run_evaluation(predictors, pairs, split, lambda: progress.advance(task), predictions, metrics)
+        if net.has_error:
+            from sarcolor.confidence import confidence_summary
+
+            result.confidence = confidence_summary(net, pairs, tile, overlap)
+            log.info("confidence map: Spearman %.2f with actual CIEDE2000 over %d blocks of 32x32 px",
+                     result.confidence["spearman"], result.confidence["blocks"])
         if out:
             write_report(result, pairs, predictions, out, f"sarcolor evaluation: {split} split of {data.name}")
             log.info("report written to %s", out)

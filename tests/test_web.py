@@ -31,8 +31,9 @@ def options(model):
 def test_upload_is_colourised_like_the_cli(options, tmp_path):
     progress = []
     result = colourise_upload(options, WorkFolders(tmp_path), str(COAST), DEFAULT_MODEL, 1, "auto", on_progress=lambda d, t: progress.append((d, t)))
-    tiff, png = map(Path, result.files)
+    tiff, png, confidence = map(Path, result.files)
     assert tiff.suffix == ".tif" and png.suffix == ".png" and tiff.parent == Path(result.work_dir)
+    assert confidence.name == f"{tiff.stem}_confidence.tif"
     cli_out = tmp_path / "cli.tif"
     run_cli("colorize", COAST, "-o", cli_out, check=True)
     web_rgb, web_profile = read_all(tiff)
@@ -46,6 +47,12 @@ def test_upload_is_colourised_like_the_cli(options, tmp_path):
     assert sar.shape == rgb.shape == (512, 512, 3) and sar.dtype == rgb.dtype == np.uint8
     np.testing.assert_array_equal(rgb, np.moveaxis(cli_rgb, 0, -1))
     assert progress and progress[-1][0] == progress[-1][1]
+    # The confidence map: same grid as the colours, shown as a picture, brighter where less sure.
+    error, error_profile = read_all(confidence)
+    assert error_profile["transform"] == web_profile["transform"] and error.dtype == np.float32
+    assert result.confidence.shape == (512, 512, 3) and result.confidence.dtype == np.uint8
+    brightness = result.confidence.mean(-1)
+    assert np.corrcoef(brightness.ravel(), np.clip(error[0] / 25, 0, 1).ravel())[0, 1] > 0.9
     assert "512 × 512 px" in result.summary and "normalized" in result.summary
 
 
