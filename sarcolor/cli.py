@@ -302,6 +302,64 @@ def evaluate(
 
 
 @app.command()
+def pairs(
+    sar: Path = typer.Argument(..., help="SAR raster (or a folder of them), any CRS and pixel size."),
+    optical: Path = typer.Argument(..., help="Optical raster with red, green, blue (or a folder of them, same names as the SAR folder's)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Pairs folder to write (sar/, opt/, split.json, metadata.json)."),
+    tile: int = typer.Option(256, "--tile", help="Tile side in SAR pixels."),
+    band: int = typer.Option(1, "--band", help="SAR band (the bundled model expects VH)."),
+    input_scale: InputScale = typer.Option(InputScale.auto, "--input-scale", help="Unit of the SAR values, as for colorize."),
+    rgb_bands: Optional[str] = typer.Option(None, "--rgb-bands", help="Optical bands holding red, green, blue, e.g. 4,3,2 (default 1,2,3 for a 3- or 4-band image)."),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of blocks (of --block-tiles squared tiles; whole files for folders) held out as val; 1 puts everything in val (a folder to evaluate on)."),
+    block_tiles: int = typer.Option(4, "--block-tiles", help="Tiles per side of a block that goes to train or val as a whole."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing pairs folder."),
+) -> None:
+    """Build a pairs folder from your own co-located Sentinel-1 and Sentinel-2 rasters, for finetune and evaluate.
+
+    The optical is reprojected onto the SAR grid (or, without georeferencing, must be the same size);
+    both are brought to the model's convention and cut into tiles; tiles with nodata or cloud are dropped.
+    """
+    from sarcolor.pairs import PairsOptions, build_pairs
+
+    with user_errors():
+        bands = None
+        if rgb_bands:
+            try:
+                bands = tuple(int(b) for b in rgb_bands.split(","))
+            except ValueError:
+                raise SarcolorError(f"--rgb-bands takes three band numbers like 4,3,2, got {rgb_bands!r}") from None
+        options = PairsOptions(tile, band, input_scale.value, bands, val_fraction, block_tiles, overwrite=overwrite)
+        summary = build_pairs(sar, optical, output, options)
+        log.info("wrote %s: %d train and %d val tiles of %d px (dropped: %d for nodata, %d for cloud)",
+                 summary.folder, len(summary.train), len(summary.val), tile, summary.dropped_nodata, summary.dropped_cloud)
+
+
+@app.command()
+def finetune(
+    data: Path = typer.Option(..., "--data", help="Pairs folder of your region (sarcolor pairs)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Fine-tuned model to write (.onnx), for colorize/serve --model."),
+    start: str = typer.Option("default", "--from", help="Model to start from: default (the bundled model) or a training checkpoint (.pt)."),
+    minutes: float = typer.Option(15.0, "--minutes", help="Wall-clock training budget."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Run folder for the checkpoint, config and loss log (default: OUTPUT's name + _run)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output and run folder."),
+) -> None:
+    """Adapt a model's colours to your region on CPU: train its colour head on your pairs, export it calibrated."""
+    with user_errors():
+        try:
+            from sarcolor.finetune import finetune as run_finetune
+        except ImportError as exc:
+            raise SarcolorError(f"finetune needs the train extra: pip install 'sarcolor[train]' ({exc})") from None
+        with progress_bar() as progress:
+            task = progress.add_task(f"fine-tuning ({minutes:g} min)", total=None)
+
+            def on_step(step: int, logs: dict) -> None:
+                progress.update(task, completed=step, description=f"fine-tuning step {step} mse={logs.get('mse', float('nan')):.4f}")
+
+            written = run_finetune(data, output, start, minutes, out_dir, overwrite, on_step)
+        log.info("wrote %s", written)
+
+
+@app.command()
 def export(
     checkpoint: Path = typer.Argument(..., help="Training checkpoint (.pt)."),
     output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),

@@ -12,12 +12,19 @@ from sarcolor.errors import SarcolorError
 log = logging.getLogger(__name__)
 
 
-def calibrate_error(model: TorchModel, pairs_root: str | Path) -> dict:
-    """The error head's calibration on the val split of a pairs folder (sarcolor.confidence)."""
+def calibrate_error(model: TorchModel, pairs_root: str | Path) -> dict | None:
+    """The error head's calibration on the val split of a pairs folder (sarcolor.confidence); None when
+    the head does not rank those errors (a line of zero or negative slope would be no calibration)."""
     from sarcolor.confidence import ErrorBlocks
     from sarcolor.data import load_split
 
     calibration = ErrorBlocks.measure(model, load_split(pairs_root, "val")).calibration()
+    if not calibration["slope"] > 0:
+        log.warning(
+            "the error head does not rank the errors on %s's val split (Spearman %.2f): the confidence map stays "
+            "uncalibrated (mean absolute error in 8-bit levels)", pairs_root, calibration["spearman"],
+        )
+        return None
     log.info(
         "error calibration on %d val blocks: CIEDE2000 = %.3f x expected error + %.2f (Spearman %.2f)",
         calibration["blocks"], calibration["slope"], calibration["intercept"], calibration["spearman"],
@@ -50,8 +57,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, calibrate: str | Path |
     metadata = {CONVENTION_KEY: json.dumps(model.convention), MULTIPLE_KEY: str(model.multiple)}
     if calibrate is not None:
         metadata[TRAINING_SCENES_KEY] = training_scenes(calibrate).to_json()
-        if model.has_error:
-            metadata[CALIBRATION_KEY] = json.dumps(calibrate_error(model, calibrate))
+        calibration = calibrate_error(model, calibrate) if model.has_error else None
+        if calibration:
+            metadata[CALIBRATION_KEY] = json.dumps(calibration)
     example = (torch.zeros(1, 1, 64, 64),)
     dynamic = {0: "batch", 2: "height", 3: "width"}
     input_names = ["sar"]
