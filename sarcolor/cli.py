@@ -346,16 +346,17 @@ def finetune(
     """Adapt a model's colours to your region on CPU: train its colour head on your pairs, export it calibrated."""
     with user_errors():
         try:
-            from sarcolor.finetune import finetune as run_finetune
+            from sarcolor.finetune import plan_finetune, run_finetune
         except ImportError as exc:
             raise SarcolorError(f"finetune needs the train extra: pip install 'sarcolor[train]' ({exc})") from None
+        config = plan_finetune(data, output, start, minutes, out_dir, overwrite)
         with progress_bar() as progress:
             task = progress.add_task(f"fine-tuning ({minutes:g} min)", total=None)
 
             def on_step(step: int, logs: dict) -> None:
                 progress.update(task, completed=step, description=f"fine-tuning step {step} mse={logs.get('mse', float('nan')):.4f}")
 
-            written = run_finetune(data, output, start, minutes, out_dir, overwrite, on_step)
+            written = run_finetune(config, output, on_step)
         log.info("wrote %s", written)
 
 

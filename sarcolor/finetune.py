@@ -61,12 +61,10 @@ def finetune_config(start: Path, data: Path, out_dir: Path, minutes: float, smal
     return dataclasses.replace(base, out_dir=str(out_dir), loss=loss, data=data_config, train=train)
 
 
-def finetune(data: Path, output: Path, start: str = "default", minutes: float = 15.0, out_dir: Path | None = None,
-             overwrite: bool = False, on_step=None) -> Path:
-    """Fine-tune on ``data`` for ``minutes`` and export to ``output`` (ONNX); returns the output path."""
+def plan_finetune(data: Path, output: Path, start: str = "default", minutes: float = 15.0, out_dir: Path | None = None,
+                  overwrite: bool = False) -> RunConfig:
+    """Check every path and option, then the run config of fine-tuning ``start`` on ``data`` for ``minutes``."""
     from sarcolor.data import load_split
-    from sarcolor.export import export_onnx
-    from sarcolor.train import Trainer
 
     if output.suffix.lower() != ".onnx":
         raise SarcolorError(f"-o {output}: the fine-tuned model is written as .onnx")
@@ -77,13 +75,19 @@ def finetune(data: Path, output: Path, start: str = "default", minutes: float = 
     if minutes <= 0:
         raise SarcolorError("need --minutes > 0")
     out_dir = out_dir or output.with_name(f"{output.stem}_run")
-    if out_dir.exists():
-        if not overwrite:
-            raise SarcolorError(f"run folder exists: {out_dir} (use --overwrite to replace it, or --out-dir)")
-        (out_dir / "last.pt").unlink(missing_ok=True)
+    if out_dir.exists() and not overwrite:
+        raise SarcolorError(f"run folder exists: {out_dir} (use --overwrite to replace it, or --out-dir)")
     pairs = load_split(data, "train") + load_split(data, "val")
     smallest = min(min(p.sar.shape) for p in pairs)
-    config = finetune_config(start_checkpoint(start), data, out_dir, minutes, smallest)
-    log.info("fine-tuning %s on %s for %g min (crops of %d px); run folder %s", start, data, minutes, config.data.crop_size, out_dir)
+    return finetune_config(start_checkpoint(start), data, out_dir, minutes, smallest)
+
+
+def run_finetune(config: RunConfig, output: Path, on_step=None) -> Path:
+    """Train the planned run (a fresh run folder) and export it to ``output``, calibrated on its data's val split."""
+    from sarcolor.export import export_onnx
+    from sarcolor.train import Trainer
+
+    (Path(config.out_dir) / "last.pt").unlink(missing_ok=True)  # --overwrite: a fresh run, not a resumed one
+    log.info("fine-tuning for %g min (crops of %d px); run folder %s", config.train.max_minutes, config.data.crop_size, config.out_dir)
     checkpoint = Trainer(config).fit(on_step=on_step)
-    return export_onnx(checkpoint, output, calibrate=data)
+    return export_onnx(checkpoint, output, calibrate=config.data.root)

@@ -87,9 +87,10 @@ class OpticalOnSarGrid:
                     "(without georeferencing the two images must be co-registered and of equal size)"
                 )
             return optical
+        # add_alpha: the VRT's mask says which SAR pixels the optical raster covers (and where its nodata is)
         return WarpedVRT(
             optical, crs=sar.crs, transform=sar.transform, width=sar.width, height=sar.height,
-            resampling=Resampling.bilinear,
+            resampling=Resampling.bilinear, add_alpha=True,
         )
 
     def _channel_quantiles(self) -> np.ndarray:
