@@ -52,27 +52,14 @@ def make_scene(width: int, height: int, path: Path) -> None:
 
 
 def export_pix2pix(path: Path) -> None:
-    import json as _json
-    import warnings
-
-    import onnx
     import torch
 
     from sarcolor.backends import CONVENTION_KEY, MULTIPLE_KEY
+    from sarcolor.checkpoint import SAR_CONVENTION, write_onnx
     from sarcolor.models.pix2pix import Pix2PixUNet
-    from sarcolor.train import SAR_CONVENTION
 
-    net = Pix2PixUNet().eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.zeros(1, 1, 256, 256),), str(path), input_names=["sar"], output_names=["rgb"],
-                          dynamic_axes={"sar": {0: "n", 2: "h", 3: "w"}, "rgb": {0: "n", 2: "h", 3: "w"}},
-                          opset_version=17, dynamo=False)
-    proto = onnx.load(str(path))
-    for key, value in ((CONVENTION_KEY, _json.dumps(SAR_CONVENTION)), (MULTIPLE_KEY, "256")):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(path))
+    metadata = {CONVENTION_KEY: json.dumps(SAR_CONVENTION), MULTIPLE_KEY: "256"}
+    write_onnx(Pix2PixUNet().eval(), (torch.zeros(1, 1, 256, 256),), ["sar"], metadata, Path(path))
 
 
 def run_case(model: str, scene: str, out: str, tile: int, overlap: int) -> None:

@@ -26,6 +26,7 @@ CONVENTION_KEY = "sar_convention"
 MULTIPLE_KEY = "size_multiple"
 CALIBRATION_KEY = "error_calibration"
 TRAINING_SCENES_KEY = "training_scenes"
+DEVICES = ("auto", "cpu", "cuda")
 
 
 # Models shipped in sarcolor/weights, by the name --model accepts in place of a path, with a short
@@ -115,7 +116,7 @@ class TorchModel(DetailControl):
             raise SarcolorError(f"{path} is a torch checkpoint: install sarcolor[train] to use it") from None
         from sarcolor.config import config_from_dict
         from sarcolor.models import build_generator
-        from sarcolor.train import load_weights, read_checkpoint, resolve_device
+        from sarcolor.checkpoint import load_weights, read_checkpoint, resolve_device
 
         self.torch = torch
         if threads:
@@ -163,7 +164,7 @@ def load_model(path: str | Path | None = None, device: str = "auto", threads: in
     ``detail`` sets the detail strength (0..1) of a model that has one; None: the bundled model's own
     (default 1, smooth 0), or 1 for a file.
     """
-    check_choice("--device", device, ("auto", "cpu", "cuda"))
+    check_choice("--device", device, DEVICES)
     check_detail(detail)
     resolved = resolve_model_path(path)
     backend = TorchModel if resolved.suffix in (".pt", ".pth") else OnnxModel

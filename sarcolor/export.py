@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from pathlib import Path
 
 from sarcolor.backends import CALIBRATION_KEY, CONVENTION_KEY, MULTIPLE_KEY, TRAINING_SCENES_KEY, TorchModel
@@ -45,8 +44,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, calibrate: str | Path |
 
     ``calibrate``: a pairs folder; its train split gives the training scenes' statistics and its val
     split calibrates an error head (both stored as metadata)."""
-    import onnx
     import torch
+
+    from sarcolor.checkpoint import write_onnx
 
     checkpoint, out = Path(checkpoint), Path(out)
     if not checkpoint.is_file():
@@ -61,28 +61,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, calibrate: str | Path |
         if calibration:
             metadata[CALIBRATION_KEY] = json.dumps(calibration)
     example = (torch.zeros(1, 1, 64, 64),)
-    dynamic = {0: "batch", 2: "height", 3: "width"}
     input_names = ["sar"]
     if model.has_detail:  # the detail strength is a second input, so one file serves every strength
         example += (torch.ones(1),)
         input_names.append("detail")
-    tmp = out.with_name(f".{out.name}.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.generator.cpu(),
-            example,
-            str(tmp),
-            input_names=input_names,
-            output_names=["rgb"],  # with an error head, "rgb" has the error as a fourth channel
-            dynamic_axes={"sar": dynamic, "rgb": dynamic},
-            opset_version=opset,
-            dynamo=False,
-        )
-    proto = onnx.load(str(tmp))
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(tmp))
-    tmp.replace(out)
-    return out
+    # With an error head, "rgb" has the expected error as a fourth channel.
+    return write_onnx(model.generator.cpu(), example, input_names, metadata, out, opset)

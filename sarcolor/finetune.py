@@ -39,7 +39,7 @@ def start_checkpoint(start: str) -> Path:
 
 def finetune_config(start: Path, data: Path, out_dir: Path, minutes: float, smallest_side: int) -> RunConfig:
     """The fine-tuning run: the start checkpoint's model, this data, the colour head, ``minutes`` of training."""
-    from sarcolor.train import read_checkpoint, resolve_device
+    from sarcolor.checkpoint import read_checkpoint, resolve_device
 
     base = config_from_dict(read_checkpoint(start, resolve_device("cpu"), ("config",), "--from: ")["config"])
     if base.model.arch != "lite0":

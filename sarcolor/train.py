@@ -5,7 +5,6 @@ import copy
 import csv
 import logging
 import os
-import pickle
 import time
 from pathlib import Path
 from typing import Callable
@@ -13,6 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from sarcolor.checkpoint import LAST, SAR_CONVENTION, atomic_torch_save, load_weights, read_checkpoint, resolve_device
 from sarcolor.config import RunConfig, config_to_dict, save_config
 from sarcolor.data import CropSampler, Pair, load_split
 from sarcolor.errors import SarcolorError, first_line
@@ -22,40 +22,7 @@ from sarcolor.models import build_discriminator, build_generator
 
 log = logging.getLogger(__name__)
 
-# How the training data was scaled; stored in every checkpoint and exported model.
-SAR_CONVENTION = {"polarisation": "VH", "quantity": "amplitude", "quantile": 0.99, "clip": 1.0}
-LAST = "last.pt"
 LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "texture", "adv", "fm", "shift", "error_nll"]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SarcolorError("--device cuda asked for, but no CUDA device is available")
-    return torch.device(name)
-
-
-def read_checkpoint(path: str | Path, device: torch.device, keys: tuple[str, ...], context: str = "") -> dict:
-    """A checkpoint's saved state, holding at least ``keys``; else one user error naming the file."""
-    try:
-        # weights_only: a checkpoint is tensors, numbers, strings and plain containers; unpickling anything
-        # else could run code that came with the file.
-        state = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as exc:
-        raise SarcolorError(f"{context}cannot load checkpoint {path}: {first_line(exc)}") from None
-    missing = [key for key in keys if not isinstance(state, dict) or key not in state]
-    if missing:
-        raise SarcolorError(f"{context}{path} is not a sarcolor training checkpoint (no {', '.join(missing)})")
-    return state
-
-
-def load_weights(module: torch.nn.Module, weights: dict, path: str | Path) -> None:
-    """Load saved weights into a module built from config; a mismatch (other architecture) is a user error."""
-    try:
-        module.load_state_dict(weights)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        raise SarcolorError(f"checkpoint {path} does not fit the configured model: {first_line(exc)}") from None
 
 
 def trim_log(path: Path, last_step: int) -> None:
@@ -97,13 +64,6 @@ def shift_disagreement(fake: torch.Tensor, shifts: list[tuple[int, int]]) -> tor
         first, second = fake[i, :, dy:, dx:], fake[n + i, :, : fake.shape[2] - dy, : fake.shape[3] - dx]
         total = total + (first - second).abs().mean()
     return total / n
-
-
-def atomic_torch_save(obj: dict, path: Path) -> None:
-    """Save to a temp file and rename, so a kill mid-save never leaves a truncated checkpoint."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class Trainer:

@@ -8,7 +8,8 @@ from skimage.io import imread
 from sarcolor.config import load_config
 from sarcolor.data import CropSampler, load_split
 from sarcolor.errors import SarcolorError
-from sarcolor.train import LAST, Trainer
+from sarcolor.checkpoint import LAST
+from sarcolor.train import Trainer
 
 from conftest import PAIRS, run_cli
 
