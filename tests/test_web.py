@@ -240,6 +240,9 @@ def test_browser_colourises_and_downloads_a_georeferenced_geotiff(page, server, 
     upload_and_colourise(page, FIELDS)
     page.locator("#result img").first.wait_for(state="visible")
     page.locator("#summary").get_by_text("512 × 512 px").wait_for()
+    page.get_by_text("How sure is the model?").click()  # the confidence map, in its panel
+    page.locator("#confidence img").first.wait_for(state="visible")
+    assert page.locator('#downloads a[download$="_confidence.tif"]').count() == 1
     link = page.locator('#downloads a[download$="_sarcolor.tif"]').first
     with page.expect_download() as download:
         link.click()
