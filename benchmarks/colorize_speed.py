@@ -67,9 +67,10 @@ def run_case(model: str, scene: str, out: str, tile: int, overlap: int) -> None:
     from sarcolor.backends import load_model
     from sarcolor.infer import ColorizeOptions, colorize_file
 
+    model, _, extra = model.partition("+")  # "default+confidence": also write the confidence map
     net = load_model(model, "cpu")
     start = time.perf_counter()
-    colorize_file(scene, out, net, ColorizeOptions(tile=tile, overlap=overlap, overwrite=True))
+    colorize_file(scene, out, net, ColorizeOptions(tile=tile, overlap=overlap, overwrite=True, confidence=extra == "confidence"))
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
 
@@ -123,7 +124,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=parse_size, nargs="+", default=[parse_size("1024"), parse_size("4096")],
                         help="scene sizes: N (square) or WxH")
     parser.add_argument("--pix2pix-max", type=float, default=4096**2, help="largest scene (pixels) also run with pix2pix")
-    parser.add_argument("--models", nargs="+", default=["default", "smooth"], help="bundled model names or model files")
+    parser.add_argument("--models", nargs="+", default=["default", "default+confidence", "smooth"],
+                        help="bundled model names or model files; NAME+confidence also writes the confidence map")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--tile-sweep", type=int, nargs="*", default=[],

@@ -1,6 +1,7 @@
 """LiteColorNet: the pretrained encoder, shift-invariant detail bands, the detail strength, and two-stage training."""
 import numpy as np
 import pytest
+import rasterio
 import torch
 
 from sarcolor.config import load_config
@@ -10,7 +11,7 @@ from sarcolor.models.encoder import Lite0Encoder
 from sarcolor.models.litecolor import SarHighPass
 from sarcolor.train import Trainer
 
-from conftest import PAIRS
+from conftest import FIELDS, PAIRS
 
 
 def real_sar(size: int = 256) -> torch.Tensor:
@@ -87,3 +88,15 @@ def test_second_stage_trains_only_the_gain_head(tmp_path):
     assert changed == {"gain_head"}
     with pytest.raises(Exception, match="train.train_only: no module colour_heads"):
         Trainer(load_config(None, {**overrides, "out_dir": str(tmp_path / "c"), "train.train_only": ["colour_heads"]}))
+
+
+def test_bundled_torch_weights_are_the_bundled_onnx_model(model):
+    """sarcolor/weights/default.pt (finetune's start) and default.onnx must be one network, error head included."""
+    from sarcolor.backends import load_model
+    from sarcolor.finetune import bundled_checkpoint
+
+    torch_model = load_model(bundled_checkpoint(), "cpu")
+    with rasterio.open(FIELDS) as src:
+        batch = (src.read(1)[None, None, :256, :256] / 255).astype(np.float32)
+    for detail in (0.0, 1.0):
+        np.testing.assert_allclose(torch_model.with_detail(detail)(batch), model.with_detail(detail)(batch), atol=2e-4)
