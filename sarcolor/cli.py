@@ -244,6 +244,7 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", help="Report folder: metrics.csv/json, report.md/html, bar charts, SAR | prediction | optical strips."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score the mean-colour and lookup-table baselines."),
     json_out: bool = typer.Option(False, "--json", help="Print the mean metrics as JSON on stdout."),
+    name: str = typer.Option("sarcolor", "--name", help="The evaluated model's row name in the table and pictures."),
     compare: Optional[list[str]] = typer.Option(None, "--compare", help="Another model in the same table, as NAME=PATH or NAME=BUNDLED (e.g. pix2pix=runs/pix2pix/last.pt, smooth=smooth); repeatable."),
     tile: int = TILE_OPTION,
     overlap: int = OVERLAP_OPTION,
@@ -264,13 +265,13 @@ def evaluate(
         net = load_model(model, device.value, detail=detail)
         others = {}
         for entry in compare or []:
-            name, sep, path = entry.partition("=")
-            if not sep or not name or not path:
+            other_name, sep, path = entry.partition("=")
+            if not sep or not other_name or not path:
                 raise SarcolorError(f"--compare takes NAME=PATH, got {entry!r}")
-            others[name] = load_model(path, device.value)
-        check_tile_multiple(tile, {"this model": net, **{f"model {name}": other for name, other in others.items()}})
+            others[other_name] = load_model(path, device.value)
+        check_tile_multiple(tile, {"this model": net, **{f"model {other}": loaded for other, loaded in others.items()}})
         pairs = load_split(data, split)
-        predictors = default_predictors(net, data, baselines, tile, overlap, others)
+        predictors = default_predictors(net, data, baselines, tile, overlap, others, name)
         predictions: dict = {} if out else None
         metrics = None
         if perceptual:

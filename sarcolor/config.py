@@ -87,6 +87,10 @@ class TrainConfig:
     train_only: tuple[str, ...] = ()  # train only the generator parameters under these module names (e.g. gain_head); () = all
     init_from: str = ""  # start from this checkpoint's (EMA) generator weights: every tensor whose name and shape match
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall-clock time; 0 = run all steps
+    # Every val_every steps, score the EMA generator (squared error) on centre crops of the val split; the best
+    # weights so far are kept as best.pt. With patience, stop after that many scores without improvement.
+    val_every: int = 0
+    patience: int = 0
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 = torch default
 

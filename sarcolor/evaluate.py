@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from sarcolor.data import Pair, load_split
+from sarcolor.errors import SarcolorError
 from sarcolor.metrics import METRICS, all_metrics
 from sarcolor.perceptual import frechet_distance
 from sarcolor.tiling import predict_array
@@ -121,15 +122,18 @@ def evaluate(
 
 
 def default_predictors(
-    model, data_root: str | Path, baselines: bool, tile: int, overlap: int, others: dict | None = None
+    model, data_root: str | Path, baselines: bool, tile: int, overlap: int, others: dict | None = None,
+    name: str = "sarcolor",
 ) -> dict[str, Predictor]:
-    """Baselines (optional), then other named models (e.g. pix2pix), then the model under test."""
+    """Baselines (optional), then other named models (e.g. pix2pix), then the model under test, as ``name``."""
     predictors: dict[str, Predictor] = {}
     if baselines:
         train = load_split(data_root, "train")
         predictors["mean colour"] = mean_colour_baseline(train)
         predictors["lookup table"] = lookup_table_baseline(train)
-    for name, other in (others or {}).items():
-        predictors[name] = model_predictor(other, tile, overlap)
-    predictors["sarcolor"] = model_predictor(model, tile, overlap)
+    for other_name, other in (others or {}).items():
+        predictors[other_name] = model_predictor(other, tile, overlap)
+    if name in predictors:
+        raise SarcolorError(f"--name {name!r} is already a row of the table: choose another")
+    predictors[name] = model_predictor(model, tile, overlap)
     return predictors

@@ -4,7 +4,8 @@ One recipe, written as a run config (saved next to the checkpoint like any run's
 bundled model's weights (``sarcolor/weights/default.pt``, the same network as ``default.onnx``) or
 another checkpoint, train the colour path's head (not the frozen encoder, not the detail gains) on
 the pairs folder's train split with squared error, and the error head on the new errors, for a
-wall-clock budget; then export to ONNX, calibrated on the pairs folder's val split.
+wall-clock budget or until the val split stops improving; then export the weights that did best on
+val to ONNX, calibrated on that val split.
 """
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 # The colour path's trainable modules; the encoder stays frozen and the detail gains stay as trained.
 COLOUR_MODULES = ("laterals", "mix", "colour_head")
 CROP_MAX = 256
+# A region's pairs are few: the run keeps the weights that do best on its val split, scored every
+# VAL_EVERY steps, and stops after PATIENCE scores without improvement (before the time budget, often).
+VAL_EVERY = 50
+PATIENCE = 8
 
 
 def bundled_checkpoint() -> Path:
@@ -56,7 +61,7 @@ def finetune_config(start: Path, data: Path, out_dir: Path, minutes: float, smal
     train = dataclasses.replace(
         base.train, init_from=str(start), train_only=modules, steps=100_000, max_minutes=minutes, lr_g=5e-4,
         betas=(0.9, 0.99), lr_decay_start=0, ema_decay=0.99, checkpoint_every=50, sample_every=100_000, log_every=10,
-        device="cpu", seed=0,
+        device="cpu", seed=0, val_every=VAL_EVERY, patience=PATIENCE,
     )
     return dataclasses.replace(base, out_dir=str(out_dir), loss=loss, data=data_config, train=train)
 
@@ -84,10 +89,12 @@ def plan_finetune(data: Path, output: Path, start: str = "default", minutes: flo
 
 def run_finetune(config: RunConfig, output: Path, on_step=None) -> Path:
     """Train the planned run (a fresh run folder) and export it to ``output``, calibrated on its data's val split."""
+    from sarcolor.checkpoint import LAST
     from sarcolor.export import export_onnx
-    from sarcolor.train import Trainer
+    from sarcolor.train import BEST, Trainer
 
-    (Path(config.out_dir) / "last.pt").unlink(missing_ok=True)  # --overwrite: a fresh run, not a resumed one
-    log.info("fine-tuning for %g min (crops of %d px); run folder %s", config.train.max_minutes, config.data.crop_size, config.out_dir)
-    checkpoint = Trainer(config).fit(on_step=on_step)
-    return export_onnx(checkpoint, output, calibrate=config.data.root)
+    for name in (LAST, BEST):  # --overwrite: a fresh run, not a resumed one
+        (Path(config.out_dir) / name).unlink(missing_ok=True)
+    log.info("fine-tuning for up to %g min (crops of %d px); run folder %s", config.train.max_minutes, config.data.crop_size, config.out_dir)
+    Trainer(config).fit(on_step=on_step)
+    return export_onnx(Path(config.out_dir) / BEST, output, calibrate=config.data.root)

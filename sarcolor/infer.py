@@ -124,7 +124,7 @@ def colorize_file(
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), open_raster(input_path) as src:
         reader = SarReader(src, options.band, options.input_scale, model.convention["quantile"])
         _check_plain_output_size(output_path, reader.height, reader.width)
-        check_free_space(output_path, reader.height, reader.width)
+        check_free_space(output_path, reader.height, reader.width, bands=3 + 4 * options.confidence)  # float32 map
         if warp is not None and not (src.crs or src.gcps[0]):
             raise SarcolorError(f"--warp: {input_path} has no CRS or GCPs to reproject from")
         try:

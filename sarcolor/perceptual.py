@@ -41,10 +41,12 @@ def perceptual_unavailable() -> str | None:
 
 
 def crops(image: np.ndarray, size: int = CROP, step: int = CROP_STEP) -> np.ndarray:
-    """(n, C, size, size) crops of a (C, H, W) image, every ``step`` px (the last row and column flush with the edge)."""
+    """(n, C, size, size) crops of a (C, H, W) image, every ``step`` px (the last row and column flush with the edge).
+
+    An image smaller than ``size`` gives square crops of its shorter side (pairs of 120² patches, say):
+    the features are pooled over the crop, so any size works, but FD-Lite0 over few crops is noisy."""
     _, height, width = image.shape
-    if height < size or width < size:
-        raise SarcolorError(f"image of {width}x{height} px is smaller than the {size} px perceptual crop")
+    size = min(size, height, width)
     ys = sorted({*range(0, height - size + 1, step), height - size})
     xs = sorted({*range(0, width - size + 1, step), width - size})
     return np.stack([image[:, y : y + size, x : x + size] for y in ys for x in xs])

@@ -22,6 +22,8 @@ from sarcolor.models import build_discriminator, build_generator
 
 log = logging.getLogger(__name__)
 
+BEST = "best.pt"  # with train.val_every: the weights that scored best on val
+VAL_CROPS = 32  # at most this many val pairs' centre crops score the generator
 LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "texture", "adv", "fm", "shift", "error_nll"]
 
 
@@ -259,6 +261,28 @@ class Trainer:
         self.generator.fit_input_stats(torch.from_numpy(sar).to(self.device))
         self.ema.load_state_dict(self.generator.state_dict())
 
+    @torch.no_grad()
+    def _val_score(self, crops: tuple[np.ndarray, np.ndarray]) -> float:
+        """Squared error of the EMA generator's colours on fixed val crops."""
+        sar, opt = (torch.from_numpy(a.astype(np.float32) / 255.0).to(self.device) for a in crops)
+        return float(((self.ema(sar)[:, :3] - opt) ** 2).mean())
+
+    def _no_longer_improving(self, crops: tuple[np.ndarray, np.ndarray]) -> bool:
+        """Score on val, keep the best weights as best.pt; True once ``train.patience`` scores did not improve."""
+        stop = torch.tensor(0.0, device=self.device)
+        if self.is_main:
+            score = self._val_score(crops)
+            if score < self.best_val:
+                self.best_val, self.scores_since_best = score, 0
+                atomic_torch_save({**self.state(), "val_mse": score}, self.out_dir / BEST)
+            else:
+                self.scores_since_best += 1
+            log.debug("step %d: val squared error %.5f (best %.5f)", self.step, score, self.best_val)
+            stop.fill_(float(bool(self.config.train.patience) and self.scores_since_best >= self.config.train.patience))
+        if self.world_size > 1:
+            torch.distributed.broadcast(stop, src=0)
+        return bool(stop)
+
     def _out_of_time(self, started: float) -> bool:
         """Wall-clock budget check; under DDP every process follows rank 0's clock."""
         if not self.config.train.max_minutes:
@@ -293,7 +317,10 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.out_dir / "config.yaml")
         val_pairs = load_split(dc.root, dc.val_split)
-        samples = self.sample_crops(val_pairs, min(dc.crop_size, *(min(p.sar.shape) for p in val_pairs)))
+        val_side = min(dc.crop_size, *(min(p.sar.shape) for p in val_pairs))
+        samples = self.sample_crops(val_pairs, val_side)
+        val_crops = self.sample_crops(val_pairs, val_side, count=VAL_CROPS) if tc.val_every else None
+        self.best_val, self.scores_since_best = float("inf"), 0
         log_path = self.out_dir / "loss_log.csv"
         if self.is_main:
             if resume:
@@ -324,12 +351,20 @@ class Trainer:
                     self.save_pictures(samples)
                 if on_step:
                     on_step(self.step, logs)
+                if tc.val_every and self.step % tc.val_every == 0 and self._no_longer_improving(val_crops):
+                    log.info("stopping at step %d: no better on val for %d scores (best squared error %.5f, in %s)",
+                             self.step, tc.patience, self.best_val, BEST)
+                    if self.is_main:
+                        self.save_checkpoint()
+                    break
                 if self._out_of_time(started):
                     log.info("stopping at step %d: train.max_minutes (%g) reached", self.step, tc.max_minutes)
                     if self.is_main:
                         self.save_checkpoint()
                         self.save_pictures(samples)
                     break
+        if tc.val_every and self.step % tc.val_every:
+            self._no_longer_improving(val_crops)  # the last weights are scored too: best.pt always exists
         if self.world_size > 1:
             torch.distributed.barrier()  # rank 0's last checkpoint is on disk before anyone returns
             torch.distributed.destroy_process_group()

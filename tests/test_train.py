@@ -234,3 +234,19 @@ def test_resumed_run_ends_where_an_uninterrupted_run_ends(tmp_path):
         torch.testing.assert_close(resumed.generator.state_dict()[name], value, rtol=1e-5, atol=1e-6, msg=name)
     for name, value in straight.discriminator.state_dict().items():
         torch.testing.assert_close(resumed.discriminator.state_dict()[name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_val_scores_keep_the_best_weights_and_stop_a_run_that_no_longer_improves(tmp_path):
+    """train.val_every / train.patience (finetune's early stopping): best.pt holds the best-scoring weights."""
+    frozen = {**SMALL, "train.gan_start_step": 1000, "train.lr_g": 0.0, "train.val_every": 10, "train.patience": 2,
+              "out_dir": str(tmp_path / "run"), "train.steps": 100}
+    trainer = Trainer(load_config(None, frozen))
+    trainer.fit()
+    assert trainer.step == 30  # scores at 10 (best), 20 and 30 (no better): patience 2 stops it
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert best["step"] == 10 and best["val_mse"] == pytest.approx(trainer.best_val)
+    learning = {**frozen, "train.lr_g": 1e-3, "train.patience": 0, "train.steps": 25, "out_dir": str(tmp_path / "learning")}
+    trainer = Trainer(load_config(None, learning))
+    trainer.fit()
+    best = torch.load(tmp_path / "learning" / "best.pt", weights_only=True)
+    assert trainer.step == 25 and best["step"] in (10, 20, 25)  # the last weights are scored too
