@@ -10,7 +10,7 @@ import numpy as np
 
 from sarcolor.data import Pair, load_split
 from sarcolor.errors import SarcolorError
-from sarcolor.metrics import METRICS, all_metrics
+from sarcolor.metrics import METRICS, PERCEPTUAL_LABELS, all_metrics
 from sarcolor.perceptual import frechet_distance
 from sarcolor.tiling import predict_array
 
@@ -54,7 +54,7 @@ def model_predictor(model, tile: int = 512, overlap: int = 64) -> Predictor:
     return predict
 
 
-PERCEPTUAL_METRICS = ("vgg16", "fd_lite0")  # per image (mean over images) and per set
+PERCEPTUAL_METRICS = tuple(PERCEPTUAL_LABELS)  # vgg16 per image (mean over images), fd_lite0 per set
 
 
 @dataclass

@@ -17,7 +17,6 @@ from skimage.color import deltaE_ciede2000, rgb2gray, rgb2lab
 from skimage.filters import sobel
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-METRICS = ("psnr", "ssim", "mse", "delta_e00", "colourfulness_ratio", "sharpness_ratio", "colour_swd", "grid_4px", "psnr_80m")
 COLOUR_CELL = 8  # psnr_80m: PSNR after 8x8 average pooling of both images (80 m cells at 10 m pixels): colour per place
 
 
@@ -92,15 +91,36 @@ def colour_swd(pred: np.ndarray, real: np.ndarray, projections: int = 64, sample
     return float(np.mean([wasserstein_distance(lab_p @ d, lab_r @ d) for d in directions]))
 
 
+def colourfulness_ratio(pred: np.ndarray, real: np.ndarray) -> float:
+    return _ratio(colourfulness(pred), colourfulness(real))
+
+
+def sharpness_ratio(pred: np.ndarray, real: np.ndarray) -> float:
+    return _ratio(sharpness(pred), sharpness(real))
+
+
+def grid_4px(pred: np.ndarray, real: np.ndarray) -> float:
+    del real  # a property of the prediction alone
+    return periodic_artefact(pred)
+
+
+# Every per-image metric once: name -> (function of (pred, real), table label, number format). The
+# perceptual metrics (sarcolor.perceptual) need torch; their labels live here too, so a report has one list.
+PIXEL_METRICS = {
+    "psnr": (psnr, "PSNR (dB) ↑", "{:.2f}"),
+    "ssim": (ssim, "SSIM ↑", "{:.3f}"),
+    "mse": (mse, "MSE ↓", "{:.4f}"),
+    "delta_e00": (delta_e00, "ΔE00 ↓", "{:.2f}"),
+    "colourfulness_ratio": (colourfulness_ratio, "colourfulness ratio (→1)", "{:.2f}"),
+    "sharpness_ratio": (sharpness_ratio, "sharpness ratio (→1)", "{:.2f}"),
+    "colour_swd": (colour_swd, "colour SWD (Lab) ↓", "{:.2f}"),
+    "grid_4px": (grid_4px, "4-px grid (≈1)", "{:.1f}"),
+    "psnr_80m": (psnr_pooled, "PSNR at 80 m (dB) ↑", "{:.2f}"),
+}
+PERCEPTUAL_LABELS = {"fd_lite0": ("FD-Lite0 ↓", "{:.0f}"), "vgg16": ("VGG16 distance ↓", "{:.3f}")}
+METRICS = tuple(PIXEL_METRICS)
+LABELS = {**{name: (label, fmt) for name, (_, label, fmt) in PIXEL_METRICS.items()}, **PERCEPTUAL_LABELS}
+
+
 def all_metrics(pred: np.ndarray, real: np.ndarray) -> dict[str, float]:
-    return {
-        "psnr": psnr(pred, real),
-        "ssim": ssim(pred, real),
-        "mse": mse(pred, real),
-        "delta_e00": delta_e00(pred, real),
-        "colourfulness_ratio": _ratio(colourfulness(pred), colourfulness(real)),
-        "sharpness_ratio": _ratio(sharpness(pred), sharpness(real)),
-        "colour_swd": colour_swd(pred, real),
-        "grid_4px": periodic_artefact(pred),
-        "psnr_80m": psnr_pooled(pred, real),
-    }
+    return {name: function(pred, real) for name, (function, _, _) in PIXEL_METRICS.items()}

@@ -11,20 +11,14 @@ import numpy as np
 from sarcolor.data import Pair
 from sarcolor.evaluate import Evaluation
 from sarcolor.figures import labelled_strip, metric_bars, reliability_plot
+from sarcolor.metrics import LABELS
 
-COLUMNS = [
-    ("psnr", "PSNR (dB) ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"), ("mse", "MSE ↓", "{:.4f}"),
-    ("delta_e00", "ΔE00 ↓", "{:.2f}"), ("colourfulness_ratio", "colourfulness ratio (→1)", "{:.2f}"),
-    ("sharpness_ratio", "sharpness ratio (→1)", "{:.2f}"), ("colour_swd", "colour SWD (Lab) ↓", "{:.2f}"),
-    ("grid_4px", "4-px grid (≈1)", "{:.1f}"), ("psnr_80m", "PSNR at 80 m (dB) ↑", "{:.2f}"),
-    ("fd_lite0", "FD-Lite0 ↓", "{:.0f}"), ("vgg16", "VGG16 distance ↓", "{:.3f}"),
-]
 STRIP_SIDE = 256  # panel size in the per-image strips
 
 
 def columns(evaluation: Evaluation) -> list[tuple[str, str, str]]:
-    """The report columns of the metrics this evaluation has."""
-    return [c for c in COLUMNS if c[0] in evaluation.metrics]
+    """The report columns (name, label, format) of the metrics this evaluation has."""
+    return [(name, *LABELS[name]) for name in evaluation.metrics]
 
 
 def table_rows(evaluation: Evaluation) -> list[list[str]]:
