@@ -137,3 +137,13 @@ def test_dask_local_cluster_colourises_a_folder_and_reports_a_bad_scene(tmp_path
     rerun = run_cli("colorize", scenes, "-o", out, "--workers", "1")
     assert "skipped" in rerun.stderr and "1 of 1 scene(s) failed" in rerun.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_real_db_patches_pass_the_training_data_check_unless_read_as_normalised(bigearthnet_patch, tmp_path):
+    """Issue 13: a real Sentinel-1 patch from Europe, read right, is like the training scenes' radar
+    statistics; the same file read with the wrong --input-scale is flagged."""
+    _, vh = bigearthnet_patch
+    right = run_cli("colorize", vh, "-o", tmp_path / "right.tif", check=True)
+    assert "training data" not in right.stderr
+    wrong = run_cli("colorize", vh, "-o", tmp_path / "wrong.tif", "--input-scale", "normalized", check=True)
+    assert "unlike the model's training data" in wrong.stderr
