@@ -95,6 +95,14 @@ def _error_map_writer(options: ColorizeOptions, model, output_path: Path, src, w
     return RasterWriter(confidence_path(output_path), src, with_mask, error_map=error_map_tags(model))
 
 
+def _channels_needed(model, options: ColorizeOptions):
+    """The model as the tiler should see it: without the error channel unless the confidence map is asked for
+    (blending a fourth channel nobody writes costs a quarter more)."""
+    if model.has_error and not options.confidence:
+        return lambda batch: model(batch)[:, :3]
+    return model
+
+
 def colorize_file(
     input_path: str | Path,
     output_path: str | Path,
@@ -152,7 +160,8 @@ def colorize_file(
                     error_writer.write(row, error_values(values[3], valid, model.error_calibration), valid)
                 writer.write(row, to_uint8(values[:3], valid), valid)
 
-            blend_tiles(model, reader.read, write, plan, batch_size=options.batch_size, on_tiles_done=on_tiles_done)
+            blend_tiles(_channels_needed(model, options), reader.read, write, plan, batch_size=options.batch_size,
+                        on_tiles_done=on_tiles_done)
     return ColorizeResult(
         input_path, output_path, reader.height, reader.width, reader.scaling.scale, plan.tile_count, warning,
     )
