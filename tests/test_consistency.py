@@ -18,8 +18,8 @@ SMALL_CROP_MEAN, SMALL_CROP_P99 = 1.5, 12.0
 
 def overlap_difference(model, scene: np.ndarray, crop: tuple[slice, slice]) -> np.ndarray:
     """|colour of the whole scene - colour of a crop of it| (8-bit), on the crop."""
-    whole = to_uint8(predict_array(model, scene, multiple=model.multiple), np.ones(scene.shape, bool))
-    part = to_uint8(predict_array(model, scene[crop], multiple=model.multiple), np.ones(scene[crop].shape, bool))
+    whole = to_uint8(predict_array(model, scene, multiple=model.multiple)[:3], np.ones(scene.shape, bool))
+    part = to_uint8(predict_array(model, scene[crop], multiple=model.multiple)[:3], np.ones(scene[crop].shape, bool))
     return np.abs(whole[:, crop[0], crop[1]].astype(int) - part)
 
 

@@ -30,7 +30,9 @@ def test_bundled_models_are_small_onnx_with_convention(name):
     net = load_model(name)
     assert net.convention == {"polarisation": "VH", "quantity": "amplitude", "quantile": 0.99, "clip": 1.0}
     out = net(np.full((2, 1, 64, 96), 0.3, np.float32))
-    assert out.shape == (2, 3, 64, 96) and 0 <= out.min() and out.max() <= 1
+    # RGB in [0, 1], then the error head's expected mean absolute error (positive, a fraction of the range)
+    assert net.has_error and out.shape == (2, 4, 64, 96)
+    assert 0 <= out[:, :3].min() and out[:, :3].max() <= 1 and 0 < out[:, 3].min() and out[:, 3].max() < 0.5
     assert default_model_path() == bundled_model_path("default")
 
 
