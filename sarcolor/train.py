@@ -321,6 +321,8 @@ class Trainer:
         samples = self.sample_crops(val_pairs, val_side)
         val_crops = self.sample_crops(val_pairs, val_side, count=VAL_CROPS) if tc.val_every else None
         self.best_val, self.scores_since_best = float("inf"), 0
+        if resume and tc.val_every and (self.out_dir / BEST).is_file():  # a resumed run keeps its best so far
+            self.best_val = float(read_checkpoint(self.out_dir / BEST, self.device, ("val_mse",))["val_mse"])
         log_path = self.out_dir / "loss_log.csv"
         if self.is_main:
             if resume:
