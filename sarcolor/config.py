@@ -22,6 +22,9 @@ class ModelConfig:
     taps: int = 3  # lite0: encoder features used, at SAR strides 8, 16, 32 (and 64 with 4)
     smoothing: float = 2.0  # lite0: sigma (1/4-resolution pixels) of the fixed blur on the heads' outputs; 0 = none
     error_head: bool = False  # lite0: a fourth output channel, the expected colour error per pixel (loss.error_nll trains it)
+    # lite0: fixed, not trained: colours pushed away from each pixel's grey by this factor. Squared error
+    # desaturates (it averages the possible colours); 1.15 was chosen on train scenes (experiments/README.md).
+    chroma_gain: float = 1.0
     # The fields below apply to arch sarcolor only.
     widths: tuple[int, int, int] = (48, 96, 192)
     depths: tuple[int, int, int] = (1, 2, 4)

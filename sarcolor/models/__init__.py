@@ -16,7 +16,7 @@ def build_generator(model_config, pretrained: bool = False) -> LiteColorNet | Sa
     if model_config.arch == "lite0":
         return LiteColorNet(
             model_config.lateral_width, model_config.head_width, model_config.head_depth, model_config.taps,
-            model_config.smoothing, pretrained, model_config.error_head,
+            model_config.smoothing, pretrained, model_config.error_head, model_config.chroma_gain,
         )
     check_choice("model.head", model_config.head, SarColorNet.heads)
     check_choice("model.despeckle", model_config.despeckle, SarColorNet.despeckle_filters)

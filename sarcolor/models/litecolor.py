@@ -9,6 +9,8 @@
   trained amount). The bands are box-filter differences at every pixel, so the detail added at a
   place does not depend on where a tile or crop starts.
 
+- Saturation (``chroma_gain``, fixed): the colours are pushed away from each pixel's grey, undoing
+  part of the desaturation squared-error training brings.
 - Confidence (optional, ``error_head``): a fourth output channel, the expected mean absolute colour
   error per pixel (a Laplace scale, in [0, 1] units of the RGB output), from the same features.
 
@@ -42,7 +44,7 @@ class LiteColorNet(nn.Module):
 
     def __init__(
         self, lateral_width: int = 32, width: int = 64, depth: int = 2, taps: int = 3, smoothing: float = 2.0,
-        pretrained: bool = True, error_head: bool = False,
+        pretrained: bool = True, error_head: bool = False, chroma_gain: float = 1.0,
     ) -> None:
         super().__init__()
         if not 1 <= taps <= len(TAP_BLOCKS):
@@ -71,6 +73,7 @@ class LiteColorNet(nn.Module):
         self.gain_head = nn.Conv2d(width, 3 * SarHighPass.bands, 3, padding=1, padding_mode=PADDING)
         nn.init.zeros_(self.gain_head.weight)
         nn.init.zeros_(self.gain_head.bias)
+        self.chroma_gain = chroma_gain
         self.error_head = nn.Conv2d(width, 1, 3, padding=1, padding_mode=PADDING) if error_head else None
         if error_head:  # starts at an expected error of about 0.1 (25 DN) everywhere
             nn.init.zeros_(self.error_head.weight)
@@ -122,6 +125,9 @@ class LiteColorNet(nn.Module):
         texture = sum(gains[:, 3 * b : 3 * (b + 1)] * bands[:, b : b + 1] for b in range(SarHighPass.bands))
         strength = 1.0 if detail is None else detail.reshape(1, 1, 1, 1)
         rgb = torch.sigmoid(logits + strength * texture)
+        if self.chroma_gain != 1.0:
+            grey = rgb.mean(1, keepdim=True)
+            rgb = (grey + self.chroma_gain * (rgb - grey)).clamp(0.0, 1.0)
         if self.error_head is None:
             return rgb
         return torch.cat([rgb, F.softplus(heads[:, gain_end:])], 1)
