@@ -15,6 +15,7 @@ from scipy.stats import spearmanr
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 from sarcolor.data import Pair
+from sarcolor.metrics import cell_means
 from sarcolor.tiling import predict_array
 
 BLOCK = 32  # pixels per block side: 320 m at 10 m pixels
@@ -22,8 +23,12 @@ BLOCK = 32  # pixels per block side: 320 m at 10 m pixels
 
 def block_means(image: np.ndarray, block: int = BLOCK) -> np.ndarray:
     """Mean of each full block x block cell of an (H, W) array, as a flat vector."""
-    h, w = image.shape[0] // block * block, image.shape[1] // block * block
-    return image[:h, :w].reshape(h // block, block, w // block, block).mean((1, 3)).ravel()
+    return cell_means(image, block).ravel()
+
+
+def calibrated_error(expected: np.ndarray, calibration: dict) -> np.ndarray:
+    """Expected error (8-bit levels) as expected CIEDE2000, by the model's calibration line; never below 0."""
+    return np.maximum(calibration["slope"] * expected + calibration["intercept"], 0.0)
 
 
 @dataclass
@@ -55,7 +60,7 @@ class ErrorBlocks:
 
     def reliability(self, calibration: dict, bins: int = 8) -> list[dict[str, float]]:
         """Blocks binned by calibrated expected CIEDE2000 (equal counts): mean expected vs mean actual per bin."""
-        calibrated = np.maximum(calibration["slope"] * self.expected + calibration["intercept"], 0.0)
+        calibrated = calibrated_error(self.expected, calibration)
         order = np.argsort(calibrated)
         return [
             {"expected": float(calibrated[part].mean()), "actual": float(self.actual[part].mean()), "blocks": int(part.size)}

@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 import rasterio
 
+from sarcolor.confidence import calibrated_error
 from sarcolor.errors import SarcolorError
 from sarcolor.io import (
     IMAGE_SUFFIXES, RasterWriter, SarReader, check_free_space, check_output_path, open_raster, output_driver, parse_crs,
@@ -85,7 +86,7 @@ def error_values(error: np.ndarray, valid: np.ndarray, calibration: dict | None)
     """The model's error channel (mean absolute error in [0, 1] units) in the confidence map's unit; NaN where invalid."""
     values = error * np.float32(255.0)
     if calibration:
-        values = np.maximum(calibration["slope"] * values + calibration["intercept"], 0.0).astype(np.float32)
+        values = calibrated_error(values, calibration).astype(np.float32)
     return np.where(valid, values, np.float32(np.nan))[None]
 
 

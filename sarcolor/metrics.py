@@ -28,15 +28,17 @@ def psnr(pred: np.ndarray, real: np.ndarray) -> float:
     return float(peak_signal_noise_ratio(_hwc(real), _hwc(pred), data_range=1.0))
 
 
+def cell_means(image: np.ndarray, cell: int) -> np.ndarray:
+    """Means of the full cell x cell blocks over the last two axes (a ragged edge is left out), float64."""
+    *lead, height, width = image.shape
+    h, w = height // cell * cell, width // cell * cell
+    blocks = np.asarray(image, np.float64)[..., :h, :w].reshape(*lead, h // cell, cell, w // cell, cell)
+    return blocks.mean((-3, -1))
+
+
 def psnr_pooled(pred: np.ndarray, real: np.ndarray, cell: int = COLOUR_CELL) -> float:
     """PSNR of the cell x cell block means: whether each place has the right colour, whatever its texture."""
-    channels, height, width = real.shape
-    h, w = height // cell * cell, width // cell * cell
-
-    def pool(image: np.ndarray) -> np.ndarray:
-        return np.asarray(image, np.float64)[:, :h, :w].reshape(channels, h // cell, cell, w // cell, cell).mean((2, 4))
-
-    return psnr(pool(pred), pool(real))
+    return psnr(cell_means(pred, cell), cell_means(real, cell))
 
 
 def ssim(pred: np.ndarray, real: np.ndarray) -> float:

@@ -27,7 +27,8 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError, first_line
-from sarcolor.io import IMAGE_SUFFIXES, SarReader, decimated_shape, open_raster, STATS_MAX_SIDE
+from sarcolor.infer import list_images
+from sarcolor.io import STATS_MAX_SIDE, SarReader, decimated_shape, open_raster
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +163,8 @@ def cut_tiles(sar_path: Path, optical_path: Path, prefix: str, folder: Path, opt
 
 def matched_files(sar_dir: Path, optical_dir: Path) -> list[tuple[Path, Path]]:
     """Pairs of images with the same name stem in the two folders."""
-    def images(folder: Path) -> dict[str, Path]:
-        return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES}
-
-    sars, opticals = images(sar_dir), images(optical_dir)
+    sars = {path.stem: path for path in list_images(sar_dir)}
+    opticals = {path.stem: path for path in list_images(optical_dir)}
     common = sorted(set(sars) & set(opticals))
     if not common:
         raise SarcolorError(f"no images with the same name in {sar_dir} and {optical_dir}")
