@@ -281,7 +281,7 @@ def test_browser_shows_a_message_for_junk_and_keeps_serving(page, tmp_path):
 def test_browser_example_gallery_runs_in_one_click(page):
     page.get_by_text(FIELDS.name).first.click()
     page.locator("#summary").get_by_text(FIELDS.name).wait_for()
-    assert page.locator("#result img").first.is_visible()
+    page.locator("#result img").first.wait_for(state="visible")  # the summary can render a moment before the image
 
 
 def test_two_users_at_once_get_their_own_results(server):
