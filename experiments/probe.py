@@ -34,9 +34,9 @@ def centre_crop_psnr(generator, pairs) -> tuple[float, float]:
     with torch.no_grad():
         for pair in pairs:
             sar = torch.from_numpy(pair.sar[None, None, 256:768, 256:768] / 255.0).float()
-            opt = pair.opt[:, 256:768, 256:768] / 255.0
+            optical = pair.optical[:, 256:768, 256:768] / 255.0
             pred = generator(sar)[0].numpy()
-            scores.append((10 * np.log10(1 / np.mean((pred - opt) ** 2)), pred.std(axis=(1, 2)).mean()))
+            scores.append((10 * np.log10(1 / np.mean((pred - optical) ** 2)), pred.std(axis=(1, 2)).mean()))
     return tuple(np.mean(scores, axis=0))
 
 

@@ -16,7 +16,9 @@ from sarcolor.errors import SarcolorError, first_line
 
 # How the training data was scaled; stored in every checkpoint and exported model.
 SAR_CONVENTION = {"polarisation": "VH", "quantity": "amplitude", "quantile": 0.99, "clip": 1.0}
-LAST = "last.pt"
+LAST = "last.pt"  # a training run's latest state, written every train.checkpoint_every steps
+BEST = "best.pt"  # with train.val_every: the state whose weights scored best on val (plus its "val_mse")
+RESUME_KEYS = ("generator", "ema", "opt_g", "step", "torch_rng")  # what --resume needs of a checkpoint
 
 
 def resolve_device(name: str) -> torch.device:

@@ -257,7 +257,7 @@ def evaluate(
 
     from sarcolor.backends import load_model
     from sarcolor.data import load_split
-    from sarcolor.evaluate import default_predictors, evaluate as run_evaluation
+    from sarcolor.evaluate import default_predictors, evaluate as run_evaluation, model_predictor
     from sarcolor.report import markdown_table, write_report
 
     with user_errors():
@@ -288,7 +288,7 @@ def evaluate(
         if net.has_error:
             from sarcolor.confidence import confidence_summary
 
-            result.confidence = confidence_summary(net, pairs, tile, overlap)
+            result.confidence = confidence_summary(net, pairs, model_predictor(net, tile, overlap))
             log.info("confidence map: Spearman %.2f with actual CIEDE2000 over %d blocks of 32x32 px",
                      result.confidence["spearman"], result.confidence["blocks"])
         if out:

@@ -9,6 +9,7 @@ reliability table (predicted vs actual per bin) shows how well the calibrated nu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -16,7 +17,6 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 
 from sarcolor.data import Pair
 from sarcolor.metrics import cell_means
-from sarcolor.tiling import predict_array
 
 BLOCK = 32  # pixels per block side: 320 m at 10 m pixels
 
@@ -39,12 +39,13 @@ class ErrorBlocks:
     actual: np.ndarray
 
     @classmethod
-    def measure(cls, model, pairs: list[Pair], tile: int = 512, overlap: int = 64) -> "ErrorBlocks":
+    def measure(cls, predict: Callable[[Pair], np.ndarray], pairs: list[Pair]) -> "ErrorBlocks":
+        """``predict``: a pair's model outputs (RGB and the expected error), e.g. ``evaluate.model_predictor``."""
         expected, actual = [], []
         for pair in pairs:
-            out = predict_array(model, pair.sar.astype(np.float32) / 255.0, tile, overlap, model.multiple)
+            out = predict(pair)
             rgb = np.rint(np.clip(out[:3], 0, 1) * 255) / 255  # score the 8-bit image users get
-            real = pair.opt.astype(np.float64) / 255
+            real = pair.optical.astype(np.float64) / 255
             delta_e = deltaE_ciede2000(rgb2lab(np.moveaxis(real, 0, -1)), rgb2lab(np.moveaxis(rgb, 0, -1)))
             expected.append(block_means(out[3] * 255.0))
             actual.append(block_means(delta_e))
@@ -68,9 +69,9 @@ class ErrorBlocks:
         ]
 
 
-def confidence_summary(model, pairs: list[Pair], tile: int = 512, overlap: int = 64) -> dict:
+def confidence_summary(model, pairs: list[Pair], predict: Callable[[Pair], np.ndarray]) -> dict:
     """Rank correlation, the calibration used (the model's own, else one fitted here) and the reliability bins."""
-    blocks = ErrorBlocks.measure(model, pairs, tile, overlap)
+    blocks = ErrorBlocks.measure(predict, pairs)
     calibration = model.error_calibration or blocks.calibration()
     return {
         "spearman": blocks.spearman(),

@@ -20,7 +20,8 @@ from sarcolor.io import read_plain_image
 class Pair:
     id: str
     sar: np.ndarray  # (H, W) uint8
-    opt: np.ndarray  # (3, H, W) uint8
+    optical: np.ndarray  # (3, H, W) uint8
+    sar_path: Path  # the SAR file itself: models score it through the colorize read path (infer.predict_raster)
 
 
 def split_ids(root: str | Path, split: str) -> list[str]:
@@ -43,24 +44,25 @@ def split_ids(root: str | Path, split: str) -> list[str]:
 
 def load_pair(root: str | Path, pair_id: str) -> Pair:
     root = Path(root)
-    sar = read_plain_image(root / "sar" / f"{pair_id}.png")
-    opt = read_plain_image(root / "opt" / f"{pair_id}.png")
-    if sar.shape[0] != 1 or opt.shape[0] != 3 or sar.shape[1:] != opt.shape[1:]:
-        raise SarcolorError(f"pair {pair_id}: expected grey SAR and RGB optical of one size, got {sar.shape} and {opt.shape}")
-    return Pair(pair_id, sar[0], opt)
+    sar_path = root / "sar" / f"{pair_id}.png"
+    sar = read_plain_image(sar_path)
+    optical = read_plain_image(root / "opt" / f"{pair_id}.png")
+    if sar.shape[0] != 1 or optical.shape[0] != 3 or sar.shape[1:] != optical.shape[1:]:
+        raise SarcolorError(f"pair {pair_id}: expected grey SAR and RGB optical of one size, got {sar.shape} and {optical.shape}")
+    return Pair(pair_id, sar[0], optical, sar_path)
 
 
 def load_split(root: str | Path, split: str) -> list[Pair]:
     return [load_pair(root, pair_id) for pair_id in split_ids(root, split)]
 
 
-def augment(sar: np.ndarray, opt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def augment(sar: np.ndarray, optical: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The same random flip and 90-degree rotation on both (..., H, W) arrays."""
     k = int(rng.integers(4))
-    sar, opt = np.rot90(sar, k, axes=(-2, -1)), np.rot90(opt, k, axes=(-2, -1))
+    sar, optical = np.rot90(sar, k, axes=(-2, -1)), np.rot90(optical, k, axes=(-2, -1))
     if rng.random() < 0.5:
-        sar, opt = sar[..., ::-1], opt[..., ::-1]
-    return sar, opt
+        sar, optical = sar[..., ::-1], optical[..., ::-1]
+    return sar, optical
 
 
 class CropSampler:
@@ -83,12 +85,12 @@ class CropSampler:
         h, w = pair.sar.shape
         s = self.crop_size + extra
         y, x = int(self.rng.integers(h - s + 1)), int(self.rng.integers(w - s + 1))
-        sar, opt = augment(pair.sar[None, y : y + s, x : x + s], pair.opt[:, y : y + s, x : x + s], self.rng)
+        sar, optical = augment(pair.sar[None, y : y + s, x : x + s], pair.optical[:, y : y + s, x : x + s], self.rng)
         sar = sar.astype(np.float32) / 255.0
         if self.gain_jitter:
             gain = float(np.exp(self.rng.uniform(-1, 1) * np.log1p(self.gain_jitter)))
             sar = np.clip(sar * gain, 0.0, 1.0)
-        return sar, opt.astype(np.float32) / 255.0
+        return sar, optical.astype(np.float32) / 255.0
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         crops = [self.crop() for _ in range(size)]
@@ -97,13 +99,13 @@ class CropSampler:
     def shifted_batch(self, size: int, shift_max: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
         """``size`` crops followed by the same places shifted by (dy, dx) in [1, shift_max) px: 2 x size crops
         and the shifts, for a loss that asks both to agree where they overlap."""
-        sars, opts, shifts = [[], []], [[], []], []
+        sars, opticals, shifts = [[], []], [[], []], []
         s = self.crop_size
         for _ in range(size):
-            sar, opt = self.crop(extra=shift_max)
+            sar, optical = self.crop(extra=shift_max)
             dy, dx = (int(v) for v in self.rng.integers(1, shift_max, size=2))
             for k, (y, x) in enumerate(((0, 0), (dy, dx))):
                 sars[k].append(sar[:, y : y + s, x : x + s])
-                opts[k].append(opt[:, y : y + s, x : x + s])
+                opticals[k].append(optical[:, y : y + s, x : x + s])
             shifts.append((dy, dx))
-        return np.stack(sars[0] + sars[1]), np.stack(opts[0] + opts[1]), shifts
+        return np.stack(sars[0] + sars[1]), np.stack(opticals[0] + opticals[1]), shifts

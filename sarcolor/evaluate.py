@@ -12,7 +12,7 @@ from sarcolor.data import Pair, load_split
 from sarcolor.errors import SarcolorError
 from sarcolor.metrics import METRICS, PERCEPTUAL_LABELS, all_metrics
 from sarcolor.perceptual import frechet_distance
-from sarcolor.tiling import predict_array
+from sarcolor.infer import predict_raster
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ Predictor = Callable[[Pair], np.ndarray]  # pair -> (3, H, W) float in [0, 1]
 
 def mean_colour_baseline(train: list[Pair]) -> Predictor:
     """The trivial baseline: the mean training colour everywhere."""
-    mean = np.mean([p.opt.reshape(3, -1).mean(1) for p in train], axis=0) / 255.0
+    mean = np.mean([p.optical.reshape(3, -1).mean(1) for p in train], axis=0) / 255.0
 
     def predict(pair: Pair) -> np.ndarray:
         return np.broadcast_to(mean[:, None, None], (3, *pair.sar.shape)).astype(np.float32)
@@ -37,7 +37,7 @@ def lookup_table_baseline(train: list[Pair]) -> Predictor:
         flat = p.sar.ravel()
         counts += np.bincount(flat, minlength=256)
         for c in range(3):
-            sums[:, c] += np.bincount(flat, weights=p.opt[c].ravel().astype(np.float64), minlength=256)
+            sums[:, c] += np.bincount(flat, weights=p.optical[c].ravel().astype(np.float64), minlength=256)
     overall = sums.sum(0) / counts.sum()
     table = np.where(counts[:, None] > 0, sums / np.maximum(counts[:, None], 1), overall) / 255.0
 
@@ -48,10 +48,11 @@ def lookup_table_baseline(train: list[Pair]) -> Predictor:
 
 
 def model_predictor(model, tile: int = 512, overlap: int = 64) -> Predictor:
-    def predict(pair: Pair) -> np.ndarray:
-        return predict_array(model, pair.sar.astype(np.float32) / 255.0, tile, overlap, model.multiple)[:3]
-
-    return predict
+    """A model's outputs for a pair (RGB, and the expected error where the model has it), from the pair's SAR
+    file through the same read and scaling as ``sarcolor colorize``."""
+    # A pairs folder's SAR is in the training convention by definition (uint8, amplitude / the scene's
+    # 99 % quantile): read as such, not guessed once per scene.
+    return lambda pair: predict_raster(model, pair.sar_path, tile, overlap, input_scale="normalized")
 
 
 PERCEPTUAL_METRICS = tuple(PERCEPTUAL_LABELS)  # vgg16 per image (mean over images), fd_lite0 per set
@@ -98,11 +99,11 @@ def evaluate(
     embeddings: dict[str, list[np.ndarray]] = {}
     real_key = object()  # the real images' embeddings, under a key no method name can take
     for pair in pairs:
-        real = pair.opt.astype(np.float32) / 255.0
+        real = pair.optical.astype(np.float32) / 255.0
         if perceptual is not None:
             embeddings.setdefault(real_key, []).append(perceptual.embed(real))
         for method, predict in predictors.items():
-            pred = np.clip(predict(pair), 0.0, 1.0)
+            pred = np.clip(predict(pair)[:3], 0.0, 1.0)
             # Score what the user gets: the 8-bit image that is written out.
             pred = np.rint(pred * 255.0) / 255.0
             row = {"method": method, "id": pair.id, **all_metrics(pred, real)}

@@ -16,8 +16,9 @@ def calibrate_error(model: TorchModel, pairs_root: str | Path) -> dict | None:
     the head does not rank those errors (a line of zero or negative slope would be no calibration)."""
     from sarcolor.confidence import ErrorBlocks
     from sarcolor.data import load_split
+    from sarcolor.evaluate import model_predictor
 
-    calibration = ErrorBlocks.measure(model, load_split(pairs_root, "val")).calibration()
+    calibration = ErrorBlocks.measure(model_predictor(model), load_split(pairs_root, "val")).calibration()
     if not calibration["slope"] > 0:
         log.warning(
             "the error head does not rank the errors on %s's val split (Spearman %.2f): the confidence map stays "

@@ -89,9 +89,9 @@ def plan_finetune(data: Path, output: Path, start: str = "default", minutes: flo
 
 def run_finetune(config: RunConfig, output: Path, on_step=None) -> Path:
     """Train the planned run (a fresh run folder) and export it to ``output``, calibrated on its data's val split."""
-    from sarcolor.checkpoint import LAST
+    from sarcolor.checkpoint import BEST, LAST
     from sarcolor.export import export_onnx
-    from sarcolor.train import BEST, Trainer
+    from sarcolor.train import Trainer
 
     for name in (LAST, BEST):  # --overwrite: a fresh run, not a resumed one
         (Path(config.out_dir) / name).unlink(missing_ok=True)

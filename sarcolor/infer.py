@@ -15,7 +15,7 @@ from sarcolor.errors import SarcolorError
 from sarcolor.io import (
     IMAGE_SUFFIXES, RasterWriter, SarReader, check_free_space, check_output_path, open_raster, output_driver, parse_crs,
 )
-from sarcolor.tiling import blend_tiles, plan_tiles
+from sarcolor.tiling import blend_tiles, blend_to_array, plan_tiles
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,20 @@ def colorize_file(
     return ColorizeResult(
         input_path, output_path, reader.height, reader.width, reader.scaling.scale, plan.tile_count, warning,
     )
+
+
+def predict_raster(
+    model, path: str | Path, tile: int = 512, overlap: int = 64, band: int = 1, input_scale: str = "auto",
+) -> np.ndarray:
+    """The model's outputs (C, H, W) float32 for a whole raster, read and scaled exactly as colorize reads it,
+    held in memory: how ``evaluate`` and the error calibration score the scenes of a pairs folder."""
+    with open_raster(path) as src:
+        reader = SarReader(src, band, input_scale, model.convention["quantile"])
+        try:
+            plan = plan_tiles(reader.height, reader.width, tile, overlap, model.multiple)
+        except ValueError as exc:
+            raise SarcolorError(str(exc)) from None
+        return blend_to_array(model, reader.read, plan)
 
 
 def list_images(folder: str | Path) -> list[Path]:

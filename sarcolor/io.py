@@ -29,7 +29,7 @@ from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError, check_choice, first_line
 from sarcolor.novelty import scene_statistics
-from sarcolor.tiling import mirror_window
+from sarcolor.tiling import clip_window, mirror_window
 
 log = logging.getLogger(__name__)
 
@@ -219,24 +219,22 @@ class SarReader:
         grey = self.scaling.apply(np.where(valid, raw, 0), self.dtype)
         return np.where(valid, np.rint(grey * 255.0), 0).astype(np.uint8)
 
-    def read(self, row_off: int, col_off: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Model input and validity for any window, also one reaching outside the image (mirrored there, not valid)."""
-        valid = np.zeros((height, width), dtype=bool)
-        r0, c0 = max(row_off, 0), max(col_off, 0)
-        r1, c1 = min(row_off + height, self.height), min(col_off + width, self.width)
-        if r1 <= r0 or c1 <= c0:
-            return np.full((height, width), self.scaling.fill, dtype=np.float32), valid
-        window = Window(c0, r0, c1 - c0, r1 - r0)
+        valid = np.zeros((window.height, window.width), dtype=bool)
+        inside = clip_window(window, self.height, self.width)
+        if inside is None:
+            return np.full(valid.shape, self.scaling.fill, dtype=np.float32), valid
         try:
-            raw = self.src.read(self.band, window=window)
-            mask = self.src.read_masks(self.band, window=window)
+            raw = self.src.read(self.band, window=inside)
+            mask = self.src.read_masks(self.band, window=inside)
         except RasterioIOError as exc:
             raise SarcolorError(f"cannot read {self.src.name}: {first_line(exc)}") from None
         inside_valid = self._valid(raw, mask)
-        inside = self.scaling.apply(np.where(inside_valid, raw, 0), self.dtype)
-        inside[~inside_valid] = self.scaling.fill
-        valid[r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off] = inside_valid
-        return mirror_window(inside.astype(np.float32, copy=False), row_off, col_off, height, width, r0, c0), valid
+        values = self.scaling.apply(np.where(inside_valid, raw, 0), self.dtype)
+        values[~inside_valid] = self.scaling.fill
+        valid[Window(inside.col_off - window.col_off, inside.row_off - window.row_off, inside.width, inside.height).toslices()] = inside_valid
+        return mirror_window(values.astype(np.float32, copy=False), window, inside), valid
 
 
 def _umask() -> int:
@@ -426,8 +424,8 @@ class RasterWriter:
             if exc_type is None:
                 try:
                     final = self._finish()
-                except (OSError, RasterioIOError) as exc:
-                    reason = "no space left on device" if _disk_full(self.path.parent) else first_line(exc)
+                except (OSError, RasterioIOError) as error:
+                    reason = "no space left on device" if _disk_full(self.path.parent) else first_line(error)
                     raise SarcolorError(f"cannot write {self.path}: {reason}") from None
                 os.replace(final, self.path)
         finally:

@@ -8,7 +8,6 @@ from torch.nn import functional as F
 from sarcolor.config import LossConfig
 from sarcolor.errors import SarcolorError, check_choice
 
-GAN_MODES = ("lsgan", "hinge", "vanilla")
 COLOUR_SPACES = ("rgb", "lab")
 
 # sRGB (linear) to CIE XYZ under D65, rows divided by the D65 white point: what skimage.color.rgb2lab uses.
@@ -30,20 +29,29 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
 
 def check_loss_config(config: LossConfig) -> None:
     """Reject unknown loss choices before a run starts, as one-line user errors."""
-    check_choice("loss.gan_mode", config.gan_mode, GAN_MODES)
+    check_choice("loss.gan_mode", config.gan_mode, tuple(GAN_LOSSES))
     check_choice("loss.colour_space", config.colour_space, COLOUR_SPACES)
 
 
+def _lsgan(logits: torch.Tensor, target_real: bool, for_discriminator: bool) -> torch.Tensor:
+    return F.mse_loss(logits, torch.full_like(logits, 1.0 if target_real else 0.0))
+
+
+def _vanilla(logits: torch.Tensor, target_real: bool, for_discriminator: bool) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 1.0 if target_real else 0.0))
+
+
+def _hinge(logits: torch.Tensor, target_real: bool, for_discriminator: bool) -> torch.Tensor:
+    if not for_discriminator:
+        return -logits.mean()
+    return F.relu(1.0 - logits).mean() if target_real else F.relu(1.0 + logits).mean()
+
+
+GAN_LOSSES = {"lsgan": _lsgan, "hinge": _hinge, "vanilla": _vanilla}  # loss.gan_mode
+
+
 def adversarial_loss(logits: torch.Tensor, target_real: bool, mode: str, for_discriminator: bool) -> torch.Tensor:
-    if mode == "lsgan":
-        return F.mse_loss(logits, torch.full_like(logits, 1.0 if target_real else 0.0))
-    if mode == "vanilla":
-        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 1.0 if target_real else 0.0))
-    if mode == "hinge":
-        if not for_discriminator:
-            return -logits.mean()
-        return F.relu(1.0 - logits).mean() if target_real else F.relu(1.0 + logits).mean()
-    raise ValueError(f"unknown gan_mode {mode!r}; choose one of {', '.join(GAN_MODES)}")
+    return GAN_LOSSES[mode](logits, target_real, for_discriminator)
 
 
 def discriminator_loss(real_outputs, fake_outputs, mode: str) -> torch.Tensor:

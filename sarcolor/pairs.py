@@ -146,7 +146,7 @@ def cut_tiles(sar_path: Path, optical_path: Path, prefix: str, folder: Path, opt
         except rasterio.errors.RasterioError as exc:
             raise SarcolorError(f"cannot read {optical_path} onto the SAR grid: {first_line(exc)}") from None
         for window in tile_windows(reader.height, reader.width, options.tile):
-            sar, sar_valid = reader.read(int(window.row_off), int(window.col_off), options.tile, options.tile)
+            sar, sar_valid = reader.read(window)
             rgb, rgb_valid = optical.read(window)
             if 1 - (sar_valid & rgb_valid).mean() > options.max_nodata:
                 summary.dropped_nodata += 1

@@ -63,7 +63,7 @@ def write_strips(pairs: list[Pair], predictions: dict[str, dict[str, np.ndarray]
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for pair in pairs:
-        panels = [_thumb(pair.sar)] + [_thumb(predictions[m][pair.id]) for m in predictions] + [_thumb(pair.opt)]
+        panels = [_thumb(pair.sar)] + [_thumb(predictions[m][pair.id]) for m in predictions] + [_thumb(pair.optical)]
         labels = ["SAR (VH)", *predictions, "optical (Sentinel-2)"]
         path = folder / f"{pair.id}.png"
         labelled_strip(panels, labels, path)

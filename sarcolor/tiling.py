@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
+from rasterio.windows import Window, WindowError, intersection
 
 ModelFn = Callable[[np.ndarray], np.ndarray]
-ReadFn = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
+ReadFn = Callable[[Window], tuple[np.ndarray, np.ndarray]]
 WriteFn = Callable[[int, np.ndarray, np.ndarray], None]
 
 
@@ -26,17 +27,25 @@ def hann_window(height: int, width: int) -> np.ndarray:
     return np.outer(wy, wx).astype(np.float32)
 
 
-def mirror_window(inside: np.ndarray, row_off: int, col_off: int, height: int, width: int, top: int, left: int) -> np.ndarray:
-    """The (height, width) window at (row_off, col_off) of an image whose part inside the image, ``inside``,
-    starts at image pixel (top, left): the part outside the image is the image mirrored at its edges.
+def clip_window(window: Window, height: int, width: int) -> Window | None:
+    """The part of ``window`` inside a (height, width) image, or None where it lies wholly outside."""
+    try:
+        return intersection(window, Window(0, 0, width, height))
+    except WindowError:
+        return None
+
+
+def mirror_window(inside: np.ndarray, window: Window, inside_window: Window) -> np.ndarray:
+    """``window`` of an image whose part inside the image, ``inside``, is ``inside_window``: the part
+    outside the image is the image mirrored at its edges.
 
     A constant fill outside the image would be a false context for every pixel near an edge (a model
     with a wide receptive field colours it as the fill's "land cover"): mirrored, the edge sees more
     of the same ground, so a crop of a scene gets the colours the whole scene gets there.
     """
-    before_rows, before_cols = top - row_off, left - col_off
-    after_rows = height - before_rows - inside.shape[0]
-    after_cols = width - before_cols - inside.shape[1]
+    before_rows, before_cols = inside_window.row_off - window.row_off, inside_window.col_off - window.col_off
+    after_rows = window.height - before_rows - inside.shape[0]
+    after_cols = window.width - before_cols - inside.shape[1]
     return np.pad(inside, ((before_rows, after_rows), (before_cols, after_cols)), mode="symmetric")
 
 
@@ -108,8 +117,8 @@ def blend_tiles(
 ) -> None:
     """Run ``model`` over the whole plan and emit finished rows through ``write``.
 
-    ``read(row_off, col_off, h, w)`` returns model input and validity for any window (filled
-    outside the image); ``write(row_off, values (C, n, W) float32, valid (n, W))`` receives each
+    ``read(window)`` returns model input and validity for any ``rasterio.windows.Window``, also one
+    reaching outside the image (filled there); ``write(row_off, values (C, n, W) float32, valid (n, W))`` receives each
     band of finished rows exactly once, top to bottom. The next strip is read in a background
     thread while the model runs, and finished rows are written in another.
     """
@@ -122,7 +131,7 @@ def blend_tiles(
     row_offsets = rows.offsets
 
     def read_strip(y: int):
-        return read(y, cols.offsets[0], rows.tile, span)
+        return read(Window(cols.offsets[0], y, span, rows.tile))
 
     with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
         pending_read = reader.submit(read_strip, row_offsets[0])
@@ -155,18 +164,22 @@ def blend_tiles(
             pending_write.result()
 
 
+def blend_to_array(model: ModelFn, read: ReadFn, plan: TilePlan, batch_size: int = 4) -> np.ndarray:
+    """``blend_tiles`` into memory: the whole (C, H, W) float32 prediction (for scenes that fit in memory)."""
+    rows: list[np.ndarray] = []
+    blend_tiles(model, read, lambda row, values, valid: rows.append(values), plan, batch_size)
+    return np.concatenate(rows, axis=1)
+
+
 def predict_array(
     model: ModelFn, sar: np.ndarray, tile: int = 512, overlap: int = 64, multiple: int = 16, batch_size: int = 4,
 ) -> np.ndarray:
     """Blend ``model`` over an in-memory (H, W) model-input array; returns (C, H, W) float32."""
     height, width = sar.shape
-    result: list[np.ndarray] = []
 
-    def read(row_off: int, col_off: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        r0, c0 = max(row_off, 0), max(col_off, 0)
-        r1, c1 = min(row_off + h, height), min(col_off + w, width)
-        out = mirror_window(sar[r0:r1, c0:c1].astype(np.float32, copy=False), row_off, col_off, h, w, r0, c0)
-        return out, np.ones((h, w), bool)
+    def read(window: Window) -> tuple[np.ndarray, np.ndarray]:
+        inside = clip_window(window, height, width)  # tiles start before the image: never wholly outside
+        part = sar[inside.toslices()].astype(np.float32, copy=False)
+        return mirror_window(part, window, inside), np.ones((window.height, window.width), bool)
 
-    blend_tiles(model, read, lambda row, values, valid: result.append(values), plan_tiles(height, width, tile, overlap, multiple), batch_size)
-    return np.concatenate(result, axis=1)
+    return blend_to_array(model, read, plan_tiles(height, width, tile, overlap, multiple), batch_size)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import logging
 import os
 import time
@@ -11,18 +12,19 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch.optim.lr_scheduler import LambdaLR
 
-from sarcolor.checkpoint import LAST, SAR_CONVENTION, atomic_torch_save, load_weights, read_checkpoint, resolve_device
+from sarcolor import ddp
+from sarcolor.checkpoint import BEST, LAST, RESUME_KEYS, SAR_CONVENTION, atomic_torch_save, load_weights, read_checkpoint, resolve_device
 from sarcolor.config import RunConfig, config_to_dict, save_config
 from sarcolor.data import CropSampler, Pair, load_split
-from sarcolor.errors import SarcolorError, first_line
+from sarcolor.errors import SarcolorError
 from sarcolor.figures import grid, loss_curves, save_png, strip
 from sarcolor.losses import check_loss_config, discriminator_loss, generator_loss
 from sarcolor.models import build_discriminator, build_generator
 
 log = logging.getLogger(__name__)
 
-BEST = "best.pt"  # with train.val_every: the weights that scored best on val
 VAL_CROPS = 32  # at most this many val pairs' centre crops score the generator
 LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "texture", "adv", "fm", "shift", "error_nll"]
 
@@ -46,16 +48,11 @@ def log_fields(path: Path) -> list[str]:
     return LOG_FIELDS
 
 
-def init_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size): join the process group when started by torchrun, else (0, 1)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
+def linear_decay(step: int, steps: int, decay_start: int) -> float:
+    """Learning-rate factor: 1 until ``decay_start`` (0: never decay), then linearly down to 0 at ``steps``."""
+    if not decay_start or step < decay_start:
+        return 1.0
+    return max(0.0, (steps - step) / max(1, steps - decay_start))
 
 
 def shift_disagreement(fake: torch.Tensor, shifts: list[tuple[int, int]]) -> torch.Tensor:
@@ -75,10 +72,7 @@ class Trainer:
         if tc.threads:
             torch.set_num_threads(tc.threads)
         torch.manual_seed(tc.seed)
-        self.device = resolve_device(tc.device)
-        self.rank, self.world_size = init_distributed(self.device)
-        if self.world_size > 1 and self.device.type == "cuda":
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        self.rank, self.world_size, self.device = ddp.join_process_group(resolve_device(tc.device))
         self.out_dir = Path(config.out_dir)
         check_loss_config(config.loss)
         self.generator = build_generator(config.model, pretrained=True).to(self.device)
@@ -90,6 +84,8 @@ class Trainer:
         self.opt_d = (
             torch.optim.Adam(self.discriminator.parameters(), lr=tc.lr_d, betas=tuple(tc.betas)) if self.use_gan else None
         )
+        self.schedule_g: LambdaLR | None = None
+        self.schedule_d: LambdaLR | None = None  # made when the discriminator starts (train.gan_start_step)
         self.step = 0
         self.sampler: CropSampler | None = None
         # What the training step runs: the modules themselves, or their DDP wrappers under torchrun.
@@ -112,16 +108,14 @@ class Trainer:
         """Only the first process writes checkpoints, logs and pictures."""
         return self.rank == 0
 
-    def _wrap_distributed(self) -> None:
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        self.g_train = DistributedDataParallel(self.generator, device_ids=ids)
-        if self.discriminator is not None:
-            self.d_train = DistributedDataParallel(self.discriminator, device_ids=ids)
-        if self.is_main:
-            backend = torch.distributed.get_backend()
-            log.info("DistributedDataParallel over %d processes (%s) on %s", self.world_size, backend, self.device.type)
+    def _schedule(self, optimizer: torch.optim.Optimizer, lr: float) -> LambdaLR:
+        """Linear learning-rate decay (train.lr_decay_start) from the current step on: a resumed run continues
+        the schedule. The base rate comes from the config, not from the optimiser's saved (decayed) rate."""
+        tc = self.config.train
+        factor = functools.partial(linear_decay, steps=tc.steps, decay_start=tc.lr_decay_start)
+        for group in optimizer.param_groups:
+            group["initial_lr"] = lr
+        return LambdaLR(optimizer, lambda done, start=self.step: factor(start + done))
 
     # -- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
@@ -146,7 +140,7 @@ class Trainer:
         return path
 
     def load_checkpoint(self, path: Path) -> None:
-        state = read_checkpoint(path, self.device, ("generator", "ema", "opt_g", "step", "torch_rng"))
+        state = read_checkpoint(path, self.device, RESUME_KEYS)
         load_weights(self.generator, state["generator"], path)
         load_weights(self.ema, state["ema"], path)
         self.opt_g.load_state_dict(state["opt_g"])
@@ -160,30 +154,22 @@ class Trainer:
         log.info("resumed from %s at step %d", path, self.step)
 
     # -- one step ------------------------------------------------------------------------------
-    def _set_learning_rates(self) -> None:
-        tc = self.config.train
-        factor = 1.0
-        if tc.lr_decay_start and self.step >= tc.lr_decay_start:
-            factor = max(0.0, (tc.steps - self.step) / max(1, tc.steps - tc.lr_decay_start))
-        for optimizer, lr in ((self.opt_g, tc.lr_g), (self.opt_d, tc.lr_d)):
-            if optimizer is not None:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * factor
-
-    def train_step(self, sar: torch.Tensor, opt: torch.Tensor, shifts: list[tuple[int, int]] | None = None) -> dict[str, float]:
+    def train_step(self, sar: torch.Tensor, optical: torch.Tensor, shifts: list[tuple[int, int]] | None = None) -> dict[str, float]:
         """One update; with ``shifts`` the second half of the batch is the first half shifted by them."""
         lc, tc = self.config.loss, self.config.train
-        self._set_learning_rates()
         fake = self.g_train(sar)
         gan_on = self.use_gan and self.step >= tc.gan_start_step
         logs: dict[str, float] = {}
         if gan_on:
+            if self.schedule_d is None:
+                self.schedule_d = self._schedule(self.opt_d, tc.lr_d)
             self.opt_d.zero_grad(set_to_none=True)
-            real_out = self.d_train(sar, opt)
+            real_out = self.d_train(sar, optical)
             fake_out = self.d_train(sar, fake.detach())
             loss_d = discriminator_loss(real_out, fake_out, lc.gan_mode)
             loss_d.backward()
             self.opt_d.step()
+            self.schedule_d.step()
             # Real-pair features for feature matching, taken before this D update (no second pass).
             real_out = [[f.detach() for f in scale] for scale in real_out]
             logs["d"] = float(loss_d.detach())
@@ -193,15 +179,16 @@ class Trainer:
             self.discriminator.requires_grad_(False)
             fake_out = self.discriminator(sar, fake)
             self.discriminator.requires_grad_(True)
-            loss_g, terms = generator_loss(lc, fake, opt, fake_out, real_out)
+            loss_g, terms = generator_loss(lc, fake, optical, fake_out, real_out)
         else:
-            loss_g, terms = generator_loss(lc, fake, opt)
+            loss_g, terms = generator_loss(lc, fake, optical)
         if shifts:
             shift_term = shift_disagreement(fake, shifts)
             loss_g = loss_g + lc.shift_consistency * shift_term
             terms["shift"] = float(shift_term.detach())
         loss_g.backward()
         self.opt_g.step()
+        self.schedule_g.step()
         self._update_ema()
         logs.update(g=float(loss_g.detach()), **terms)
         return logs
@@ -218,21 +205,21 @@ class Trainer:
     @staticmethod
     def sample_crops(pairs: list[Pair], size: int, count: int = 4) -> tuple[np.ndarray, np.ndarray]:
         """Fixed centre crops of the first val pairs: the same pictures at every save."""
-        sars, opts = [], []
+        sars, opticals = [], []
         for pair in pairs[:count]:
             h, w = pair.sar.shape
             y, x = (h - size) // 2, (w - size) // 2
             sars.append(pair.sar[None, y : y + size, x : x + size])
-            opts.append(pair.opt[:, y : y + size, x : x + size])
-        return np.stack(sars), np.stack(opts)
+            opticals.append(pair.optical[:, y : y + size, x : x + size])
+        return np.stack(sars), np.stack(opticals)
 
     @torch.no_grad()
     def save_pictures(self, samples: tuple[np.ndarray, np.ndarray]) -> None:
         """samples.png (SAR | EMA prediction | optical per fixed val crop) and loss_curves.png."""
-        sar, opt = samples
+        sar, optical = samples
         pred = self.ema(torch.from_numpy(sar.astype(np.float32) / 255.0).to(self.device))[:, :3].cpu().numpy()
         pred = np.rint(np.clip(pred, 0, 1) * 255).astype(np.uint8)
-        rows = [strip([s[0], p, o]) for s, p, o in zip(sar, pred, opt)]
+        rows = [strip([s[0], p, o]) for s, p, o in zip(sar, pred, optical)]
         save_png(grid(rows), self.out_dir / "samples.png")
         loss_curves(self.out_dir / "loss_log.csv", self.out_dir / "loss_curves.png")
 
@@ -264,12 +251,12 @@ class Trainer:
     @torch.no_grad()
     def _val_score(self, crops: tuple[np.ndarray, np.ndarray]) -> float:
         """Squared error of the EMA generator's colours on fixed val crops."""
-        sar, opt = (torch.from_numpy(a.astype(np.float32) / 255.0).to(self.device) for a in crops)
-        return float(((self.ema(sar)[:, :3] - opt) ** 2).mean())
+        sar, optical = (torch.from_numpy(a.astype(np.float32) / 255.0).to(self.device) for a in crops)
+        return float(((self.ema(sar)[:, :3] - optical) ** 2).mean())
 
     def _no_longer_improving(self, crops: tuple[np.ndarray, np.ndarray]) -> bool:
         """Score on val, keep the best weights as best.pt; True once ``train.patience`` scores did not improve."""
-        stop = torch.tensor(0.0, device=self.device)
+        stop = False
         if self.is_main:
             score = self._val_score(crops)
             if score < self.best_val:
@@ -278,19 +265,15 @@ class Trainer:
             else:
                 self.scores_since_best += 1
             log.debug("step %d: val squared error %.5f (best %.5f)", self.step, score, self.best_val)
-            stop.fill_(float(bool(self.config.train.patience) and self.scores_since_best >= self.config.train.patience))
-        if self.world_size > 1:
-            torch.distributed.broadcast(stop, src=0)
-        return bool(stop)
+            stop = bool(self.config.train.patience) and self.scores_since_best >= self.config.train.patience
+        return ddp.rank0_decides(stop, self.device, self.world_size)
 
     def _out_of_time(self, started: float) -> bool:
         """Wall-clock budget check; under DDP every process follows rank 0's clock."""
         if not self.config.train.max_minutes:
             return False
-        late = torch.tensor(float(time.perf_counter() - started > 60 * self.config.train.max_minutes), device=self.device)
-        if self.world_size > 1:
-            torch.distributed.broadcast(late, src=0)
-        return bool(late)
+        late = time.perf_counter() - started > 60 * self.config.train.max_minutes
+        return ddp.rank0_decides(late, self.device, self.world_size)
 
     # -- loop ------------------------------------------------------------------------------------
     def fit(self, resume: bool = False, on_step: Callable[[int, dict], None] | None = None) -> Path:
@@ -312,7 +295,11 @@ class Trainer:
         if self.world_size > 1:
             # Each process draws its own crops; the effective batch is world_size x batch_size.
             self.sampler.rng = np.random.default_rng([tc.seed, self.rank, self.step])
-            self._wrap_distributed()
+            self.g_train, self.d_train = ddp.wrap(self.generator, self.device), ddp.wrap(self.discriminator, self.device)
+            if self.is_main:
+                log.info("DistributedDataParallel over %d processes (%s) on %s",
+                         self.world_size, torch.distributed.get_backend(), self.device.type)
+        self.schedule_g, self.schedule_d = self._schedule(self.opt_g, tc.lr_g), None
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.out_dir / "config.yaml")
@@ -338,10 +325,10 @@ class Trainer:
             while self.step < tc.steps:
                 shifts = None
                 if self.config.loss.shift_consistency:
-                    sar, opt, shifts = self.sampler.shifted_batch(dc.batch_size, dc.shift_max)
+                    sar, optical, shifts = self.sampler.shifted_batch(dc.batch_size, dc.shift_max)
                 else:
-                    sar, opt = self.sampler.batch(dc.batch_size)
-                logs = self.train_step(torch.from_numpy(sar).to(self.device), torch.from_numpy(opt).to(self.device), shifts)
+                    sar, optical = self.sampler.batch(dc.batch_size)
+                logs = self.train_step(torch.from_numpy(sar).to(self.device), torch.from_numpy(optical).to(self.device), shifts)
                 self.step += 1
                 if self.step % tc.log_every == 0 or self.step == tc.steps:
                     row = {"step": self.step, "seconds": round(time.perf_counter() - started, 2), **logs}
@@ -367,7 +354,5 @@ class Trainer:
                     break
         if tc.val_every and self.step % tc.val_every:
             self._no_longer_improving(val_crops)  # the last weights are scored too: best.pt always exists
-        if self.world_size > 1:
-            torch.distributed.barrier()  # rank 0's last checkpoint is on disk before anyone returns
-            torch.distributed.destroy_process_group()
+        ddp.leave_process_group(self.world_size)
         return last

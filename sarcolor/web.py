@@ -12,12 +12,9 @@ import contextlib
 import logging
 import re
 import shutil
-import socket
-import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +154,14 @@ def markdown_text(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", text)
 
 
+def public_message(message: str, upload: str | None, work_root: Path) -> str:
+    """An error message for the page and API clients: the user's file and the server's work files by
+    their names only, never a path on the server."""
+    if upload:
+        message = message.replace(str(upload), Path(upload).name)
+    return re.sub(re.escape(str(work_root)) + r"/[0-9a-f]+/", "", message)
+
+
 def check_upload(path: str | None, options: ServeOptions) -> tuple[Path, int]:
     """The upload's path and pixel count, after the checks that need no work: type, bytes, pixels."""
     if not path:
@@ -197,7 +202,7 @@ def model_detail(options: ServeOptions, model_name: str) -> float:
     return float(model.detail) if model is not None and model.has_detail else 1.0
 
 
-def colourise_upload(
+def colorize_upload(
     options: ServeOptions, work: WorkFolders, path: str | None, model_name: str, band: float, input_scale: str,
     detail: float | None = None, on_progress=None,
 ) -> PageResult:
@@ -213,10 +218,10 @@ def colourise_upload(
     if detail is not None and model.has_detail:
         model = model.with_detail(float(detail))
     with job_slot(options, pixels, upload.name):
-        return _colourise_in_work_folder(options, work, upload, model, model_name, band, input_scale, on_progress)
+        return _colorize_in_work_folder(options, work, upload, model, model_name, band, input_scale, on_progress)
 
 
-def _colourise_in_work_folder(options, work, upload, model, model_name, band, input_scale, on_progress) -> PageResult:
+def _colorize_in_work_folder(options, work, upload, model, model_name, band, input_scale, on_progress) -> PageResult:
     work_dir = work.new()
     try:
         tiff = work_dir / f"{upload.stem}_sarcolor.tif"
@@ -259,7 +264,7 @@ def build_app(options: ServeOptions, work: WorkFolders):
     names = list(options.models)
     cancelled: set[str] = set()  # sessions whose user pressed Cancel during a run
 
-    def on_colourise(path, model_name, band, input_scale, detail, request: gr.Request, progress=gr.Progress()):
+    def on_colorize(path, model_name, band, input_scale, detail, request: gr.Request, progress=gr.Progress()):
         session = request.session_hash if request is not None else None
         cancelled.discard(session)
 
@@ -269,14 +274,13 @@ def build_app(options: ServeOptions, work: WorkFolders):
             progress((done, total), desc="colourising tiles", unit="tiles")
 
         try:
-            result = colourise_upload(options, work, path, model_name, band, input_scale, detail, report)
+            result = colorize_upload(options, work, path, model_name, band, input_scale, detail, report)
         except SarcolorError as exc:
-            # Name the user's file, not the server's copy of it.
-            message = str(exc).replace(str(path), Path(path).name) if path else str(exc)
-            raise gr.Error(message, print_exception=False) from None
+            raise gr.Error(public_message(str(exc), path, work.root), print_exception=False) from None
         except Exception as exc:  # a bug: the page says so, the log has the traceback, the server goes on
             log.exception("colourising %s failed", path)
-            raise gr.Error(f"unexpected {type(exc).__name__}: {exc}", print_exception=False) from None
+            message = public_message(f"unexpected {type(exc).__name__}: {exc}", path, work.root)
+            raise gr.Error(message, print_exception=False) from None
         return result.previews, result.confidence, result.files, result.summary, result.work_dir
 
     def on_cancel(request: gr.Request) -> None:
@@ -301,7 +305,7 @@ def build_app(options: ServeOptions, work: WorkFolders):
                 )
                 model.change(lambda name: model_detail(options, name), model, detail)
                 with gr.Row():
-                    button = gr.Button("Colourise", variant="primary", elem_id="colourise")
+                    button = gr.Button("Colourise", variant="primary", elem_id="colorize")
                     cancel = gr.Button("Cancel", elem_id="cancel")
                 gr.Markdown(f"Uploads up to {options.max_upload_mb} MB and {options.max_pixels / 1e6:g} megapixels.")
             with gr.Column(scale=2):
@@ -315,35 +319,16 @@ def build_app(options: ServeOptions, work: WorkFolders):
                 downloads = gr.File(label="Downloads (GeoTIFF, PNG, confidence GeoTIFF)", file_count="multiple", elem_id="downloads")
         inputs = [upload, model, band, scale, detail]
         outputs = [slider, confidence, downloads, summary, work_dir]
-        runs = [button.click(on_colourise, inputs, outputs)]
+        # One named API endpoint (/colorize), whatever the Python names; the chained events stay out of the API.
+        runs = [button.click(on_colorize, inputs, outputs, api_name="colorize")]
         if options.examples:
             rows = [[str(p), names[0], 1, "auto", model_detail(options, names[0])] for p in options.examples]
             examples = gr.Examples(rows, inputs, label="Examples: click one to colourise it")
-            runs.append(examples.load_input_event.then(on_colourise, inputs, outputs))
+            runs.append(examples.load_input_event.then(on_colorize, inputs, outputs, api_name=False))
         for run in runs:
-            run.then(work.remove, work_dir, None)
+            run.then(work.remove, work_dir, None, api_name=False)
         cancel.click(on_cancel, None, None, queue=False, cancels=runs)
     return app
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now, for a server started right after (tests, screenshots)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_serving(url: str, process: subprocess.Popen, seconds: float = 300) -> bool:
-    """Poll ``url`` until it answers (True), or the server process exits or time runs out (False)."""
-    deadline = time.time() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return True
-        except OSError:
-            if process.poll() is not None or time.time() > deadline:
-                return False
-            time.sleep(0.5)
 
 
 def serve(options: ServeOptions, host: str = "127.0.0.1", port: int = 7860) -> None:

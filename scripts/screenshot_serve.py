@@ -7,14 +7,12 @@ Needs the web and test extras (gradio, playwright) and Debian's chromium.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from sarcolor.web import free_port, wait_until_serving
+from sarcolor.serve_process import start_serve
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "s1_vh_coast_california.tif"
@@ -25,12 +23,11 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "docs" / "serve.png")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
-    url = f"http://127.0.0.1:{free_port()}/"
-    server = subprocess.Popen([sys.executable, "-m", "sarcolor", "-q", "serve", "--port", url.split(":")[-1].strip("/"),
-                               "--examples", str(EXAMPLE.parent)])
     try:
-        if not wait_until_serving(url, server):
-            raise SystemExit(f"sarcolor serve did not start at {url}")
+        url, server = start_serve(["--examples", str(EXAMPLE.parent)])
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -38,7 +35,7 @@ def main() -> None:
             page.goto(url)
             page.set_input_files("#upload input[type=file]", str(EXAMPLE))
             page.locator(f'#upload [aria-label="{EXAMPLE.name}"]').first.wait_for()
-            page.click("#colourise")
+            page.click("#colorize")
             page.locator("#summary").get_by_text(EXAMPLE.name).wait_for()
             page.locator("#result img").first.wait_for(state="visible")
             time.sleep(1)  # let the slider images finish decoding

@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import COAST, FIELDS, PAIRS, read_all, run_cli
+from conftest import FIELDS, PAIRS, read_all, run_cli
 from test_cli import assert_clean_failure
 from test_io import write_variant
 
 from sarcolor.confidence import ErrorBlocks
+from sarcolor.evaluate import model_predictor
 from sarcolor.data import load_split
 from sarcolor.novelty import TrainingScenes, scene_statistics
 
@@ -38,7 +39,7 @@ def test_confidence_map_is_written_on_the_same_grid_with_nodata(tmp_path):
 def test_confidence_map_points_at_the_wrong_colours(model, split):
     """Rank correlation of expected and actual CIEDE2000 over 32x32 blocks of real pairs (0 would be a useless map).
     On the full val split the bundled model reaches 0.70 (docs/evaluation); these 512² crops give 0.32-0.38."""
-    blocks = ErrorBlocks.measure(model, load_split(PAIRS, split))
+    blocks = ErrorBlocks.measure(model_predictor(model), load_split(PAIRS, split))
     assert blocks.spearman() > 0.2
     calibration = blocks.calibration()
     bins = blocks.reliability(calibration, bins=4)

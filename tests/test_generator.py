@@ -5,6 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from sarcolor.data import load_split
+from sarcolor.errors import SarcolorError
 from sarcolor.models.generator import LeeFilter, SarColorNet
 
 from conftest import PAIRS
@@ -46,5 +47,5 @@ def test_despeckle_option_runs_inside_the_model_and_adds_no_weights():
     sar = real_sar()[..., :64, :64]
     with torch.no_grad():
         assert not torch.allclose(despeckled(sar), plain(sar))
-    with pytest.raises(ValueError, match="unknown despeckle 'median'"):
+    with pytest.raises(SarcolorError, match="unknown model.despeckle 'median'"):
         SarColorNet(despeckle="median")

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import rasterio
+from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError
 from sarcolor.io import SarReader, guess_input_scale, open_raster, to_amplitude
@@ -25,7 +26,7 @@ def example_normalised() -> np.ndarray:
 def test_uint8_is_read_as_already_normalised():
     with open_raster(COAST) as src:
         reader = SarReader(src)
-        x, valid = reader.read(0, 0, 512, 512)
+        x, valid = reader.read(Window(0, 0, 512, 512))
     assert reader.scaling.scale == "normalized" and reader.scaling.reference == 1.0
     np.testing.assert_allclose(x, example_normalised(), atol=1e-7)
     assert valid.all()
@@ -37,7 +38,7 @@ def test_db_sigma0_is_detected_and_converted_back_to_normalised_amplitude(tmp_pa
     path = write_variant(tmp_path / "db.tif", db[None])
     with open_raster(path) as src:
         reader = SarReader(src)
-        x, _ = reader.read(0, 0, 512, 512)
+        x, _ = reader.read(Window(0, 0, 512, 512))
     assert reader.scaling.scale == "db"
     expected = np.clip(amplitude / np.quantile(amplitude, 0.99), 0, 1)
     np.testing.assert_allclose(x, expected, atol=2e-3)
@@ -53,7 +54,7 @@ def test_intensity_and_uint16_amplitude(tmp_path):
     intensity = (amplitude * 0.2) ** 2
     with open_raster(write_variant(tmp_path / "int.tif", intensity[None].astype(np.float32))) as src:
         reader = SarReader(src, input_scale="intensity")
-        x, _ = reader.read(0, 0, 512, 512)
+        x, _ = reader.read(Window(0, 0, 512, 512))
     np.testing.assert_allclose(x, np.clip(amplitude / np.quantile(amplitude, 0.99), 0, 1), atol=1e-3)
 
 
@@ -65,7 +66,7 @@ def test_nan_and_nodata_are_invalid_and_left_out_of_the_quantile(tmp_path):
     path = write_variant(tmp_path / "nan.tif", data[None], nodata=-9999)
     with open_raster(path) as src:
         reader = SarReader(src, input_scale="amplitude")
-        x, valid = reader.read(-10, -10, 532, 532)
+        x, valid = reader.read(Window(-10, -10, 532, 532))
     assert reader.scaling.reference == pytest.approx(np.quantile(amplitude[100:, 50:], 0.99), rel=1e-6)
     assert not valid[:110].any() and not valid[:, :60].any() and valid[110:522, 60:522].all()
     assert not valid[522:].any()  # outside the image
@@ -76,7 +77,7 @@ def test_uint16_zero_is_grd_nodata(tmp_path):
     data = np.rint(example_normalised() * 1000 + 1).astype(np.uint16)
     data[:, :20] = 0
     with open_raster(write_variant(tmp_path / "grd.tif", data[None])) as src:
-        _, valid = SarReader(src).read(0, 0, 512, 512)
+        _, valid = SarReader(src).read(Window(0, 0, 512, 512))
     assert not valid[:, :20].any() and valid[:, 20:].all()
 
 
@@ -94,7 +95,7 @@ def test_grey_rgb_png_is_accepted_and_colour_png_refused(tmp_path):
     with rasterio.open(grey_rgb, "w", driver="PNG", width=512, height=512, count=3, dtype="uint8") as dst:
         dst.write(np.stack([grey] * 3))
     with open_raster(grey_rgb) as src:
-        x, _ = SarReader(src).read(0, 0, 512, 512)
+        x, _ = SarReader(src).read(Window(0, 0, 512, 512))
     np.testing.assert_allclose(x, grey / 255.0, atol=1e-7)
     with pytest.raises(SarcolorError, match="colour image"):
         with open_raster(PAIRS / "opt" / "014_r512_c0.png") as src:

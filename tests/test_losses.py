@@ -6,14 +6,14 @@ from torch.nn import functional as F
 from sarcolor.data import load_split
 from sarcolor.config import LossConfig
 from sarcolor.errors import SarcolorError
-from sarcolor.losses import check_loss_config, generator_loss, patch_distribution_loss, rgb_to_lab, texture_loss
+from sarcolor.losses import GAN_LOSSES, adversarial_loss, check_loss_config, discriminator_loss, generator_loss, patch_distribution_loss, rgb_to_lab, texture_loss
 
 from conftest import PAIRS
 
 
 def real_optical(size: int = 64) -> torch.Tensor:
     pair = load_split(PAIRS, "val")[0]
-    return torch.from_numpy(pair.opt[None, :, :size, :size].astype(np.float32) / 255.0)
+    return torch.from_numpy(pair.optical[None, :, :size, :size].astype(np.float32) / 255.0)
 
 
 def pixel_shuffled(image: torch.Tensor) -> torch.Tensor:
@@ -61,3 +61,22 @@ def test_lab_conversion_matches_the_metric_and_drives_the_lab_loss():
     assert torch.isfinite(fake.grad).all() and float(fake.grad.abs().sum()) > 0
     with pytest.raises(SarcolorError, match="unknown loss.colour_space 'hsv'"):
         check_loss_config(LossConfig(colour_space="hsv"))
+
+
+@pytest.mark.parametrize("mode", sorted(GAN_LOSSES))
+def test_each_gan_mode_rewards_a_discriminator_that_tells_real_from_fake_and_a_generator_that_fools_it(mode):
+    confident, fooled = torch.full((2, 1, 8, 8), 3.0), torch.full((2, 1, 8, 8), -3.0)
+    # Discriminator: high logits on real and low on fake cost less than the reverse.
+    right = discriminator_loss([[confident]], [[fooled]], mode)
+    wrong = discriminator_loss([[fooled]], [[confident]], mode)
+    assert right < wrong
+    # Generator: its loss falls as the discriminator's logits on its output rise, with a gradient to follow.
+    logits = torch.zeros(2, 1, 8, 8, requires_grad=True)
+    adversarial_loss(logits, True, mode, False).backward()
+    assert (logits.grad < 0).all()
+    assert adversarial_loss(confident, True, mode, False) < adversarial_loss(fooled, True, mode, False)
+
+
+def test_an_unknown_gan_mode_is_a_user_error():
+    with pytest.raises(SarcolorError, match="unknown loss.gan_mode 'wgan'; choose one of lsgan, hinge, vanilla"):
+        check_loss_config(LossConfig(gan_mode="wgan"))

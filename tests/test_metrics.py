@@ -11,12 +11,12 @@ from conftest import PAIRS
 
 @pytest.fixture(scope="module")
 def real():
-    return load_pair(PAIRS, "014_r512_c0").opt.astype(np.float64) / 255.0
+    return load_pair(PAIRS, "014_r512_c0").optical.astype(np.float64) / 255.0
 
 
 @pytest.fixture(scope="module")
 def other():
-    return load_pair(PAIRS, "253_r0_c512").opt.astype(np.float64) / 255.0
+    return load_pair(PAIRS, "253_r0_c512").optical.astype(np.float64) / 255.0
 
 
 def test_identical_images(real):
@@ -105,9 +105,9 @@ def test_baselines_on_real_pairs():
     result = evaluate({"mean": mean_colour_baseline(train), "lut": lookup_table_baseline(train)}, val, "val")
     means = result.means()
     assert len(result.rows) == 4
-    mean_colour = np.mean([p.opt.reshape(3, -1).mean(1) for p in train], axis=0) / 255
+    mean_colour = np.mean([p.optical.reshape(3, -1).mean(1) for p in train], axis=0) / 255
     quantised = np.rint(mean_colour * 255) / 255  # evaluate scores the 8-bit image users get
-    expected = np.mean([10 * np.log10(1 / np.mean((p.opt / 255 - quantised[:, None, None]) ** 2)) for p in val])
+    expected = np.mean([10 * np.log10(1 / np.mean((p.optical / 255 - quantised[:, None, None]) ** 2)) for p in val])
     assert means["mean"]["psnr"] == pytest.approx(expected, abs=1e-6)  # float32 images in evaluate
     assert means["mean"]["sharpness_ratio"] == pytest.approx(0.0, abs=1e-6)
     assert means["lut"]["sharpness_ratio"] > 0.05

@@ -19,7 +19,7 @@ def metrics():
 @pytest.fixture(scope="module")
 def real():
     """The real Sentinel-2 RGB of the example pairs (four 256² crops of train and val scenes)."""
-    return [p.opt.astype(np.float32) / 255.0 for p in load_split(PAIRS, "train") + load_split(PAIRS, "val")]
+    return [p.optical.astype(np.float32) / 255.0 for p in load_split(PAIRS, "train") + load_split(PAIRS, "val")]
 
 
 def blur(image, strength):

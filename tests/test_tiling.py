@@ -30,7 +30,8 @@ def test_rows_are_written_once_top_to_bottom_with_validity():
     sar = real_sar()
     writes = []
 
-    def read(r, c, h, w):
+    def read(window):
+        r, c, h, w = window.row_off, window.col_off, window.height, window.width
         out = np.zeros((h, w), np.float32)
         valid = np.zeros((h, w), bool)
         r0, c0, r1, c1 = max(r, 0), max(c, 0), min(r + h, 256), min(c + w, 256)

@@ -22,14 +22,14 @@ SMALL = {
 
 def fixed_val_batch():
     sampler = CropSampler(load_split(PAIRS, "val"), 128, seed=123)
-    sar, opt = sampler.batch(4)
-    return torch.from_numpy(sar), torch.from_numpy(opt)
+    sar, optical = sampler.batch(4)
+    return torch.from_numpy(sar), torch.from_numpy(optical)
 
 
 def val_l1(generator) -> float:
-    sar, opt = fixed_val_batch()
+    sar, optical = fixed_val_batch()
     with torch.no_grad():
-        return float((generator.eval()(sar) - opt).abs().mean())
+        return float((generator.eval()(sar) - optical).abs().mean())
 
 
 def test_short_training_lowers_loss_and_resumes(tmp_path):
@@ -224,7 +224,9 @@ def test_resumed_run_logs_each_step_once_and_a_fresh_run_starts_a_fresh_log(tmp_
 
 def test_resumed_run_ends_where_an_uninterrupted_run_ends(tmp_path):
     """Issue 14: resume was never compared with an uninterrupted run (weights, optimiser, crop stream, RNG)."""
-    common = {**SMALL, "train.gan_start_step": 8, "train.checkpoint_every": 16, "train.sample_every": 1000}
+    # The learning rates decay over the resumed part only: the schedule must continue across the restart.
+    common = {**SMALL, "train.gan_start_step": 8, "train.checkpoint_every": 16, "train.sample_every": 1000,
+              "train.lr_decay_start": 18}
     straight = Trainer(load_config(None, {**common, "out_dir": str(tmp_path / "straight"), "train.steps": 24}))
     straight.fit()
     Trainer(load_config(None, {**common, "out_dir": str(tmp_path / "split"), "train.steps": 16})).fit()
@@ -250,3 +252,14 @@ def test_val_scores_keep_the_best_weights_and_stop_a_run_that_no_longer_improves
     trainer.fit()
     best = torch.load(tmp_path / "learning" / "best.pt", weights_only=True)
     assert trainer.step == 25 and best["step"] in (10, 20, 25)  # the last weights are scored too
+
+
+def test_learning_rates_decay_linearly_to_zero_for_both_networks(tmp_path):
+    config = load_config(None, {**SMALL, "out_dir": str(tmp_path / "run"), "train.steps": 10, "train.lr_decay_start": 5,
+                                "train.gan_start_step": 2, "train.lr_d": 4e-4, "train.sample_every": 1000})
+    trainer = Trainer(config)
+    seen = []
+    trainer.fit(on_step=lambda step, logs: seen.append(
+        (trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"])))
+    factors = [1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2, 0.0]  # the rate the next step will use
+    np.testing.assert_allclose(seen, [(1e-3 * f, 4e-4 * f) for f in factors], atol=1e-12)

@@ -1,8 +1,7 @@
-"""The web page: colourise_upload directly, then the real server in a headless Chromium."""
+"""The web page: colorize_upload directly, then the real server in a headless Chromium."""
 import os
 import shutil
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,8 +16,9 @@ gradio = pytest.importorskip("gradio", reason="the web extra (gradio) is not ins
 
 from sarcolor.errors import SarcolorError  # noqa: E402
 from sarcolor.web import (  # noqa: E402
-    DEFAULT_MODEL, Cancelled, ServeOptions, WorkFolders, colourise_upload, free_port, markdown_text, wait_until_serving,
+    DEFAULT_MODEL, Cancelled, ServeOptions, WorkFolders, colorize_upload, markdown_text, public_message,
 )
+from sarcolor.serve_process import start_serve  # noqa: E402
 
 UPLOAD_LIMIT_MB = 2
 
@@ -30,7 +30,7 @@ def options(model):
 
 def test_upload_is_colourised_like_the_cli(options, tmp_path):
     progress = []
-    result = colourise_upload(options, WorkFolders(tmp_path), str(COAST), DEFAULT_MODEL, 1, "auto", on_progress=lambda d, t: progress.append((d, t)))
+    result = colorize_upload(options, WorkFolders(tmp_path), str(COAST), DEFAULT_MODEL, 1, "auto", on_progress=lambda d, t: progress.append((d, t)))
     tiff, png, confidence = map(Path, result.files)
     assert tiff.suffix == ".tif" and png.suffix == ".png" and tiff.parent == Path(result.work_dir)
     assert confidence.name == f"{tiff.stem}_confidence.tif"
@@ -73,7 +73,7 @@ def test_bad_uploads_give_a_message_and_leave_nothing(options, tmp_path, content
         path = tmp_path / name
         path.write_bytes(content)
     with pytest.raises(SarcolorError, match=message):
-        colourise_upload(options, WorkFolders(work_root), str(path) if path else None, DEFAULT_MODEL, 1, "auto")
+        colorize_upload(options, WorkFolders(work_root), str(path) if path else None, DEFAULT_MODEL, 1, "auto")
     assert list(work_root.iterdir()) == []
 
 
@@ -81,7 +81,7 @@ def test_uploaded_file_name_is_shown_as_text_not_markdown(options, tmp_path):
     upload = tmp_path / "[x](javascript:alert(1))<b>_a_.tif"
     upload.write_bytes(FIELDS.read_bytes())
     (tmp_path / "work").mkdir()
-    summary = colourise_upload(options, WorkFolders(tmp_path / "work"), str(upload), DEFAULT_MODEL, 1, "auto").summary
+    summary = colorize_upload(options, WorkFolders(tmp_path / "work"), str(upload), DEFAULT_MODEL, 1, "auto").summary
     assert "](" not in summary and "<b>" not in summary
     assert summary.startswith(r"**\[x\]\(javascript:alert\(1\)\)\<b\>\_a\_\.tif**")
 
@@ -95,7 +95,7 @@ def test_all_nodata_upload_gives_a_message(options, tmp_path):
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(np.full((1, 512, 512), np.nan, np.float32))
     with pytest.raises(SarcolorError, match="no valid pixels"):
-        colourise_upload(options, WorkFolders(work_root), str(path), DEFAULT_MODEL, 1, "auto")
+        colorize_upload(options, WorkFolders(work_root), str(path), DEFAULT_MODEL, 1, "auto")
     assert list(work_root.iterdir()) == []
 
 
@@ -114,7 +114,7 @@ def test_huge_header_is_refused_before_any_work(options, tmp_path):
     (tmp_path / "work").mkdir()
     started = time.perf_counter()
     with pytest.raises(SarcolorError, match=r"huge.tif is 100000 × 100000 px; this server takes images up to 64 megapixels"):
-        colourise_upload(options, WorkFolders(tmp_path / "work"), str(huge), DEFAULT_MODEL, 1, "auto")
+        colorize_upload(options, WorkFolders(tmp_path / "work"), str(huge), DEFAULT_MODEL, 1, "auto")
     assert time.perf_counter() - started < 5
     assert list((tmp_path / "work").iterdir()) == []
 
@@ -126,8 +126,8 @@ def test_a_running_large_image_leaves_room_for_small_ones(options, tmp_path):
     assert options.large_job.acquire(blocking=False)  # as if another large image were running
     try:
         with pytest.raises(SarcolorError, match="busy with another large image; send large.tif again"):
-            colourise_upload(options, work, str(large), DEFAULT_MODEL, 1, "auto")
-        assert "512 × 512 px" in colourise_upload(options, work, str(COAST), DEFAULT_MODEL, 1, "auto").summary
+            colorize_upload(options, work, str(large), DEFAULT_MODEL, 1, "auto")
+        assert "512 × 512 px" in colorize_upload(options, work, str(COAST), DEFAULT_MODEL, 1, "auto").summary
     finally:
         options.large_job.release()
 
@@ -142,7 +142,7 @@ def test_cancel_stops_the_run_and_leaves_nothing(options, tmp_path):
         raise Cancelled("cancelled")
 
     with pytest.raises(Cancelled):
-        colourise_upload(options, work, str(COAST), DEFAULT_MODEL, 1, "auto", on_progress=cancel_after_first)
+        colorize_upload(options, work, str(COAST), DEFAULT_MODEL, 1, "auto", on_progress=cancel_after_first)
     assert len(calls) == 1 and list(work.root.iterdir()) == []
 
 
@@ -177,19 +177,12 @@ def chromium_path() -> str:
 
 
 def start_server(tmp: Path) -> tuple[str, subprocess.Popen]:
-    port = free_port()
     env = {**os.environ, "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
-    log_file = open(tmp / "server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sarcolor", "serve", "--port", str(port), "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--examples", str(EXAMPLES)],
-        stdout=log_file, stderr=subprocess.STDOUT, env=env,
-    )
-    log_file.close()
-    url = f"http://127.0.0.1:{port}/"
-    if not wait_until_serving(url, process):
-        process.kill()
-        pytest.fail(f"server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
-    return url, process
+    with open(tmp / "server.log", "w") as log_file:
+        try:
+            return start_serve(["--max-upload-mb", str(UPLOAD_LIMIT_MB), "--examples", str(EXAMPLES)], env, log_file)
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}: {(tmp / 'server.log').read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +226,7 @@ def choose_file(page, path: Path) -> None:
 def upload_and_colourise(page, path: Path) -> None:
     choose_file(page, path)
     page.locator(f'#upload [aria-label="{path.name}"]').first.wait_for()
-    page.click("#colourise")
+    page.click("#colorize")
 
 
 def test_browser_colourises_and_downloads_a_georeferenced_geotiff(page, server, tmp_path):
@@ -290,7 +283,7 @@ def test_two_users_at_once_get_their_own_results(server):
     client = Client(server[0], verbose=False)
 
     def colourise(path: Path):
-        return client.predict(handle_file(str(path)), DEFAULT_MODEL, 1, "auto", 1.0, api_name="/on_colourise")
+        return client.predict(handle_file(str(path)), DEFAULT_MODEL, 1, "auto", 1.0, api_name="/colorize")
 
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(colourise, [COAST, FIELDS]))
@@ -305,7 +298,7 @@ def test_two_users_at_once_get_their_own_results(server):
 def api_colourise(url: str, path: Path):
     from gradio_client import Client, handle_file
 
-    return Client(url, verbose=False).predict(handle_file(str(path)), DEFAULT_MODEL, 1, "auto", 1.0, api_name="/on_colourise")
+    return Client(url, verbose=False).predict(handle_file(str(path)), DEFAULT_MODEL, 1, "auto", 1.0, api_name="/colorize")
 
 
 def test_huge_uploads_do_not_block_small_ones(server, tmp_path):
@@ -337,3 +330,11 @@ def test_sigterm_removes_the_work_folders(tmp_path):
         process.wait(timeout=30)
     assert process.returncode is not None
     assert not list(tmp_path.glob("sarcolor-serve-*"))
+
+
+def test_error_messages_name_files_not_server_paths(tmp_path):
+    work = WorkFolders(tmp_path / "work")
+    upload = "/tmp/gradio/0123abcd/scene.tif"
+    folder = work.root / "9f86d081884c7d659a2feaa0c55ad015"
+    message = public_message(f"cannot write {folder}/scene_sarcolor.tif: no space left on device ({upload})", upload, work.root)
+    assert message == "cannot write scene_sarcolor.tif: no space left on device (scene.tif)"

@@ -17,9 +17,8 @@ def build_generator(model_config, pretrained: bool = False) -> LiteColorNet | Sa
         return LiteColorNet(
             model_config.lateral_width, model_config.head_width, model_config.head_depth, model_config.taps,
             model_config.smoothing, pretrained, model_config.error_head, model_config.chroma_gain,
+            model_config.detail_smoothing,
         )
-    check_choice("model.head", model_config.head, SarColorNet.heads)
-    check_choice("model.despeckle", model_config.despeckle, SarColorNet.despeckle_filters)
     return SarColorNet(
         widths=tuple(model_config.widths),
         depths=tuple(model_config.depths),

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sarcolor.errors import check_choice
+
 # Replicate padding: zero padding makes a dark frame around every tile that the model then colours.
 PADDING = "replicate"
 
@@ -195,10 +197,8 @@ class SarColorNet(nn.Module):
         despeckle: str = "none",
     ) -> None:
         super().__init__()
-        if head not in self.heads:
-            raise ValueError(f"unknown head {head!r}: {' or '.join(self.heads)}")
-        if despeckle not in self.despeckle_filters:
-            raise ValueError(f"unknown despeckle {despeckle!r}: {' or '.join(self.despeckle_filters)}")
+        check_choice("model.head", head, self.heads)
+        check_choice("model.despeckle", despeckle, self.despeckle_filters)
         # Parameter-free, so checkpoints of either kind load into the other; it runs inside the model
         # (and its ONNX export) so a tile's despeckling sees the tile's overlap.
         self.despeckle = LeeFilter() if despeckle == "lee" else nn.Identity()
