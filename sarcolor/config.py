@@ -25,6 +25,9 @@ class ModelConfig:
     # lite0: fixed, not trained: colours pushed away from each pixel's grey by this factor. Squared error
     # desaturates (it averages the possible colours); 1.15 was chosen on train scenes (experiments/README.md).
     chroma_gain: float = 1.0
+    # lite0: fixed, not trained: a further blur (sigma, 1/4-resolution pixels) of the detail gains only, on top of
+    # ``smoothing``. Smoother gains add texture that depends less on where a crop starts, and less wrong texture.
+    detail_smoothing: float = 0.0
     # The fields below apply to arch sarcolor only.
     widths: tuple[int, int, int] = (48, 96, 192)
     depths: tuple[int, int, int] = (1, 2, 4)

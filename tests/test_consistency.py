@@ -29,9 +29,8 @@ def bundled(request):
 
 
 @pytest.mark.parametrize("offset", [300, 301])
-def test_a_val_scene_and_its_crop_agree(shared_pairs, bundled, offset, request):
-    if bundled.detail == 1.0 and offset == 301:  # measured 1.11 mean / p99 7: the issue's 1.0 is missed
-        request.applymarker(pytest.mark.xfail(strict=True, reason="default at 301 px: 1.11 mean, issue 12 asks <= 1.0"))
+def test_a_val_scene_and_its_crop_agree(shared_pairs, bundled, offset):
+    """Measured: default 0.73 / 0.91 mean (p99 6) at 300 / 301 px, smooth 0.53 / 0.68 (p99 5)."""
     scene = load_pair(shared_pairs, "014").sar.astype(np.float32) / 255.0  # 1024², Texas: town, fields, woodland
     # Two cuts of the scene whose origins differ by `offset` px, as the issue measures them.
     diff = overlap_difference(bundled, scene[:, :724], (slice(None), slice(offset, 724)))

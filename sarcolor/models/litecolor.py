@@ -11,6 +11,9 @@
 
 - Saturation (``chroma_gain``, fixed): the colours are pushed away from each pixel's grey, undoing
   part of the desaturation squared-error training brings.
+- Detail smoothing (``detail_smoothing``, fixed): a further blur of the gains alone. The gains then vary
+  over hundreds of metres, not tens: less texture in the wrong places, and texture that depends less on
+  where a crop or tile starts.
 - Confidence (optional, ``error_head``): a fourth output channel, the expected mean absolute colour
   error per pixel (a Laplace scale, in [0, 1] units of the RGB output), from the same features.
 
@@ -44,7 +47,7 @@ class LiteColorNet(nn.Module):
 
     def __init__(
         self, lateral_width: int = 32, width: int = 64, depth: int = 2, taps: int = 3, smoothing: float = 2.0,
-        pretrained: bool = True, error_head: bool = False, chroma_gain: float = 1.0,
+        pretrained: bool = True, error_head: bool = False, chroma_gain: float = 1.0, detail_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         if not 1 <= taps <= len(TAP_BLOCKS):
@@ -83,6 +86,8 @@ class LiteColorNet(nn.Module):
         # colours with the phase of a crop's origin.
         heads = 3 * (1 + SarHighPass.bands) + (1 if error_head else 0)
         self.smoothing = GaussianBlur(smoothing, heads) if smoothing > 0 else nn.Identity()
+        gains = 3 * SarHighPass.bands
+        self.gain_smoothing = GaussianBlur(detail_smoothing, gains) if detail_smoothing > 0 else nn.Identity()
 
     def _raw_taps(self, amplitude: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features of the 2x2-multi-looked SAR."""
@@ -118,8 +123,9 @@ class LiteColorNet(nn.Module):
         heads = [self.colour_head(features), self.gain_head(features)]
         if self.error_head is not None:
             heads.append(self.error_head(features))
-        heads = _upsample4(self.smoothing(torch.cat(heads, 1)))
+        heads = self.smoothing(torch.cat(heads, 1))
         gain_end = 3 * (1 + SarHighPass.bands)
+        heads = _upsample4(torch.cat([heads[:, :3], self.gain_smoothing(heads[:, 3:gain_end]), heads[:, gain_end:]], 1))
         logits, gains = heads[:, :3], heads[:, 3:gain_end]
         bands = self.high_pass(log_amplitude(amplitude))
         texture = sum(gains[:, 3 * b : 3 * (b + 1)] * bands[:, b : b + 1] for b in range(SarHighPass.bands))
