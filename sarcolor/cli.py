@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sarcolor.backends import DEVICES
 from sarcolor.errors import SarcolorError, first_line
-from sarcolor.io import INPUT_SCALES
+from sarcolor.io import INPUT_SCALES, check_output_target
 
 app = typer.Typer(
     help="Turn Sentinel-1 SAR images into natural-colour, optical-like RGB images, georeferencing kept.",
@@ -257,7 +257,7 @@ def evaluate(
 
     from sarcolor.backends import load_model
     from sarcolor.data import load_split
-    from sarcolor.evaluate import default_predictors, evaluate as run_evaluation, model_predictor
+    from sarcolor.evaluate import default_predictors, evaluate as run_evaluation
     from sarcolor.report import markdown_table, write_report
 
     with user_errors():
@@ -272,6 +272,12 @@ def evaluate(
         check_tile_multiple(tile, {"this model": net, **{f"model {other}": loaded for other, loaded in others.items()}})
         pairs = load_split(data, split)
         predictors = default_predictors(net, data, baselines, tile, overlap, others, name)
+        error_blocks = None
+        if net.has_error:  # the confidence map is scored from the same predictions as the colours
+            from sarcolor.confidence import ErrorBlocks, confidence_summary
+
+            error_blocks = ErrorBlocks()
+            predictors[name] = error_blocks.recording(predictors[name])
         predictions: dict = {} if out else None
         metrics = None
         if perceptual:
@@ -285,10 +291,8 @@ def evaluate(
         with progress_bar() as progress:
             task = progress.add_task(f"evaluating {split}", total=len(pairs))
             result = run_evaluation(predictors, pairs, split, lambda: progress.advance(task), predictions, metrics)
-        if net.has_error:
-            from sarcolor.confidence import confidence_summary
-
-            result.confidence = confidence_summary(net, pairs, model_predictor(net, tile, overlap))
+        if error_blocks is not None:
+            result.confidence = confidence_summary(net, error_blocks)
             log.info("confidence map: Spearman %.2f with actual CIEDE2000 over %d blocks of 32x32 px",
                      result.confidence["spearman"], result.confidence["blocks"])
         if out:
@@ -368,8 +372,7 @@ def export(
 ) -> None:
     """Export a checkpoint's (EMA) generator to ONNX, SAR convention (and error calibration) stored as metadata."""
     with user_errors():
-        if output.exists() and not overwrite:
-            raise SarcolorError(f"output exists: {output} (use --overwrite to replace it)")
+        check_output_target(output, overwrite)
         try:
             from sarcolor.export import export_onnx
         except ImportError as exc:

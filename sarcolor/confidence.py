@@ -8,7 +8,6 @@ reliability table (predicted vs actual per bin) shows how well the calibrated nu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -31,25 +30,45 @@ def calibrated_error(expected: np.ndarray, calibration: dict) -> np.ndarray:
     return np.maximum(calibration["slope"] * expected + calibration["intercept"], 0.0)
 
 
-@dataclass
 class ErrorBlocks:
     """Per 32×32 block of some pairs: the model's expected error (8-bit levels) and the actual CIEDE2000."""
 
-    expected: np.ndarray
-    actual: np.ndarray
+    def __init__(self) -> None:
+        self._expected: list[np.ndarray] = []
+        self._actual: list[np.ndarray] = []
 
     @classmethod
     def measure(cls, predict: Callable[[Pair], np.ndarray], pairs: list[Pair]) -> "ErrorBlocks":
         """``predict``: a pair's model outputs (RGB and the expected error), e.g. ``evaluate.model_predictor``."""
-        expected, actual = [], []
+        blocks = cls()
         for pair in pairs:
+            blocks.add(predict(pair), pair)
+        return blocks
+
+    def recording(self, predict: Callable[[Pair], np.ndarray]) -> Callable[[Pair], np.ndarray]:
+        """``predict``, also adding each pair's blocks here: scores and blocks from one prediction per pair."""
+        def predict_and_record(pair: Pair) -> np.ndarray:
             out = predict(pair)
-            rgb = np.rint(np.clip(out[:3], 0, 1) * 255) / 255  # score the 8-bit image users get
-            real = pair.optical.astype(np.float64) / 255
-            delta_e = deltaE_ciede2000(rgb2lab(np.moveaxis(real, 0, -1)), rgb2lab(np.moveaxis(rgb, 0, -1)))
-            expected.append(block_means(out[3] * 255.0))
-            actual.append(block_means(delta_e))
-        return cls(np.concatenate(expected), np.concatenate(actual))
+            self.add(out, pair)
+            return out
+
+        return predict_and_record
+
+    def add(self, out: np.ndarray, pair: Pair) -> None:
+        """The blocks of one pair, from the model's outputs for it (RGB and the expected error)."""
+        rgb = np.rint(np.clip(out[:3], 0, 1) * 255) / 255  # score the 8-bit image users get
+        real = pair.optical.astype(np.float64) / 255
+        delta_e = deltaE_ciede2000(rgb2lab(np.moveaxis(real, 0, -1)), rgb2lab(np.moveaxis(rgb, 0, -1)))
+        self._expected.append(block_means(out[3] * 255.0))
+        self._actual.append(block_means(delta_e))
+
+    @property
+    def expected(self) -> np.ndarray:
+        return np.concatenate(self._expected)
+
+    @property
+    def actual(self) -> np.ndarray:
+        return np.concatenate(self._actual)
 
     def spearman(self) -> float:
         return float(spearmanr(self.expected, self.actual).statistic)
@@ -69,9 +88,8 @@ class ErrorBlocks:
         ]
 
 
-def confidence_summary(model, pairs: list[Pair], predict: Callable[[Pair], np.ndarray]) -> dict:
+def confidence_summary(model, blocks: ErrorBlocks) -> dict:
     """Rank correlation, the calibration used (the model's own, else one fitted here) and the reliability bins."""
-    blocks = ErrorBlocks.measure(predict, pairs)
     calibration = model.error_calibration or blocks.calibration()
     return {
         "spearman": blocks.spearman(),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sarcolor.config import RunConfig, config_from_dict
 from sarcolor.errors import SarcolorError
+from sarcolor.io import check_output_target
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,7 @@ def plan_finetune(data: Path, output: Path, start: str = "default", minutes: flo
 
     if output.suffix.lower() != ".onnx":
         raise SarcolorError(f"-o {output}: the fine-tuned model is written as .onnx")
-    if output.exists() and not overwrite:
-        raise SarcolorError(f"output exists: {output} (use --overwrite to replace it)")
-    if not output.parent.is_dir():
-        raise SarcolorError(f"output folder does not exist: {output.parent}")
+    check_output_target(output, overwrite)
     if minutes <= 0:
         raise SarcolorError("need --minutes > 0")
     out_dir = out_dir or output.with_name(f"{output.stem}_run")

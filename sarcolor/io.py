@@ -250,21 +250,30 @@ def output_driver(path: str | Path) -> str:
     return OUTPUT_DRIVERS[suffix]
 
 
-def check_output_path(path: str | Path, overwrite: bool) -> Path:
+def check_output_target(path: str | Path, overwrite: bool) -> Path:
+    """Any output (a raster, a model file, a pairs folder), before any work: an existing one is kept unless
+    ``overwrite``, and its folder must exist and take a write."""
     path = Path(path)
-    output_driver(path)
     if path.exists() and not overwrite:
         raise SarcolorError(f"output exists: {path} (use --overwrite to replace it)")
-    if path.is_dir():
-        raise SarcolorError(f"output {path} is a folder")
     if not path.parent.is_dir():
         raise SarcolorError(f"output folder does not exist: {path.parent}")
-    remove_stale_temp_files(path)
-    try:  # a real write, before any work: permissions, read-only mounts and /proc all say no here
+    try:  # a real write: permissions, read-only mounts and /proc all say no here
         with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".probe", dir=path.parent):
             pass
     except OSError as exc:
         raise SarcolorError(f"output folder is not writable: {path.parent} ({exc.strerror or first_line(exc)})") from None
+    return path
+
+
+def check_output_path(path: str | Path, overwrite: bool) -> Path:
+    """A raster output: a known format, not a folder, and a writable target; stale temp files of a killed run go."""
+    path = Path(path)
+    output_driver(path)
+    check_output_target(path, overwrite)
+    if path.is_dir():
+        raise SarcolorError(f"output {path} is a folder")
+    remove_stale_temp_files(path)
     return path
 
 
@@ -507,11 +516,17 @@ def write_plain_copy(tiff_path: Path, out_path: Path, driver: str) -> None:
             dst.write(rgb)
 
 
-def read_rgb_preview(path: str | Path, max_side: int) -> np.ndarray:
-    """An RGB raster as (H, W, 3) uint8, decimated to at most ``max_side`` px on a side; nodata black."""
+def read_preview(path: str | Path, indexes: list[int], max_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bands ``indexes`` (C, h, w), averaged down to at most ``max_side`` px on a side, and where they are valid (h, w)."""
     with open_raster(path) as src:
         shape = decimated_shape(src.height, src.width, max_side)
-        rgb = src.read([1, 2, 3], out_shape=(3, *shape), resampling=Resampling.average)
-        mask = src.dataset_mask(out_shape=shape, resampling=Resampling.nearest)
-    rgb[:, mask == 0] = 0
+        values = src.read(indexes, out_shape=(len(indexes), *shape), resampling=Resampling.average)
+        valid = src.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
+    return values, valid
+
+
+def read_rgb_preview(path: str | Path, max_side: int) -> np.ndarray:
+    """An RGB raster as (H, W, 3) uint8, decimated to at most ``max_side`` px on a side; nodata black."""
+    rgb, valid = read_preview(path, [1, 2, 3], max_side)
+    rgb[:, ~valid] = 0
     return np.moveaxis(rgb, 0, -1)

@@ -28,7 +28,7 @@ from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError, first_line
 from sarcolor.infer import list_images
-from sarcolor.io import STATS_MAX_SIDE, SarReader, decimated_shape, open_raster
+from sarcolor.io import STATS_MAX_SIDE, SarReader, check_output_target, decimated_shape, open_raster
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +179,7 @@ def build_pairs(sar: Path, optical: Path, out: Path, options: PairsOptions = Pai
         raise SarcolorError("need --tile >= 32 and 0 < --val-fraction <= 1 (1: every tile to val, a folder to evaluate on)")
     if sar.is_dir() != optical.is_dir():
         raise SarcolorError("give two images (SAR, optical) or two folders of images with matching names")
-    if out.exists() and not options.overwrite:
-        raise SarcolorError(f"output exists: {out} (use --overwrite to replace it)")
-    if not out.parent.is_dir():
-        raise SarcolorError(f"output folder does not exist: {out.parent}")
+    check_output_target(out, options.overwrite)
     jobs = matched_files(sar, optical) if sar.is_dir() else [(sar, optical)]
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -22,18 +22,18 @@ from typing import Iterator
 
 import gradio as gr
 import numpy as np
-from rasterio.enums import Resampling
 
 from sarcolor.backends import BUNDLED_MODELS
 from sarcolor.errors import SarcolorError
 from sarcolor.infer import PLAIN_OUTPUT_MAX_PIXELS, ColorizeOptions, colorize_file, confidence_path
 from sarcolor.io import (
-    INPUT_SCALES, IMAGE_SUFFIXES, SarReader, decimated_shape, open_raster, read_rgb_preview, write_plain_copy,
+    INPUT_SCALES, IMAGE_SUFFIXES, SarReader, open_raster, read_preview, read_rgb_preview, write_plain_copy,
 )
 
 log = logging.getLogger(__name__)
 
 PREVIEW_SIDE = 1024
+EXAMPLE_THUMB_SIDE = 192
 ERROR_PREVIEW_TOP = 25.0  # expected CIEDE2000 shown brightest in the confidence preview
 # An upload larger than this runs only when no other large one is running: the other slot stays
 # free for small images (a 100,000 px square header once filled both slots for 46 min each).
@@ -131,9 +131,10 @@ def example_files(folder: Path | None) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def sar_preview(path: Path, band: int, input_scale: str, quantile: float) -> np.ndarray:
+def sar_preview(path: Path, band: int, input_scale: str, quantile: float, max_side: int = PREVIEW_SIDE) -> np.ndarray:
+    """The SAR as the model sees it (scaled), grey RGB uint8, at most ``max_side`` px on a side."""
     with open_raster(path) as src:
-        grey = SarReader(src, band, input_scale, quantile).preview(PREVIEW_SIDE)
+        grey = SarReader(src, band, input_scale, quantile).preview(max_side)
     return np.repeat(grey[..., None], 3, axis=-1)
 
 
@@ -141,11 +142,10 @@ def error_preview(path: Path, max_side: int, top: float = ERROR_PREVIEW_TOP) -> 
     """A confidence map as an RGB picture: magma from 0 (dark, sure) to ``top`` or more (bright); no data black."""
     from matplotlib import colormaps
 
-    with open_raster(path) as src:
-        shape = decimated_shape(src.height, src.width, max_side)
-        error = src.read(1, out_shape=shape, resampling=Resampling.average)
+    (error,), valid = read_preview(path, [1], max_side)
+    valid &= np.isfinite(error)
     rgb = colormaps["magma"](np.clip(np.nan_to_num(error, nan=0.0) / top, 0, 1))[..., :3]
-    rgb[np.isnan(error)] = 0
+    rgb[~valid] = 0
     return np.rint(rgb * 255).astype(np.uint8)
 
 
@@ -260,6 +260,16 @@ def _colorize_in_work_folder(options, work, upload, model, model_name, band, inp
     return PageResult(previews, files, summary, str(work_dir), confidence)
 
 
+def example_gallery(options: ServeOptions) -> "gr.Gallery":
+    """Thumbnails of the example scenes' SAR (as the model sees it), captioned with their file names."""
+    quantile = next(iter(options.models.values())).convention["quantile"]
+    thumbs = [(sar_preview(p, 1, "auto", quantile, EXAMPLE_THUMB_SIDE), p.name) for p in options.examples]
+    return gr.Gallery(
+        thumbs, label="Examples: click one to colourise it", columns=2, height=230,
+        allow_preview=False, object_fit="contain", elem_id="examples",
+    )
+
+
 def build_app(options: ServeOptions, work: WorkFolders):
     names = list(options.models)
     cancelled: set[str] = set()  # sessions whose user pressed Cancel during a run
@@ -308,6 +318,7 @@ def build_app(options: ServeOptions, work: WorkFolders):
                     button = gr.Button("Colourise", variant="primary", elem_id="colorize")
                     cancel = gr.Button("Cancel", elem_id="cancel")
                 gr.Markdown(f"Uploads up to {options.max_upload_mb} MB and {options.max_pixels / 1e6:g} megapixels.")
+                examples = example_gallery(options) if options.examples else None
             with gr.Column(scale=2):
                 slider = gr.ImageSlider(label="SAR | colourised", type="numpy", elem_id="result")
                 summary = gr.Markdown(elem_id="summary")
@@ -321,10 +332,13 @@ def build_app(options: ServeOptions, work: WorkFolders):
         outputs = [slider, confidence, downloads, summary, work_dir]
         # One named API endpoint (/colorize), whatever the Python names; the chained events stay out of the API.
         runs = [button.click(on_colorize, inputs, outputs, api_name="colorize")]
-        if options.examples:
-            rows = [[str(p), names[0], 1, "auto", model_detail(options, names[0])] for p in options.examples]
-            examples = gr.Examples(rows, inputs, label="Examples: click one to colourise it")
-            runs.append(examples.load_input_event.then(on_colorize, inputs, outputs, api_name=False))
+        if examples is not None:
+
+            def pick_example(selected: gr.SelectData) -> str:
+                return str(options.examples[selected.index])
+
+            picked = examples.select(pick_example, None, upload, api_name=False)
+            runs.append(picked.then(on_colorize, inputs, outputs, api_name=False))
         for run in runs:
             run.then(work.remove, work_dir, None, api_name=False)
         cancel.click(on_cancel, None, None, queue=False, cancels=runs)

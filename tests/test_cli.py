@@ -160,6 +160,10 @@ def test_more_user_errors_are_one_line_and_leave_nothing(tmp_path):
         locked = Path("/proc")
     assert_clean_failure(run_cli("colorize", COAST, "-o", locked / "x.tif"), "not writable")
     assert_clean_failure(run_cli("export", COAST, "-o", tmp_path / "missing" / "x.onnx"), "output folder does not exist")
+    # Every command that writes checks its target the same way, before any work.
+    assert_clean_failure(run_cli("export", COAST, "-o", locked / "x.onnx"), "not writable")
+    assert_clean_failure(run_cli("finetune", "--data", PAIRS, "-o", locked / "x.onnx"), "not writable")
+    assert_clean_failure(run_cli("pairs", COAST, COAST, "-o", locked / "pairs"), "not writable")
     fifo = tmp_path / "pipe.tif"
     os.mkfifo(fifo)
     assert_clean_failure(run_cli("colorize", fifo, "-o", tmp_path / "y.tif"), "not a regular file")

@@ -4,7 +4,7 @@ from skimage.color import rgb2lab
 
 from sarcolor import metrics
 from sarcolor.data import load_pair, load_split
-from sarcolor.evaluate import evaluate, lookup_table_baseline, mean_colour_baseline
+from sarcolor.evaluate import evaluate, lookup_table_baseline, mean_colour_baseline, model_predictor
 
 from conftest import PAIRS
 
@@ -132,5 +132,14 @@ def test_evaluate_cli_writes_the_report_with_a_compared_model(tmp_path):
     assert sorted(r["id"] for r in rows) == ["014_r512_c0", "253_r0_c512"]
     assert np.mean([float(r["psnr"]) for r in rows]) == pytest.approx(means["sarcolor"]["psnr"], abs=1e-3)
     assert "| sarcolor |" in (out / "report.md").read_text()
+    # The confidence section, scored from the same predictions as the colours: as measured on its own.
+    from sarcolor.backends import load_model
+    from sarcolor.confidence import ErrorBlocks
+
+    direct = ErrorBlocks.measure(model_predictor(load_model("default")), load_split(PAIRS, "val"))
+    with open(out / "metrics.json") as f:
+        confidence = json.load(f)["confidence"]
+    assert confidence["blocks"] == direct.actual.size and confidence["spearman"] == pytest.approx(direct.spearman(), abs=1e-6)
+    assert "## Confidence map" in (out / "report.md").read_text()
     bad = run_cli("evaluate", "--data", PAIRS, "--compare", "nopath")
     assert bad.returncode != 0 and "--compare takes NAME=PATH" in bad.stderr

@@ -272,7 +272,13 @@ def test_browser_shows_a_message_for_junk_and_keeps_serving(page, tmp_path):
 
 
 def test_browser_example_gallery_runs_in_one_click(page):
-    page.get_by_text(FIELDS.name).first.click()
+    """Issue 12: the examples are thumbnails of their SAR, not a table of file names; one click colourises one."""
+    thumbnails = page.locator("#examples img")
+    thumbnails.first.wait_for(state="visible")
+    assert thumbnails.count() == len(list(EXAMPLES.glob("*.tif")))
+    assert page.locator("#examples").get_by_text(FIELDS.name).count() >= 1  # captioned with the file name
+    assert page.locator("#examples table").count() == 0
+    page.locator("#examples button").filter(has_text=FIELDS.name).first.click()
     page.locator("#summary").get_by_text(FIELDS.name).wait_for()
     page.locator("#result img").first.wait_for(state="visible")  # the summary can render a moment before the image
 
