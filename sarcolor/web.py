@@ -313,7 +313,7 @@ def build_app(options: ServeOptions, work: WorkFolders):
                     0.0, 1.0, value=model_detail(options, names[0]), step=0.05, elem_id="detail",
                     label="Detail: 0 smooth colour only, 1 the full SAR detail",
                 )
-                model.change(lambda name: model_detail(options, name), model, detail)
+                model.change(lambda name: model_detail(options, name), model, detail, api_name=False)
                 with gr.Row():
                     button = gr.Button("Colourise", variant="primary", elem_id="colorize")
                     cancel = gr.Button("Cancel", elem_id="cancel")
@@ -341,7 +341,7 @@ def build_app(options: ServeOptions, work: WorkFolders):
             runs.append(picked.then(on_colorize, inputs, outputs, api_name=False))
         for run in runs:
             run.then(work.remove, work_dir, None, api_name=False)
-        cancel.click(on_cancel, None, None, queue=False, cancels=runs)
+        cancel.click(on_cancel, None, None, queue=False, cancels=runs, api_name=False)
     return app
 
 

@@ -287,6 +287,8 @@ def test_two_users_at_once_get_their_own_results(server):
     from gradio_client import Client, handle_file
 
     client = Client(server[0], verbose=False)
+    # One documented endpoint; the page's helper events (model -> detail, cancel, clean-up) are not API.
+    assert list(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) == ["/colorize"]
 
     def colourise(path: Path):
         return client.predict(handle_file(str(path)), DEFAULT_MODEL, 1, "auto", 1.0, api_name="/colorize")
