@@ -16,7 +16,7 @@ from sarcolor.infer import predict_raster
 
 log = logging.getLogger(__name__)
 
-Predictor = Callable[[Pair], np.ndarray]  # pair -> (3, H, W) float in [0, 1]
+Predictor = Callable[[Pair], np.ndarray]  # pair -> (C, H, W) float, RGB in [0, 1] first (C = 4 with an error channel)
 
 
 def mean_colour_baseline(train: list[Pair]) -> Predictor:
