@@ -23,7 +23,8 @@ class ModelConfig:
     smoothing: float = 2.0  # lite0: sigma (1/4-resolution pixels) of the fixed blur on the heads' outputs; 0 = none
     error_head: bool = False  # lite0: a fourth output channel, the expected colour error per pixel (loss.error_nll trains it)
     # lite0: fixed, not trained: colours pushed away from each pixel's grey by this factor. Squared error
-    # desaturates (it averages the possible colours); 1.15 was chosen on train scenes (experiments/README.md).
+    # desaturates (it averages the possible colours); the bundled model's 1.25 was chosen on train scenes
+    # (configs/confidence.yaml, experiments/README.md).
     chroma_gain: float = 1.0
     # lite0: fixed, not trained: a further blur (sigma, 1/4-resolution pixels) of the detail gains only, on top of
     # ``smoothing``. Smoother gains add texture that depends less on where a crop starts, and less wrong texture.

@@ -15,7 +15,7 @@ from sarcolor.errors import SarcolorError
 from sarcolor.io import (
     IMAGE_SUFFIXES, RasterWriter, SarReader, check_free_space, check_output_path, open_raster, output_driver, parse_crs,
 )
-from sarcolor.tiling import blend_tiles, blend_to_array, plan_tiles
+from sarcolor.tiling import TilePlan, blend_tiles, blend_to_array, plan_tiles
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,14 @@ def _channels_needed(model, options: ColorizeOptions):
     return model
 
 
+def _tile_plan(reader: SarReader, tile: int, overlap: int, model) -> TilePlan:
+    """The tiles covering the reader's raster for ``model``; a tile or overlap it cannot take is a user error."""
+    try:
+        return plan_tiles(reader.height, reader.width, tile, overlap, model.multiple)
+    except ValueError as exc:
+        raise SarcolorError(str(exc)) from None
+
+
 def colorize_file(
     input_path: str | Path,
     output_path: str | Path,
@@ -136,10 +144,7 @@ def colorize_file(
         check_free_space(output_path, reader.height, reader.width, bands=3 + 4 * options.confidence)  # float32 map
         if warp is not None and not (src.crs or src.gcps[0]):
             raise SarcolorError(f"--warp: {input_path} has no CRS or GCPs to reproject from")
-        try:
-            plan = plan_tiles(reader.height, reader.width, options.tile, options.overlap, model.multiple)
-        except ValueError as exc:
-            raise SarcolorError(str(exc)) from None
+        plan = _tile_plan(reader, options.tile, options.overlap, model)
         warning = model.training_scenes.warning(reader.scene_statistics) if model.training_scenes else None
         if warning:
             log.warning("%s: %s", input_path.name, warning)
@@ -175,11 +180,7 @@ def predict_raster(
     held in memory: how ``evaluate`` and the error calibration score the scenes of a pairs folder."""
     with open_raster(path) as src:
         reader = SarReader(src, band, input_scale, model.convention["quantile"])
-        try:
-            plan = plan_tiles(reader.height, reader.width, tile, overlap, model.multiple)
-        except ValueError as exc:
-            raise SarcolorError(str(exc)) from None
-        return blend_to_array(model, reader.read, plan)
+        return blend_to_array(model, reader.read, _tile_plan(reader, tile, overlap, model))
 
 
 def list_images(folder: str | Path) -> list[Path]:
