@@ -105,9 +105,10 @@ def _channels_needed(model, options: ColorizeOptions):
 
 
 def _tile_plan(reader: SarReader, tile: int, overlap: int, model) -> TilePlan:
-    """The tiles covering the reader's raster for ``model``; a tile or overlap it cannot take is a user error."""
+    """The tiles covering the reader's raster for ``model``, on its map grid; a tile or overlap it cannot take is
+    a user error."""
     try:
-        return plan_tiles(reader.height, reader.width, tile, overlap, model.multiple)
+        return plan_tiles(reader.height, reader.width, tile, overlap, model.multiple, reader.grid_origin)
     except ValueError as exc:
         raise SarcolorError(str(exc)) from None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import logging
+import math
 import os
 import re
 import shutil
@@ -140,6 +141,17 @@ class SarReader:
     @property
     def width(self) -> int:
         return self.src.width
+
+    @property
+    def grid_origin(self) -> tuple[int, int]:
+        """(row, col) of the first pixel on the map grid of the raster's pixel size: crops of one scene differ
+        by their offset. (0, 0) for a raster without a north-up transform (GCPs, rotation, none)."""
+        t = self.src.transform
+        if self.src.crs is None or t.b or t.d or t.is_identity:
+            return 0, 0
+        # floor(x + 1/4), not round(): grids registered at pixel corners (x whole) or centres (x + 1/2) are
+        # common, and round() sends halves to the even number, so two cuts of one grid could land 1 px apart.
+        return math.floor(t.f / t.e + 0.25), math.floor(t.c / t.a + 0.25)
 
     @property
     def may_have_invalid(self) -> bool:

@@ -56,11 +56,20 @@ def _round_up(value: int, multiple: int) -> int:
 @dataclass(frozen=True)
 class AxisPlan:
     """Tile offsets along one axis. Tiles start overlap//2 before the image so that its first and
-    last pixels lie well inside a tile, not at a tile's zero-weight edge."""
+    last pixels lie well inside a tile, not at a tile's zero-weight edge.
+
+    ``origin`` is the image's first pixel on its map grid (the CRS's pixel lattice). Tiles are placed on
+    that grid, at every ``stride`` px of it, not from the file's first pixel: two crops of one scene are
+    then cut into the same tiles (apart from their own edges), and a model with strides (features every
+    ``multiple`` px; the stride is a multiple of it) samples the same places in both. So the same place
+    gets the same colour wherever the scene is cut.
+    """
 
     length: int
     tile: int
     overlap: int
+    origin: int = 0
+    grid: int = 0  # the map grid's period for the tiles' starts; 0: the stride
 
     @property
     def stride(self) -> int:
@@ -69,17 +78,22 @@ class AxisPlan:
     @property
     def offsets(self) -> list[int]:
         margin = self.overlap // 2
-        count = max(1, math.ceil((self.length + 2 * margin - self.tile) / self.stride) + 1)
-        return [-margin + i * self.stride for i in range(count)]
+        first = -margin - self.origin % (self.grid or self.stride)  # origin + first + margin: on the grid
+        count = max(1, math.ceil((self.length - first + margin - self.tile) / self.stride) + 1)
+        return [first + i * self.stride for i in range(count)]
 
 
-def plan_axis(length: int, tile: int, overlap: int, multiple: int) -> AxisPlan:
-    """Tile size is shrunk for small images (no wasted padding), kept a multiple of the model's."""
+def plan_axis(length: int, tile: int, overlap: int, multiple: int, origin: int = 0) -> AxisPlan:
+    """The overlap is rounded down to a multiple of the model's, so every tile samples the same lattice.
+    An image that fits one tile gets one smaller tile (no wasted padding), still starting on the grid."""
     if overlap < 0 or overlap >= tile:
         raise ValueError(f"overlap must be in [0, tile): got tile={tile}, overlap={overlap}")
-    tile = min(tile, _round_up(length + overlap, multiple))
-    overlap = min(overlap, tile - multiple) if tile > multiple else 0
-    return AxisPlan(length, tile, overlap)
+    overlap -= overlap % multiple
+    plan = AxisPlan(length, tile, overlap, origin)
+    if len(plan.offsets) > 1 or tile <= multiple:
+        return plan
+    small = max(overlap + multiple, _round_up(length + overlap // 2 - plan.offsets[0], multiple))
+    return AxisPlan(length, min(tile, small), overlap, origin, grid=plan.stride)
 
 
 @dataclass(frozen=True)
@@ -92,10 +106,15 @@ class TilePlan:
         return len(self.rows.offsets) * len(self.cols.offsets)
 
 
-def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple: int = 16) -> TilePlan:
+def plan_tiles(
+    height: int, width: int, tile: int, overlap: int, multiple: int = 16, origin: tuple[int, int] = (0, 0),
+) -> TilePlan:
+    """Tiles over a (height, width) image whose first pixel is ``origin`` (row, col) on its map grid."""
     if tile % multiple:
         raise ValueError(f"tile size must be a multiple of {multiple}, got {tile}")
-    return TilePlan(plan_axis(height, tile, overlap, multiple), plan_axis(width, tile, overlap, multiple))
+    return TilePlan(
+        plan_axis(height, tile, overlap, multiple, origin[0]), plan_axis(width, tile, overlap, multiple, origin[1])
+    )
 
 
 def _predict_strip(model: ModelFn, strip: np.ndarray, cols: AxisPlan, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -173,8 +192,10 @@ def blend_to_array(model: ModelFn, read: ReadFn, plan: TilePlan, batch_size: int
 
 def predict_array(
     model: ModelFn, sar: np.ndarray, tile: int = 512, overlap: int = 64, multiple: int = 16, batch_size: int = 4,
+    origin: tuple[int, int] = (0, 0),
 ) -> np.ndarray:
-    """Blend ``model`` over an in-memory (H, W) model-input array; returns (C, H, W) float32."""
+    """Blend ``model`` over an in-memory (H, W) model-input array whose first pixel is ``origin`` on its map
+    grid; returns (C, H, W) float32."""
     height, width = sar.shape
 
     def read(window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -182,4 +203,4 @@ def predict_array(
         part = sar[inside.toslices()].astype(np.float32, copy=False)
         return mirror_window(part, window, inside), np.ones((window.height, window.width), bool)
 
-    return blend_to_array(model, read, plan_tiles(height, width, tile, overlap, multiple), batch_size)
+    return blend_to_array(model, read, plan_tiles(height, width, tile, overlap, multiple, origin), batch_size)

@@ -110,3 +110,24 @@ def test_band_out_of_range_and_all_nan(tmp_path):
     with pytest.raises(SarcolorError, match="no valid pixels"):
         with open_raster(path) as src:
             SarReader(src)
+
+
+@pytest.mark.parametrize("x0", [500_000.0, 500_005.0, 499_995.0, -1_234_565.0])
+def test_grid_origin_places_cuts_of_one_grid_exactly_their_offset_apart(tmp_path, x0):
+    """Registered at pixel corners or at pixel centres (origins on half pixels), two cuts of one 10 m grid
+    301 and 300 px apart get grid origins exactly that far apart (round() would put halves 1 px off)."""
+    origins = []
+    for col, row in ((0, 0), (301, 300)):
+        path = tmp_path / f"cut_{col}.tif"
+        profile = dict(driver="GTiff", width=8, height=8, count=1, dtype="uint8", crs="EPSG:32611",
+                       transform=rasterio.transform.from_origin(x0 + 10 * col, 3_800_005 - 10 * row, 10, 10))
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(np.full((8, 8), 100, np.uint8), 1)
+        with rasterio.open(path) as src:
+            origins.append(SarReader(src).grid_origin)
+    assert (origins[1][0] - origins[0][0], origins[1][1] - origins[0][1]) == (300, 301)
+
+
+def test_a_raster_without_a_map_grid_has_origin_zero():
+    with rasterio.open(PAIRS / "sar" / "253_r0_c512.png") as src:
+        assert SarReader(src).grid_origin == (0, 0)

@@ -4,7 +4,7 @@ import rasterio
 
 from sarcolor.backends import load_model
 from sarcolor.data import load_pair
-from sarcolor.tiling import AxisPlan, blend_tiles, hann_window, plan_tiles, predict_array
+from sarcolor.tiling import AxisPlan, blend_tiles, hann_window, plan_axis, plan_tiles, predict_array
 
 from conftest import FIELDS, PAIRS
 
@@ -52,6 +52,34 @@ def test_plan_covers_every_pixel_inside_a_tile():
         starts = plan.offsets
         assert starts[0] < 0 and starts[-1] + plan.tile > length
         assert all(b - a == plan.stride for a, b in zip(starts, starts[1:]))
+
+
+@pytest.mark.parametrize("origin", [0, 1, 13, 31, 300, -301, 50_013])
+def test_tiles_start_on_the_map_grid_whatever_the_origin(origin):
+    """Tiles of 256 px with 64 px overlap sit every 192 px of the map grid, starting 32 px before a grid line."""
+    for length in (15, 100, 513, 4097):
+        plan = plan_axis(length, 256, 64, 32, origin)
+        starts = plan.offsets
+        assert all((origin + s + 32) % 192 == 0 for s in starts), starts
+        assert -32 - 191 <= starts[0] <= -32 and starts[-1] + plan.tile >= length + 32
+        assert plan.tile % 32 == 0 and (plan.tile == 256 or len(starts) == 1)
+
+
+def test_a_lattice_model_gives_crops_of_a_scene_the_same_values_once_anchored():
+    """A model whose output has a stripe every 32nd column of its input: crops agree only when their tiles
+    start on the map grid (the origin given), not on their first pixel."""
+
+    def lattice(batch: np.ndarray) -> np.ndarray:
+        out = batch.copy()
+        out[..., ::32] = 1.0
+        return out
+
+    sar = real_sar()
+    whole = predict_array(lattice, sar, tile=128, overlap=64, multiple=32)
+    anchored = predict_array(lattice, sar[:, 101:], tile=128, overlap=64, multiple=32, origin=(0, 101))
+    unanchored = predict_array(lattice, sar[:, 101:], tile=128, overlap=64, multiple=32)
+    np.testing.assert_allclose(anchored, whole[:, :, 101:], atol=1e-6)
+    assert np.abs(unanchored - whole[:, :, 101:]).mean() > 0.01
 
 
 def test_hann_window_is_positive_and_peaks_in_the_centre():
