@@ -37,7 +37,7 @@ Device = Enum("Device", {name: name for name in DEVICES}, type=str)
 
 # Options shared by several commands, declared once (as rasterio's rio/options.py does).
 TILE_OPTION = typer.Option(512, "--tile", help="Tile size in pixels (a multiple of the model's size multiple: 32 for the bundled model).")
-OVERLAP_OPTION = typer.Option(64, "--overlap", help="Overlap between tiles in pixels, blended with a Hann window (rounded down to a multiple of the model's size multiple).")
+OVERLAP_OPTION = typer.Option(64, "--overlap", help="Overlap between tiles in pixels, blended with a Hann window (rounded down to a multiple of the model's size multiple when at least that).")
 DEVICE_OPTION = typer.Option(Device.auto, "--device", help="auto uses CUDA when available.")
 
 

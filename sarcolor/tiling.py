@@ -84,11 +84,14 @@ class AxisPlan:
 
 
 def plan_axis(length: int, tile: int, overlap: int, multiple: int, origin: int = 0) -> AxisPlan:
-    """The overlap is rounded down to a multiple of the model's, so every tile samples the same lattice.
-    An image that fits one tile gets one smaller tile (no wasted padding), still starting on the grid."""
+    """An overlap of at least the model's multiple is rounded down to a multiple of it, so every tile samples
+    the same lattice (a smaller one is kept: a model with a coarse lattice, like pix2pix's 256 px, still gets
+    its tiles blended). An image that fits one tile gets one smaller tile (no wasted padding), still starting
+    on the grid."""
     if overlap < 0 or overlap >= tile:
         raise ValueError(f"overlap must be in [0, tile): got tile={tile}, overlap={overlap}")
-    overlap -= overlap % multiple
+    if overlap >= multiple:
+        overlap -= overlap % multiple
     plan = AxisPlan(length, tile, overlap, origin)
     if len(plan.offsets) > 1 or tile <= multiple:
         return plan

@@ -12,9 +12,9 @@ from sarcolor.tiling import predict_array
 from conftest import FIELDS
 
 MAX_MEAN, MAX_P99 = 1.0, 8.0  # 8-bit levels: issue 12's target, for cuts of a 1024² val scene
-# Crops of a 512² example are mostly edge (a 212 px crop): measured up to 1.30 mean / p99 11 there; a
-# regression bound, not the issue's target.
-SMALL_CROP_MEAN, SMALL_CROP_P99 = 1.5, 12.0
+# Crops of a 512² example are mostly edge (a 212 px crop), tiled on its grid: measured up to 1.22 mean /
+# p99 12 (default) and 0.87 / 8 (smooth); a regression bound, not the issue's target.
+SMALL_CROP_MEAN, SMALL_CROP_P99 = 1.5, 14.0
 
 
 def overlap_difference(model, scene: np.ndarray, crop: tuple[slice, slice]) -> np.ndarray:
@@ -46,7 +46,7 @@ def colorize_cut(tmp_path, model, scene: np.ndarray, col: int) -> np.ndarray:
 
 @pytest.mark.parametrize("offset", [300, 301])
 def test_two_cuts_of_a_val_scene_agree(tmp_path, shared_pairs, bundled, offset):
-    """Measured: default 0.46 / 0.46 mean (p99 4) at 300 / 301 px, smooth 0.27 / 0.27 (p99 3)."""
+    """Measured: default 0.30 / 0.31 mean (p99 4) at 300 / 301 px, smooth 0.25 / 0.26 (p99 4)."""
     scene = load_pair(shared_pairs, "014").sar[:, :724]  # 1024 x 724 of a Texas val scene: town, fields, woodland
     # Two cuts of the scene whose origins differ by `offset` px, as the issue measures them.
     whole, cut = colorize_cut(tmp_path, bundled, scene, 0), colorize_cut(tmp_path, bundled, scene, offset)

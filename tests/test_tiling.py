@@ -65,6 +65,11 @@ def test_tiles_start_on_the_map_grid_whatever_the_origin(origin):
         assert plan.tile % 32 == 0 and (plan.tile == 256 or len(starts) == 1)
 
 
+def test_overlap_is_rounded_to_the_model_lattice_but_never_dropped():
+    assert plan_axis(2000, 512, 48, 32).overlap == 32  # every tile on the 32-px lattice
+    assert plan_axis(2000, 512, 64, 256).overlap == 64  # pix2pix's 256-px lattice: keep blending
+
+
 def test_a_lattice_model_gives_crops_of_a_scene_the_same_values_once_anchored():
     """A model whose output has a stripe every 32nd column of its input: crops agree only when their tiles
     start on the map grid (the origin given), not on their first pixel."""
