@@ -11,6 +11,8 @@ import pytest
 import rasterio
 from rasterio.control import GroundControlPoint
 
+from sarcolor.io import SarReader
+
 from conftest import COAST, EXAMPLES, FIELDS, PAIRS, read_all, run_cli
 from test_io import example_normalised, write_variant
 
@@ -291,6 +293,12 @@ def test_evaluate_bad_split_files_are_one_line_errors(tmp_path, split_text, expe
     assert_clean_failure(run_cli("evaluate", "--data", pairs, "--no-perceptual"), expected)
 
 
+def grid_origin(path: Path) -> tuple[int, int]:
+    """Where colorize starts its tiles: the file's first pixel on its map grid."""
+    with rasterio.open(path) as src:
+        return SarReader(src).grid_origin
+
+
 def test_cli_output_is_the_models_prediction_channel_for_channel(tmp_path, model):
     """Issue 14: swapping R and B on the way to 8 bits passed every CLI test."""
     from sarcolor.tiling import predict_array
@@ -299,7 +307,8 @@ def test_cli_output_is_the_models_prediction_channel_for_channel(tmp_path, model
     run_cli("colorize", FIELDS, "-o", out, check=True)
     with rasterio.open(FIELDS) as src:
         sar = src.read(1).astype(np.float32) / 255.0
-    expected = np.rint(np.clip(predict_array(model, sar, tile=512, overlap=64, multiple=model.multiple)[:3], 0, 1) * 255)
+    expected = predict_array(model, sar, tile=512, overlap=64, multiple=model.multiple, origin=grid_origin(FIELDS))[:3]
+    expected = np.rint(np.clip(expected, 0, 1) * 255)
     written = read_all(out)[0].astype(np.float32)
     assert np.abs(written - expected).max() <= 1
     assert np.abs(written[0] - written[2]).mean() > 2  # a swap of R and B would show
@@ -367,7 +376,8 @@ def test_a_long_strip_streams_through_every_window_like_the_in_memory_path(tmp_p
         dst.write(tall[None])
     out = tmp_path / "tall_rgb.tif"
     run_cli("colorize", source, "-o", out, "--tile", "256", "--overlap", "32", check=True)
-    expected = np.rint(np.clip(predict_array(model, tall / 255.0, tile=256, overlap=32, multiple=model.multiple)[:3], 0, 1) * 255)
+    expected = predict_array(model, tall / 255.0, tile=256, overlap=32, multiple=model.multiple, origin=grid_origin(source))
+    expected = np.rint(np.clip(expected[:3], 0, 1) * 255)
     written, written_profile = read_all(out)
     assert written.shape == (3, 8192, 256) and written_profile["transform"] == profile["transform"]
     assert np.abs(written.astype(np.float32) - expected).max() <= 1
