@@ -61,8 +61,9 @@ class AxisPlan:
     ``origin`` is the image's first pixel on its map grid (the CRS's pixel lattice). Tiles are placed on
     that grid, at every ``stride`` px of it, not from the file's first pixel: two crops of one scene are
     then cut into the same tiles (apart from their own edges), and a model with strides (features every
-    ``multiple`` px; the stride is a multiple of it) samples the same places in both. So the same place
-    gets the same colour wherever the scene is cut.
+    ``multiple`` px; with an overlap of at least that, the stride is a multiple of it) samples the same
+    places in both. So the same place gets the same colour wherever the scene is cut. The price: a scene
+    whose first pixel is off the grid gets at most one more row and column of tiles.
     """
 
     length: int
