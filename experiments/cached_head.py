@@ -34,7 +34,7 @@ from sarcolor.data import load_split
 from sarcolor.metrics import psnr, psnr_pooled
 from sarcolor.models.encoder import Lite0Encoder
 from sarcolor.models.litecolor import LiteColorNet
-from sarcolor.train import shift_disagreement
+from sarcolor.train import linear_decay, shift_disagreement
 from sarcolor.novelty import STAT_NAMES, scene_statistics
 
 ROOT = Path("../shared/data/s1s2-pairs")
@@ -133,16 +133,11 @@ def scene_vectors(model: CachedTapsNet, items: list[dict], kind: str, train: lis
 
 
 def fit_stats(model: CachedTapsNet, items: list[dict], rng: np.random.Generator) -> None:
-    """The input standardisation of a fresh head, from 64 cached scenes (as stage 1 fits it on crops)."""
+    """The input standardisation of a fresh head, from the first 256² of 64 cached scenes."""
     picks = [items[int(j)] for j in rng.choice(len(items), 64, replace=False)]
-    amplitude = torch.from_numpy(np.stack([p["sar"][None, :256, :256] for p in picks]).astype(np.float32) / 255.0)
-    context = model.context(amplitude)
-    model.context_mean.copy_(context.mean((0, 2, 3), keepdim=True))
-    model.context_std.copy_(context.std((0, 2, 3), keepdim=True).clamp_min(1e-3))
-    for i in range(len(model.laterals)):
-        tap = torch.cat([p["taps"][i].float().flatten(1) for p in picks], 1)
-        getattr(model, f"tap_mean{i}").copy_(tap.mean(1).reshape(1, -1, 1, 1))
-        getattr(model, f"tap_std{i}").copy_(tap.std(1).reshape(1, -1, 1, 1).clamp_min(1e-3))
+    model.given_taps = [torch.stack(level) for level in zip(*(crop_taps(item["taps"], 0, 0, 256) for item in picks))]
+    sar = np.stack([item["sar"][None, :256, :256] for item in picks]).astype(np.float32) / 255.0
+    model.fit_input_stats(torch.from_numpy(sar))  # LiteColorNet's own fit, on the given taps
 
 
 def run(model: CachedTapsNet, crops: list[tuple], size: int) -> torch.Tensor:
@@ -192,9 +187,7 @@ def train(name: str, steps: int, options: dict[str, str]) -> None:
         scene_vectors(model, val, scene, items)
     trainable = [p for n, p in model.named_parameters() if not n.startswith(("gain_head", "error_head"))]
     optimizer = torch.optim.Adam(trainable, lr=lr, betas=(0.9, 0.99))
-    decay_start = steps // 2
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 1.0 if s < decay_start else max(0.0, 1 - (s - decay_start) / max(1, steps - decay_start)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: linear_decay(step, steps, steps // 2))
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     started, last = time.time(), score(model, val)
     print(json.dumps({"name": name, "step": 0, **last}), flush=True)
