@@ -13,9 +13,9 @@ A ``scene_context`` adds a zero-initialised per-scene vector to the head (not in
     python experiments/cached_head.py train NAME STEPS [key=value ...]   # runs/cache/NAME.pt + JSON lines
     python experiments/cached_head.py checkpoint NAME runs/smooth/last.pt  # runs/NAME/last.pt, a full model
 
-Keys: width, depth, lateral, lr, batch, crop, every, scene_context (tap/stats), init (a stage-1 checkpoint),
+Keys: width, depth, lateral, smoothing (the heads' blur), ssim (weight of an SSIM term), lr, batch, crop, every, scene_context (tap/stats), init (a stage-1 checkpoint),
 shift (weight of the agreement between the two lattice phases; 0 = no shifted copies).
-The score is the val split at full resolution (1024², detail 0, saturation 1): PSNR, PSNR at 80 m.
+The score is the val split at full resolution (1024², detail 0, saturation 1): PSNR, PSNR at 80 m, SSIM.
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from sarcolor.data import load_split
-from sarcolor.metrics import psnr, psnr_pooled
+from sarcolor.losses import ssim_loss
+from sarcolor.metrics import psnr, psnr_pooled, ssim
 from sarcolor.models.encoder import Lite0Encoder
 from sarcolor.models.litecolor import LiteColorNet
 from sarcolor.train import linear_decay, shift_disagreement
@@ -161,8 +162,9 @@ def score(model: CachedTapsNet, val: list[dict]) -> dict[str, float]:
     for item in val:
         pred = run(model, [(item, 0, 0)], item["sar"].shape[0])[0, :3].numpy()
         real = item["optical"].astype(np.float32) / 255.0
-        rows.append((psnr(pred, real), psnr_pooled(pred, real)))
-    return {"psnr": float(np.mean([r[0] for r in rows])), "psnr80": float(np.mean([r[1] for r in rows]))}
+        rows.append((psnr(pred, real), psnr_pooled(pred, real), ssim(pred, real)))
+    means = np.mean(rows, 0)
+    return {"psnr": float(means[0]), "psnr80": float(means[1]), "ssim": float(means[2])}
 
 
 def train(name: str, steps: int, options: dict[str, str]) -> None:
@@ -172,8 +174,8 @@ def train(name: str, steps: int, options: dict[str, str]) -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     scene = options.get("scene_context", "")
-    model = CachedTapsNet(scene_context=scene,
-                          lateral_width=lateral, width=width, depth=depth)
+    smoothing, ssim_weight = float(options.get("smoothing", 2.0)), float(options.get("ssim", 0))
+    model = CachedTapsNet(scene_context=scene, lateral_width=lateral, width=width, depth=depth, smoothing=smoothing)
     shift_weight = float(options.get("shift", 0))
     items = torch.load(CACHE / ("train_shifted.pt" if shift_weight else "train.pt"), weights_only=False)
     val = torch.load(CACHE / "val.pt", weights_only=False)
@@ -205,7 +207,10 @@ def train(name: str, steps: int, options: dict[str, str]) -> None:
             dy, dx = item["shift"] if shifted else (0, 0)
             real.append(item["optical"][:, y + dy : y + dy + crop, x + dx : x + dx + crop])
         pred = run(model, crops, crop)
-        loss = 100.0 * F.mse_loss(pred, torch.from_numpy(np.stack(real).astype(np.float32) / 255.0))
+        target = torch.from_numpy(np.stack(real).astype(np.float32) / 255.0)
+        loss = 100.0 * F.mse_loss(pred, target)
+        if ssim_weight:
+            loss = loss + ssim_weight * ssim_loss(pred, target)
         if shift_weight:
             shifts = [item["shift"] for item, _, _, shifted in crops if shifted]
             loss = loss + shift_weight * shift_disagreement(pred, shifts)

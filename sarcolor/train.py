@@ -22,11 +22,12 @@ from sarcolor.errors import SarcolorError
 from sarcolor.figures import grid, loss_curves, save_png, strip
 from sarcolor.losses import check_loss_config, discriminator_loss, generator_loss
 from sarcolor.models import build_discriminator, build_generator
+from sarcolor.perceptual import load_vgg16
 
 log = logging.getLogger(__name__)
 
 VAL_CROPS = 32  # at most this many val pairs' centre crops score the generator
-LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "texture", "adv", "fm", "shift", "error_nll"]
+LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "texture", "vgg", "adv", "fm", "shift", "error_nll"]
 
 
 def trim_log(path: Path, last_step: int) -> None:
@@ -80,6 +81,7 @@ class Trainer:
         trainable = self._select_trainable(tc.train_only)
         self.use_gan = config.loss.adversarial > 0
         self.discriminator = build_discriminator(config.discriminator).to(self.device) if self.use_gan else None
+        self.vgg = load_vgg16().to(self.device) if config.loss.vgg else None
         self.opt_g = torch.optim.Adam(trainable, lr=tc.lr_g, betas=tuple(tc.betas))
         self.opt_d = (
             torch.optim.Adam(self.discriminator.parameters(), lr=tc.lr_d, betas=tuple(tc.betas)) if self.use_gan else None
@@ -179,9 +181,9 @@ class Trainer:
             self.discriminator.requires_grad_(False)
             fake_out = self.discriminator(sar, fake)
             self.discriminator.requires_grad_(True)
-            loss_g, terms = generator_loss(lc, fake, optical, fake_out, real_out)
+            loss_g, terms = generator_loss(lc, fake, optical, fake_out, real_out, vgg=self.vgg)
         else:
-            loss_g, terms = generator_loss(lc, fake, optical)
+            loss_g, terms = generator_loss(lc, fake, optical, vgg=self.vgg)
         if shifts:
             shift_term = shift_disagreement(fake, shifts)
             loss_g = loss_g + lc.shift_consistency * shift_term

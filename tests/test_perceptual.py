@@ -67,3 +67,23 @@ def test_crops_cover_the_image_to_its_edges():
     assert pieces.shape == (2 * 3, 3, 256, 256)  # rows 0 and 44 (flush with the bottom); columns 0, 256 and 264
     np.testing.assert_array_equal(pieces[0], image[:, :256, :256])
     np.testing.assert_array_equal(pieces[-1], image[:, -256:, -256:])
+
+
+def test_vgg_loss_is_the_vgg16_metric_and_trains_towards_the_real_image(metrics, real):
+    import torch
+
+    from sarcolor.config import LossConfig
+    from sarcolor.errors import SarcolorError
+    from sarcolor.losses import generator_loss, vgg_loss
+
+    image = real[0][:, :128, :128]
+    blurred = blur(image, 2.0)
+    fake = torch.from_numpy(blurred[None].copy()).requires_grad_(True)
+    loss = vgg_loss(metrics.vgg, fake, torch.from_numpy(image[None]))
+    assert float(loss.detach()) == pytest.approx(metrics.vgg_distance(blurred, image), rel=1e-4)
+    loss.backward()
+    with torch.no_grad():  # a small step down the gradient brings the blurred image closer to the real one
+        stepped = (fake - 0.5 * fake.grad / fake.grad.abs().max()).clamp(0, 1)[0].numpy()
+    assert metrics.vgg_distance(stepped, image) < metrics.vgg_distance(blurred, image)
+    with pytest.raises(SarcolorError, match="loss.vgg needs the VGG16 network"):
+        generator_loss(LossConfig(l1=1.0, adversarial=0.0, vgg=1.0), fake.detach(), torch.from_numpy(image[None]))
