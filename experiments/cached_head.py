@@ -13,8 +13,9 @@ A ``scene_context`` adds a zero-initialised per-scene vector to the head (not in
     python experiments/cached_head.py train NAME STEPS [key=value ...]   # runs/cache/NAME.pt + JSON lines
     python experiments/cached_head.py checkpoint NAME runs/smooth/last.pt  # runs/NAME/last.pt, a full model
 
-Keys: width, depth, lateral, smoothing (the heads' blur), ssim (weight of an SSIM term), lr, batch, crop, every, scene_context (tap/stats), init (a stage-1 checkpoint),
-shift (weight of the agreement between the two lattice phases; 0 = no shifted copies).
+Keys: width, depth, lateral, smoothing (the heads' blur, sigma at 1/4 resolution), ssim (weight of an SSIM
+term beside the squared error), lr, batch, crop, every, scene_context (tap/stats), init (a stage-1
+checkpoint), shift (weight of the agreement between the two lattice phases; 0 = no shifted copies).
 The score is the val split at full resolution (1024², detail 0, saturation 1): PSNR, PSNR at 80 m, SSIM.
 """
 from __future__ import annotations

@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from sarcolor.config import LossConfig
 from sarcolor.errors import SarcolorError, check_choice
+from sarcolor.perceptual import normalised_feature_distance
 
 COLOUR_SPACES = ("rgb", "lab")
 
@@ -135,8 +136,6 @@ def laplace_error_nll(expected_error: torch.Tensor, fake: torch.Tensor, real: to
 
 def vgg_loss(vgg: nn.Module, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """The VGG16 perceptual distance of sarcolor.perceptual (the evaluate metric's), as a loss."""
-    from sarcolor.perceptual import normalised_feature_distance
-
     with torch.no_grad():
         real_features = vgg(real)
     return normalised_feature_distance(vgg(fake), real_features).mean()

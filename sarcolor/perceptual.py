@@ -113,9 +113,10 @@ class PerceptualMetrics:
 
 
 def normalised_feature_distance(features_a: list, features_b: list):
-    """Per image (N,) torch: each layer's features unit-normalised over channels at every pixel (as LPIPS,
-    without its learned weights), the squared difference summed over channels and averaged over pixels,
-    then averaged over the layers. The VGG16 metric and the training loss (``loss.vgg``) both use it."""
+    """Per image (N,) torch, from two lists of layer features (N, C, H, W): each layer's features
+    unit-normalised over channels at every pixel (as LPIPS, without its learned weights), the squared
+    difference summed over channels and averaged over pixels, then averaged over the layers. The VGG16
+    metric and the training loss (``loss.vgg``) both use it."""
     total = 0.0
     for a, b in zip(features_a, features_b):
         unit_a = a / (a.norm(dim=1, keepdim=True) + 1e-10)

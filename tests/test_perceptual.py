@@ -82,7 +82,7 @@ def test_vgg_loss_is_the_vgg16_metric_and_trains_towards_the_real_image(metrics,
     loss = vgg_loss(metrics.vgg, fake, torch.from_numpy(image[None]))
     assert float(loss.detach()) == pytest.approx(metrics.vgg_distance(blurred, image), rel=1e-4)
     loss.backward()
-    with torch.no_grad():  # a small step down the gradient brings the blurred image closer to the real one
+    with torch.no_grad():  # a step down the gradient brings the blurred image closer to the real one
         stepped = (fake - 0.5 * fake.grad / fake.grad.abs().max()).clamp(0, 1)[0].numpy()
     assert metrics.vgg_distance(stepped, image) < metrics.vgg_distance(blurred, image)
     with pytest.raises(SarcolorError, match="loss.vgg needs the VGG16 network"):

@@ -263,3 +263,17 @@ def test_learning_rates_decay_linearly_to_zero_for_both_networks(tmp_path):
         (trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"])))
     factors = [1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2, 0.0]  # the rate the next step will use
     np.testing.assert_allclose(seen, [(1e-3 * f, 4e-4 * f) for f in factors], atol=1e-12)
+
+
+def test_a_run_with_the_vgg16_loss_trains_on_it_and_logs_it(tmp_path):
+    from sarcolor.perceptual import perceptual_unavailable
+
+    if perceptual_unavailable():
+        pytest.skip(perceptual_unavailable())
+    config = load_config(None, {**SMALL, "out_dir": str(tmp_path), "train.steps": 5, "loss.adversarial": 0.0, "loss.vgg": 1.0})
+    trainer = Trainer(config)
+    assert trainer.vgg is not None and not any(p.requires_grad for p in trainer.vgg.parameters())
+    trainer.fit()
+    with open(tmp_path / "loss_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[-1]["vgg"] != "" and 0 < float(rows[-1]["vgg"]) < 2
