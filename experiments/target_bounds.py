@@ -65,7 +65,11 @@ def image_sets(val: list[Pair], smooth: dict, default: dict) -> dict[str, Builde
     high_pass = {i: real[i] - blur(real[i], COLOUR_SIGMA) for i in real}
 
     def placed(k: float) -> Builder:
-        return lambda i: with_texture(smooth[i], texture[i] * local_contrast(real[i]) ** k / np.mean(local_contrast(real[i]) ** k))
+        def build(i: str) -> np.ndarray:
+            weight = local_contrast(real[i]) ** k
+            return with_texture(smooth[i], texture[i] * weight / weight.mean())
+
+        return build
 
     def displaced(strength: float) -> Builder:
         return lambda i: with_texture(smooth[i], strength * np.roll(high_pass[i], (128, 128), (1, 2)))
