@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
+import torch
 from scipy.ndimage import gaussian_filter, uniform_filter
 from skimage.color import rgb2gray
 
@@ -27,6 +28,7 @@ from sarcolor.backends import load_model
 from sarcolor.data import Pair, load_split
 from sarcolor.evaluate import model_predictor
 from sarcolor.metrics import psnr, sharpness_ratio, ssim
+from sarcolor.models.generator import box_mean, log_amplitude
 from sarcolor.perceptual import PerceptualMetrics, frechet_distance
 
 log = logging.getLogger("target_bounds")
@@ -49,17 +51,17 @@ def local_contrast(image: np.ndarray) -> np.ndarray:
 
 
 def sar_band(sar: np.ndarray, inner: int, outer: int) -> np.ndarray:
-    """A band of the SAR's log amplitude: its inner-px box mean minus its outer-px box mean."""
-    log_amp = np.log(sar.astype(np.float64) / 255.0 + 0.02)
-    return uniform_filter(log_amp, inner) - uniform_filter(log_amp, outer)
+    """A band of the SAR's log amplitude as LiteColorNet's high-pass bands take it (generator.log_amplitude,
+    box_mean): its inner-px box mean minus its outer-px box mean."""
+    log_amp = log_amplitude(torch.from_numpy(sar[None, None].astype(np.float32) / 255.0))
+    return (box_mean(log_amp, inner) - box_mean(log_amp, outer))[0, 0].double().numpy()
 
 
 def with_texture(colour: np.ndarray, texture: np.ndarray) -> np.ndarray:
     return np.clip(colour + texture, 0.0, 1.0)
 
 
-def image_sets(val: list[Pair], smooth: dict, default: dict) -> dict[str, Builder]:
-    real = {p.id: p.optical.astype(np.float64) / 255.0 for p in val}
+def image_sets(val: list[Pair], real: dict, smooth: dict, default: dict) -> dict[str, Builder]:
     sar = {p.id: p.sar for p in val}
     texture = {i: default[i] - smooth[i] for i in real}
     high_pass = {i: real[i] - blur(real[i], COLOUR_SIGMA) for i in real}
@@ -88,15 +90,15 @@ def image_sets(val: list[Pair], smooth: dict, default: dict) -> dict[str, Builde
         "smooth + the real texture at its place (oracle)": lambda i: with_texture(smooth[i], high_pass[i]),
         "smooth + 0.5 × the real texture from 128 px away": displaced(0.5),
         "smooth + 1.0 × the real texture from 128 px away": displaced(1.0),
-        "smooth + 0.4 × SAR band 5–17 px (grey)": lambda i: with_texture(smooth[i], 0.4 * sar_band(sar[i], 5, 17)[None]),
+        "smooth + 0.9 × SAR band 5–17 px (grey)": lambda i: with_texture(smooth[i], 0.9 * sar_band(sar[i], 5, 17)[None]),
     }
 
 
-def score(val: list[Pair], build: Builder, metrics: PerceptualMetrics, real_embedding: np.ndarray) -> dict[str, float]:
+def score(real: dict, build: Builder, metrics: PerceptualMetrics, real_embedding: np.ndarray) -> dict[str, float]:
     rows, embeddings = [], []
-    for pair in val:
-        pred, real = build(pair.id), pair.optical.astype(np.float64) / 255.0
-        rows.append((psnr(pred, real), ssim(pred, real), sharpness_ratio(pred, real)))
+    for i, image in real.items():
+        pred = build(i)
+        rows.append((psnr(pred, image), ssim(pred, image), sharpness_ratio(pred, image)))
         embeddings.append(metrics.embed(pred))
     means = np.mean(rows, 0)
     fd = frechet_distance(np.concatenate(embeddings), real_embedding)
@@ -114,12 +116,13 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     val = load_split(args.data, "val")
-    sets = image_sets(val, model_outputs("smooth", val), model_outputs("default", val))
+    real = {pair.id: pair.optical.astype(np.float64) / 255.0 for pair in val}
+    sets = image_sets(val, real, model_outputs("smooth", val), model_outputs("default", val))
     metrics = PerceptualMetrics()
-    real_embedding = np.concatenate([metrics.embed(pair.optical.astype(np.float64) / 255.0) for pair in val])
+    real_embedding = np.concatenate([metrics.embed(image) for image in real.values()])
     lines = ["| image set (val, 8 scenes) | PSNR | SSIM | sharpness | FD-Lite0 |", "|---|---|---|---|---|"]
     for name, build in sets.items():
-        row = score(val, build, metrics, real_embedding)
+        row = score(real, build, metrics, real_embedding)
         lines.append(f"| {name} | {row['psnr']:.2f} | {row['ssim']:.3f} | {row['sharpness']:.2f} | {row['fd_lite0']:.0f} |")
         log.info(lines[-1])
     print("\n".join(lines))
