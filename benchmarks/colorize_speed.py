@@ -118,15 +118,15 @@ def machine() -> str:
             f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}, torch {torch_version}")
 
 
-def tile_sweep(tiles: list[int], overlap: int, size: int = 4096) -> None:
-    """Throughput and memory of our model by tile size, at one overlap."""
+def tile_sweep(tiles: list[int], overlap: int, repeat: int, size: int = 4096) -> None:
+    """Throughput and memory of our model by tile size, at one overlap (each the fastest of ``repeat`` runs)."""
     print("| tile | overlap | seconds | MP/s | peak RSS (MB) |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         scene = Path(tmp) / "scene.tif"
         make_scene(size, size, scene)
         for tile in tiles:
-            result = measure("default", scene, Path(tmp) / "out.tif", tile, overlap)
+            result = measure_repeated({"default": ("default", Path(tmp) / "out.tif")}, scene, tile, overlap, repeat)["default"]
             print(f"| {tile} | {overlap} | {result['seconds']:.1f} | {size * size / 1e6 / result['seconds']:.2f} | {result['peak_rss_mb']:.0f} |")
             sys.stdout.flush()
     print()
@@ -147,7 +147,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {machine()}\n")
     if args.tile_sweep:
-        tile_sweep(args.tile_sweep, args.overlap)
+        tile_sweep(args.tile_sweep, args.overlap, max(1, args.repeat))
     print("| model | scene (px) | seconds | MP/s | peak RSS (MB) | speed vs pix2pix |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
