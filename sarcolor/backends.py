@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 CONVENTION_KEY = "sar_convention"
 MULTIPLE_KEY = "size_multiple"
 CALIBRATION_KEY = "error_calibration"
+UNCALIBRATED_KEY = "error_uncalibrated"  # why a model's confidence map has no calibration (sarcolor.export)
 TRAINING_SCENES_KEY = "training_scenes"
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -54,6 +55,7 @@ class DetailControl:
     detail = 1.0
     has_error = False  # a fourth output channel: the expected colour error
     error_calibration: dict | None = None  # {"slope", "intercept"}: expected error -> expected CIEDE2000
+    error_uncalibrated: str | None = None  # without a calibration: why (e.g. a fine-tune's val pairs were too few)
     training_scenes: TrainingScenes | None = None  # statistics of the training scenes, for novelty warnings
 
     def with_detail(self, value: float | None) -> "DetailControl":
@@ -97,6 +99,7 @@ class OnnxModel(DetailControl):
         self.has_detail = len(inputs) > 1
         self.has_error = self.session.get_outputs()[0].shape[1] == 4
         self.error_calibration = json.loads(meta[CALIBRATION_KEY]) if CALIBRATION_KEY in meta else None
+        self.error_uncalibrated = meta.get(UNCALIBRATED_KEY)
         if TRAINING_SCENES_KEY in meta:
             self.training_scenes = TrainingScenes.from_json(meta[TRAINING_SCENES_KEY])
         self.device = "cuda" if use_cuda else "cpu"
@@ -173,5 +176,8 @@ def load_model(path: str | Path | None = None, device: str = "auto", threads: in
     if name is not None:
         model.detail = BUNDLED_DETAIL[name]
     model = model.with_detail(detail)
+    if model.has_error and model.error_uncalibrated:
+        log.info("%s: confidence map uncalibrated (%s): it gives the expected mean absolute error in 8-bit levels, "
+                 "not CIEDE2000", resolved.name, model.error_uncalibrated)
     log.debug("model %s on %s, detail %s", resolved.name, model.device, model.detail if model.has_detail else "n/a")
     return model

@@ -6,13 +6,14 @@ Inference (``backends.TorchModel``) reads checkpoints through this module and ne
 from __future__ import annotations
 
 import os
-import pickle
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
-from sarcolor.errors import SarcolorError, first_line
+from sarcolor.errors import SarcolorError, first_line, write_failure
 
 # How the training data was scaled; stored in every checkpoint and exported model.
 SAR_CONVENTION = {"polarisation": "VH", "quantity": "amplitude", "quantile": 0.99, "clip": 1.0}
@@ -35,8 +36,11 @@ def read_checkpoint(path: str | Path, device: torch.device, keys: tuple[str, ...
         # weights_only: a checkpoint is tensors, numbers, strings and plain containers; unpickling anything
         # else could run code that came with the file.
         state = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as exc:
-        raise SarcolorError(f"{context}cannot load checkpoint {path}: {first_line(exc)}") from None
+    except FileNotFoundError:
+        raise SarcolorError(f"{context}checkpoint not found: {path}") from None
+    except Exception:  # noqa: BLE001 - torch's restricted unpickler fails on foreign files with any error type
+        # torch's own message is pages long and advises weights_only=False, which would run code from the file
+        raise SarcolorError(f"{context}{path} is not a sarcolor training checkpoint (.pt): torch cannot read it as one") from None
     missing = [key for key in keys if not isinstance(state, dict) or key not in state]
     if missing:
         raise SarcolorError(f"{context}{path} is not a sarcolor training checkpoint (no {', '.join(missing)})")
@@ -54,8 +58,9 @@ def load_weights(module: torch.nn.Module, weights: dict, path: str | Path) -> No
 def atomic_torch_save(obj: dict, path: Path) -> None:
     """Save to a temp file and rename, so a kill mid-save never leaves a truncated checkpoint."""
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with _temporary(tmp, path):
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
 
 
 def write_onnx(module: torch.nn.Module, example: tuple, input_names: list[str], metadata: dict[str, str], out: Path,
@@ -66,16 +71,33 @@ def write_onnx(module: torch.nn.Module, example: tuple, input_names: list[str], 
 
     dynamic = {0: "batch", 2: "height", 3: "width"}
     tmp = out.with_name(f".{out.name}.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module, example, str(tmp), input_names=input_names, output_names=["rgb"],
-            dynamic_axes={"sar": dynamic, "rgb": dynamic}, opset_version=opset, dynamo=False,
-        )
-    proto = onnx.load(str(tmp))
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(tmp))
-    tmp.replace(out)
+    with _temporary(tmp, out):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module, example, str(tmp), input_names=input_names, output_names=["rgb"],
+                dynamic_axes={"sar": dynamic, "rgb": dynamic}, opset_version=opset, dynamo=False,
+            )
+        proto = onnx.load(str(tmp))
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(tmp))
+        tmp.replace(out)
     return out
+
+
+@contextmanager
+def _temporary(tmp: Path, target: Path) -> Iterator[None]:
+    """Writing ``target`` through ``tmp``: on any failure the temporary file goes (a full disk gets its space
+    back) and the existing target stays; a failed write (torch reports a full disk as a RuntimeError) is one
+    user error."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        error = write_failure(target, exc)
+        tmp.unlink(missing_ok=True)
+        raise error from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

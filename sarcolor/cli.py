@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sarcolor.backends import DEVICES
 from sarcolor.errors import SarcolorError, first_line
-from sarcolor.io import INPUT_SCALES, check_output_target
+from sarcolor.io import INPUT_SCALES, check_output_target, check_outputs_apart_from_inputs
 
 app = typer.Typer(
     help="Turn Sentinel-1 SAR images into natural-colour, optical-like RGB images, georeferencing kept.",
@@ -48,6 +48,8 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more d
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=stderr, show_time=False, show_path=False)], force=True)
     for noisy in ("rasterio", "PIL", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # GDAL logs a failed write (libtiff's "No space left on device") before sarcolor reports it as one error line.
+    logging.getLogger("rasterio").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
     # PNG and JPEG files have no georeferencing by nature: rasterio's warning about it is noise here.
     warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
     # A service manager's stop (SIGTERM) unwinds like Ctrl-C: temporary outputs and work folders go.
@@ -108,7 +110,7 @@ def progress_bar() -> Progress:
 
 @app.command()
 def colorize(
-    input: Path = typer.Argument(..., help="SAR image (GeoTIFF, PNG, JPEG) or a folder of them."),
+    input: Path = typer.Argument(..., help="SAR image (GeoTIFF, PNG, JPEG), a Sentinel-1 GRD product as downloaded (.SAFE folder, its manifest.safe, or the .zip), or a folder of images."),
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.tif, .png, .jpg; format follows the extension), or a folder when INPUT is one."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model: a bundled one by name (default: photo-like colour and texture; smooth: most accurate per pixel, soft), or a file (.onnx, or a training checkpoint .pt). Both bundled models expect Sentinel-1 VH amplitude."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
@@ -124,7 +126,7 @@ def colorize(
     device: Device = DEVICE_OPTION,
     batch_size: int = typer.Option(4, "--batch-size", help="Tiles per model call."),
     cog: bool = typer.Option(False, "--cog", help="Write a Cloud Optimized GeoTIFF with overviews (.tif outputs)."),
-    warp: Optional[str] = typer.Option(None, "--warp", help="Reproject the result to this CRS, e.g. EPSG:4326 (needed for GCP-only inputs to get a map grid; without it GCPs are kept)."),
+    warp: Optional[str] = typer.Option(None, "--warp", help="Reproject the result: a CRS (e.g. EPSG:4326), 'utm' (the scene's UTM zone at its pixel size) or 'none' (keep the input's grid or GCPs). Default: rasters keep their grid, GRD products go to 'utm'."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Folder input: send the scenes to this Dask distributed scheduler (e.g. tcp://host:8786)."),
     workers: int = typer.Option(0, "--workers", help="Folder input: start a local Dask cluster with this many worker processes."),
     detail: Optional[float] = DETAIL_OPTION,
@@ -137,7 +139,8 @@ def colorize(
     """
     from sarcolor.backends import check_detail, load_model
     from sarcolor.infer import ColorizeOptions, colorize_file, folder_jobs
-    from sarcolor.io import parse_crs
+    from sarcolor.geometry import check_warp
+    from sarcolor.readers import is_scene_folder
 
     with user_errors():
         check_tile_and_overlap(tile, overlap)
@@ -145,12 +148,11 @@ def colorize(
             raise SarcolorError("need --batch-size >= 1")
         options = ColorizeOptions(tile, overlap, band, input_scale.value, batch_size, overwrite, cog, warp, confidence=confidence)
         check_detail(detail)
-        if warp:
-            parse_crs(warp)
-        if (scheduler or workers) and not input.is_dir():
+        check_warp(warp)
+        if (scheduler or workers) and not is_scene_folder(input):
             raise SarcolorError("--scheduler/--workers are for folder inputs (many scenes)")
-        if input.is_dir():
-            jobs, skipped = folder_jobs(input, output, overwrite)
+        if is_scene_folder(input):
+            jobs, skipped = folder_jobs(input, output, overwrite, confidence)
             for path in skipped:
                 log.info("skipped %s: exists (use --overwrite to replace)", path)
         else:
@@ -262,6 +264,8 @@ def evaluate(
 
     with user_errors():
         check_tile_and_overlap(tile, overlap)
+        if out:
+            check_outputs_apart_from_inputs([out], [data])
         net = load_model(model, device.value, detail=detail)
         others = {}
         for entry in compare or []:

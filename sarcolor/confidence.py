@@ -18,6 +18,11 @@ from sarcolor.data import Pair
 from sarcolor.metrics import cell_means
 
 BLOCK = 32  # pixels per block side: 320 m at 10 m pixels
+# A confidence map is calibrated only where its val pairs show that it ranks the errors: blocks of at least
+# MIN_CALIBRATION_PAIRS pairs (one image cannot tell scenes apart) and a rank correlation above 0 at the
+# CALIBRATION_P_VALUE level. Otherwise the line would turn a guess into numbers that look measured.
+MIN_CALIBRATION_PAIRS = 2
+CALIBRATION_P_VALUE = 0.05
 
 
 def block_means(image: np.ndarray, block: int = BLOCK) -> np.ndarray:
@@ -72,6 +77,17 @@ class ErrorBlocks:
 
     def spearman(self) -> float:
         return float(spearmanr(self.expected, self.actual).statistic)
+
+    def calibration_problem(self) -> str | None:
+        """Why these blocks cannot calibrate the map (too few pairs, no significant positive ranking), or None."""
+        if len(self._actual) < MIN_CALIBRATION_PAIRS:
+            return f"{len(self._actual)} val pair(s), too few to say whether it ranks the errors"
+        result = spearmanr(self.expected, self.actual)
+        # One-sided: a map that ranks the errors backwards is no better than one that does not rank them.
+        if not (result.statistic > 0 and result.pvalue / 2 < CALIBRATION_P_VALUE):
+            return (f"it does not rank the errors of the {len(self._actual)} val pairs (Spearman {result.statistic:.2f} "
+                    f"over {self.actual.size} blocks)")
+        return None
 
     def calibration(self) -> dict[str, float]:
         """The least-squares line from expected error (8-bit levels) to CIEDE2000, with its rank correlation."""

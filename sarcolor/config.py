@@ -77,6 +77,9 @@ class DataConfig:
     batch_size: int = 8
     shift_max: int = 32  # with loss.shift_consistency: each crop comes with a copy shifted by 1..shift_max-1 px
     gain_jitter: float = 0.0  # random SAR gain in [1/(1+g), 1+g], mimics other scene normalisations
+    # Mirror every pair (train and val) by this many px on each side before cropping: tiles smaller than a crop are
+    # then seen whole, with the mirrored margins colorize gives a small image (finetune on 120 px tiles: 36).
+    pad: int = 0
 
 
 @dataclass
@@ -99,6 +102,12 @@ class TrainConfig:
     # weights so far are kept as best.pt. With patience, stop after that many scores without improvement.
     val_every: int = 0
     patience: int = 0
+    val_at_start: bool = False  # with val_every: score the starting weights too, so best.pt is never worse than them on val
+    # Before the first step (lite0, a fresh run): the closed-form start (sarcolor.ridge.closed_form_start), the model
+    # as it is or with its input standardisation and colour head refitted on ridge_crops train crops, whichever does
+    # better on val. finetune also refits the error head on those crops (sarcolor.ridge.fit_error_head).
+    ridge_start: bool = False
+    ridge_crops: int = 64
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 = torch default
 

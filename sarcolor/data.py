@@ -6,6 +6,7 @@ blocks fixed in split.json; nothing here ever draws a random split.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,10 @@ import numpy as np
 from sarcolor.errors import SarcolorError, first_line
 from sarcolor.io import read_plain_image
 
+# The mirrored margin colorize gives an image smaller than its tile (half its default tile overlap): a model
+# fine-tuned on small tiles sees them padded the same way.
+MARGIN = 32
+
 
 @dataclass
 class Pair:
@@ -22,6 +27,7 @@ class Pair:
     sar: np.ndarray  # (H, W) uint8
     optical: np.ndarray  # (3, H, W) uint8
     sar_path: Path  # the SAR file itself: models score it through the colorize read path (infer.predict_raster)
+    margin: int = 0  # mirrored pixels around the real images on every side (mirror_pad): context, not a target
 
 
 def split_ids(root: str | Path, split: str) -> list[str]:
@@ -56,6 +62,22 @@ def load_split(root: str | Path, split: str) -> list[Pair]:
     return [load_pair(root, pair_id) for pair_id in split_ids(root, split)]
 
 
+def mirror_pad(pair: Pair, pad: int) -> Pair:
+    """The pair with ``pad`` mirrored pixels added on every side of both images."""
+    if not pad:
+        return pair
+    sar = np.pad(pair.sar, pad, mode="symmetric")
+    optical = np.pad(pair.optical, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
+    return dataclasses.replace(pair, sar=sar, optical=optical, margin=pair.margin + pad)
+
+
+def real_pixels(pair: Pair, y: int, x: int, size: int) -> np.ndarray:
+    """(1, size, size) bool for the window at (y, x): True on the pair's real pixels, False on its mirrored margins."""
+    (h, w), m = pair.sar.shape, pair.margin
+    rows, cols = np.arange(y, y + size), np.arange(x, x + size)
+    return (((rows >= m) & (rows < h - m))[:, None] & ((cols >= m) & (cols < w - m))[None])[None]
+
+
 def augment(sar: np.ndarray, optical: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The same random flip and 90-degree rotation on both (..., H, W) arrays."""
     k = int(rng.integers(4))
@@ -79,22 +101,29 @@ class CropSampler:
         self.gain_jitter = gain_jitter
         self.rng = np.random.default_rng(seed)
 
-    def crop(self, extra: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """One random augmented crop of crop_size + extra px."""
+    def crop(self, extra: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One random augmented crop of crop_size + extra px: SAR, RGB and where its pixels are real (not margin)."""
         pair = self.pairs[int(self.rng.integers(len(self.pairs)))]
         h, w = pair.sar.shape
         s = self.crop_size + extra
         y, x = int(self.rng.integers(h - s + 1)), int(self.rng.integers(w - s + 1))
-        sar, optical = augment(pair.sar[None, y : y + s, x : x + s], pair.optical[:, y : y + s, x : x + s], self.rng)
+        window = (slice(None), slice(y, y + s), slice(x, x + s))
+        optical_real = np.concatenate([pair.optical[window], real_pixels(pair, y, x, s)])
+        sar, optical_real = augment(pair.sar[None][window], optical_real, self.rng)
         sar = sar.astype(np.float32) / 255.0
         if self.gain_jitter:
             gain = float(np.exp(self.rng.uniform(-1, 1) * np.log1p(self.gain_jitter)))
             sar = np.clip(sar * gain, 0.0, 1.0)
-        return sar, optical.astype(np.float32) / 255.0
+        return sar, optical_real[:3].astype(np.float32) / 255.0, optical_real[3:] > 0
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        sar, optical, _ = self.masked_batch(size)
+        return sar, optical
+
+    def masked_batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A batch and where its pixels are real (N,1,S,S): mirrored margins are context, not targets."""
         crops = [self.crop() for _ in range(size)]
-        return np.stack([c[0] for c in crops]), np.stack([c[1] for c in crops])
+        return tuple(np.stack([c[k] for c in crops]) for k in range(3))
 
     def shifted_batch(self, size: int, shift_max: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
         """``size`` crops followed by the same places shifted by (dy, dx) in [1, shift_max) px: 2 x size crops
@@ -102,7 +131,7 @@ class CropSampler:
         sars, opticals, shifts = [[], []], [[], []], []
         s = self.crop_size
         for _ in range(size):
-            sar, optical = self.crop(extra=shift_max)
+            sar, optical, _ = self.crop(extra=shift_max)
             dy, dx = (int(v) for v in self.rng.integers(1, shift_max, size=2))
             for k, (y, x) in enumerate(((0, 0), (dy, dx))):
                 sars[k].append(sar[:, y : y + s, x : x + s])

@@ -5,31 +5,31 @@ import json
 import logging
 from pathlib import Path
 
-from sarcolor.backends import CALIBRATION_KEY, CONVENTION_KEY, MULTIPLE_KEY, TRAINING_SCENES_KEY, TorchModel
+from sarcolor.backends import CALIBRATION_KEY, CONVENTION_KEY, MULTIPLE_KEY, TRAINING_SCENES_KEY, UNCALIBRATED_KEY, TorchModel
 from sarcolor.errors import SarcolorError
+from sarcolor.io import check_outputs_apart_from_inputs
 
 log = logging.getLogger(__name__)
 
 
-def calibrate_error(model: TorchModel, pairs_root: str | Path) -> dict | None:
-    """The error head's calibration on the val split of a pairs folder (sarcolor.confidence); None when
-    the head does not rank those errors (a line of zero or negative slope would be no calibration)."""
+def calibrate_error(model: TorchModel, pairs_root: str | Path) -> tuple[dict | None, str | None]:
+    """The error head's calibration on the val split of a pairs folder (sarcolor.confidence), or None and why
+    not: too few val pairs, or a head that does not rank their errors (``ErrorBlocks.calibration_problem``)."""
     from sarcolor.confidence import ErrorBlocks
     from sarcolor.data import load_split
     from sarcolor.evaluate import model_predictor
 
-    calibration = ErrorBlocks.measure(model_predictor(model), load_split(pairs_root, "val")).calibration()
-    if not calibration["slope"] > 0:
-        log.warning(
-            "the error head does not rank the errors on %s's val split (Spearman %.2f): the confidence map stays "
-            "uncalibrated (mean absolute error in 8-bit levels)", pairs_root, calibration["spearman"],
-        )
-        return None
+    blocks = ErrorBlocks.measure(model_predictor(model), load_split(pairs_root, "val"))
+    problem = blocks.calibration_problem()
+    if problem:
+        log.warning("confidence map left uncalibrated on %s: %s", pairs_root, problem)
+        return None, problem
+    calibration = blocks.calibration()
     log.info(
         "error calibration on %d val blocks: CIEDE2000 = %.3f x expected error + %.2f (Spearman %.2f)",
         calibration["blocks"], calibration["slope"], calibration["intercept"], calibration["spearman"],
     )
-    return calibration
+    return calibration, None
 
 
 def training_scenes(pairs_root: str | Path):
@@ -50,6 +50,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, calibrate: str | Path |
     from sarcolor.checkpoint import write_onnx
 
     checkpoint, out = Path(checkpoint), Path(out)
+    check_outputs_apart_from_inputs([out], [checkpoint] + ([Path(calibrate)] if calibrate is not None else []))
     if not checkpoint.is_file():
         raise SarcolorError(f"checkpoint not found: {checkpoint}")
     if not out.parent.is_dir():
@@ -58,9 +59,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, calibrate: str | Path |
     metadata = {CONVENTION_KEY: json.dumps(model.convention), MULTIPLE_KEY: str(model.multiple)}
     if calibrate is not None:
         metadata[TRAINING_SCENES_KEY] = training_scenes(calibrate).to_json()
-        calibration = calibrate_error(model, calibrate) if model.has_error else None
-        if calibration:
-            metadata[CALIBRATION_KEY] = json.dumps(calibration)
+        if model.has_error:
+            calibration, problem = calibrate_error(model, calibrate)
+            if calibration:
+                metadata[CALIBRATION_KEY] = json.dumps(calibration)
+            else:
+                metadata[UNCALIBRATED_KEY] = problem
     example = (torch.zeros(1, 1, 64, 64),)
     input_names = ["sar"]
     if model.has_detail:  # the detail strength is a second input, so one file serves every strength

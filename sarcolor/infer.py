@@ -1,7 +1,6 @@
 """Colourise files and folders: SAR reader -> tiled model -> RGB writer, streamed window by window."""
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +12,11 @@ import rasterio
 from sarcolor.confidence import calibrated_error
 from sarcolor.errors import SarcolorError
 from sarcolor.io import (
-    IMAGE_SUFFIXES, RasterWriter, SarReader, check_free_space, check_output_path, open_raster, output_driver, parse_crs,
+    IMAGE_SUFFIXES, RasterWriter, SarReader, check_distinct_outputs, check_free_space, check_output_path,
+    check_outputs_apart_from_inputs, output_driver, writing_together,
 )
+from sarcolor.geometry import check_warp, warp_target, warps
+from sarcolor.readers import open_input
 from sarcolor.tiling import TilePlan, blend_tiles, blend_to_array, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -90,13 +92,12 @@ def error_values(error: np.ndarray, valid: np.ndarray, calibration: dict | None)
     return np.where(valid, values, np.float32(np.nan))[None]
 
 
-def _error_map_writer(options: ColorizeOptions, model, output_path: Path, src, with_mask: bool):
-    if not options.confidence:
-        return contextlib.nullcontext()
-    return RasterWriter(confidence_path(output_path), src, with_mask, error_map=error_map_tags(model))
+def planned_outputs(output_path: Path, confidence: bool) -> list[Path]:
+    """Every file colourising into ``output_path`` writes: the image, and its confidence map when asked for."""
+    return [output_path, confidence_path(output_path)] if confidence else [output_path]
 
 
-def _channels_needed(model, options: ColorizeOptions):
+def channels_needed(model, options: ColorizeOptions):
     """The model as the tiler should see it: without the error channel unless the confidence map is asked for
     (blending a fourth channel nobody writes costs a quarter more)."""
     if model.has_error and not options.confidence:
@@ -104,7 +105,7 @@ def _channels_needed(model, options: ColorizeOptions):
     return model
 
 
-def _tile_plan(reader: SarReader, tile: int, overlap: int, model) -> TilePlan:
+def tile_plan(reader: SarReader, tile: int, overlap: int, model) -> TilePlan:
     """The tiles covering the reader's raster for ``model``, on its map grid; a tile or overlap it cannot take is
     a user error."""
     try:
@@ -121,34 +122,37 @@ def colorize_file(
     on_start: Callable[[int], None] | None = None,
     on_tiles_done: Callable[[int], None] | None = None,
 ) -> ColorizeResult:
-    """Colourise one raster. ``on_start(total_tiles)`` and ``on_tiles_done(n)`` drive a progress bar."""
+    """Colourise one raster or Sentinel-1 product. ``on_start(total_tiles)`` and ``on_tiles_done(n)`` drive a progress bar."""
     input_path = Path(input_path)
-    output_path = check_output_path(output_path, options.overwrite)
+    output_path = Path(output_path)
+    outputs = planned_outputs(output_path, options.confidence)
+    check_outputs_apart_from_inputs(outputs, [input_path])
+    for path in outputs:
+        check_output_path(path, options.overwrite)
     if options.cog and output_driver(output_path) != "GTiff":
         raise SarcolorError(f"--cog needs a .tif output, not {output_path.name}")
-    warp = parse_crs(options.warp) if options.warp else None
+    check_warp(options.warp)
     if options.confidence:
         if not model.has_error:
             raise SarcolorError("--confidence needs a model with an error head (the bundled model has one)")
-        if warp is not None or options.cog:
+        if warps(options.warp) or options.cog:
             raise SarcolorError("--confidence writes a plain GeoTIFF on the input's grid: leave out --warp and --cog")
-        check_output_path(confidence_path(output_path), options.overwrite)
     if options.detail is not None:
         model = model.with_detail(options.detail)
-    if output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
-        raise SarcolorError(f"output {output_path} is the input: the input is never modified")
     # GDAL's block cache defaults to 5 % of RAM and fills with written blocks of wide scenes: cap it so
     # memory stays flat as the scene grows (a strip of a 25,000 px wide scene needs about 40 MB).
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), open_raster(input_path) as src:
-        reader = SarReader(src, options.band, options.input_scale, model.convention["quantile"])
+    with (
+        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
+        open_input(input_path, options.band, options.input_scale, model.convention["quantile"]) as scene,
+    ):
+        reader, src = scene.reader, scene.src
+        warp = warp_target(options.warp, src, scene.default_warp, scene.pixel_spacing)
+        if options.confidence and warp is not None:
+            raise SarcolorError("--confidence writes a plain GeoTIFF on the input's grid: add --warp none for a product")
         _check_plain_output_size(output_path, reader.height, reader.width)
         check_free_space(output_path, reader.height, reader.width, bands=3 + 4 * options.confidence)  # float32 map
-        if warp is not None and not (src.crs or src.gcps[0]):
-            raise SarcolorError(f"--warp: {input_path} has no CRS or GCPs to reproject from")
-        plan = _tile_plan(reader, options.tile, options.overlap, model)
-        warning = model.training_scenes.warning(reader.scene_statistics) if model.training_scenes else None
-        if warning:
-            log.warning("%s: %s", input_path.name, warning)
+        plan = tile_plan(reader, options.tile, options.overlap, model)
+        warning = reader.scene_warning(model.training_scenes)  # logged by the reader
         if on_start:
             on_start(plan.tile_count)
         log.debug(
@@ -156,18 +160,21 @@ def colorize_file(
             input_path.name, reader.width, reader.height, reader.scaling.scale, reader.scaling.reference,
             plan.tile_count, plan.rows.tile, plan.cols.tile,
         )
-        with (
-            RasterWriter(
-                output_path, src, reader.may_have_invalid, options.cog, warp, tags={"SARCOLOR_WARNING": warning} if warning else None,
-            ) as writer,
-            _error_map_writer(options, model, output_path, src, reader.may_have_invalid) as error_writer,
-        ):
+        writers = [RasterWriter(
+            output_path, src, reader.may_have_invalid, options.cog, warp,
+            tags={**scene.tags, **({"SARCOLOR_WARNING": warning} if warning else {})},
+        )]
+        if options.confidence:
+            writers.append(RasterWriter(outputs[1], src, reader.may_have_invalid, error_map=error_map_tags(model)))
+        with writing_together(*writers):
+            writer, error_writer = writers[0], writers[1] if options.confidence else None
+
             def write(row: int, values: np.ndarray, valid: np.ndarray) -> None:
                 if error_writer is not None:
                     error_writer.write(row, error_values(values[3], valid, model.error_calibration), valid)
                 writer.write(row, to_uint8(values[:3], valid), valid)
 
-            blend_tiles(_channels_needed(model, options), reader.read, write, plan, batch_size=options.batch_size,
+            blend_tiles(channels_needed(model, options), reader.read, write, plan, batch_size=options.batch_size,
                         on_tiles_done=on_tiles_done)
     return ColorizeResult(
         input_path, output_path, reader.height, reader.width, reader.scaling.scale, plan.tile_count, warning,
@@ -179,9 +186,8 @@ def predict_raster(
 ) -> np.ndarray:
     """The model's outputs (C, H, W) float32 for a whole raster, read and scaled exactly as colorize reads it,
     held in memory: how ``evaluate`` and the error calibration score the scenes of a pairs folder."""
-    with open_raster(path) as src:
-        reader = SarReader(src, band, input_scale, model.convention["quantile"])
-        return blend_to_array(model, reader.read, _tile_plan(reader, tile, overlap, model))
+    with open_input(path, band, input_scale, model.convention["quantile"]) as scene:
+        return blend_to_array(model, scene.reader.read, tile_plan(scene.reader, tile, overlap, model))
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -195,18 +201,29 @@ def list_images(folder: str | Path) -> list[Path]:
     return images
 
 
-def folder_jobs(input_dir: str | Path, output_dir: str | Path, overwrite: bool) -> tuple[list[tuple[Path, Path]], list[Path]]:
-    """(input, output) pairs to run and outputs that already exist (skipped unless overwrite)."""
-    output_dir = Path(output_dir)
+def folder_jobs(
+    input_dir: str | Path, output_dir: str | Path, overwrite: bool, confidence: bool = False,
+) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(input, output) pairs to run and outputs that already exist (skipped unless overwrite).
+
+    Checked before any work: the output folder is not the input folder (nor inside it, nor around it), and
+    no two scenes write the same file (a.tif's confidence map and a_confidence.tif's image, b.png and b.tif)."""
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise SarcolorError(f"output {output_dir} is a file; a folder input needs a folder output")
+    check_outputs_apart_from_inputs([output_dir], [input_dir])
     images = list_images(input_dir)  # before the output folder is made: a folder of no images leaves nothing behind
+    planned = {image: planned_outputs(output_dir / image.name, confidence) for image in images}
+    check_distinct_outputs([
+        (path, f"{'the confidence map' if i else 'the image'} of {image.name}")
+        for image, paths in planned.items() for i, path in enumerate(paths)
+    ])
     output_dir.mkdir(parents=True, exist_ok=True)
     jobs, skipped = [], []
-    for image in images:
-        target = output_dir / image.name
-        if target.exists() and not overwrite:
-            skipped.append(target)
+    for image, paths in planned.items():
+        existing = [path for path in paths if path.exists()]
+        if existing and not overwrite:
+            skipped.extend(existing)
         else:
-            jobs.append((image, target))
+            jobs.append((image, paths[0]))
     return jobs, skipped

@@ -8,6 +8,9 @@ washed-out or blurry. The 4-px grid score is the spectral power of the luminance
 period (and its harmonic) over the power at neighbouring frequencies: natural images score about
 1; a generator that stamps a fixed pattern on each 4x4 block (which also inflates sharpness)
 scores tens.
+The chroma jump compares two outputs of one model rather than a prediction and the real image: the
+CIELAB (a*, b*) distance per pixel between the image with detail and the smooth one, so a detail
+term that paints colours the smooth model does not have (issue 25) shows whatever the lightness does.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from skimage.color import deltaE_ciede2000, rgb2gray, rgb2lab
 from skimage.filters import sobel
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
+FALSE_COLOUR_JUMP = 15.0  # a*b* distance from the smooth output above which detail has changed a pixel's colour (issue 25)
 COLOUR_CELL = 8  # psnr_80m: PSNR after 8x8 average pooling of both images (80 m cells at 10 m pixels): colour per place
 
 
@@ -51,6 +55,19 @@ def mse(pred: np.ndarray, real: np.ndarray) -> float:
 
 def delta_e00(pred: np.ndarray, real: np.ndarray) -> float:
     return float(deltaE_ciede2000(rgb2lab(_hwc(real)), rgb2lab(_hwc(pred))).mean())
+
+
+def chroma_jump(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per pixel (H, W), the CIELAB (a*, b*) distance of ``image`` from ``reference``: a change of colour, not of lightness."""
+    ab, reference_ab = rgb2lab(_hwc(image))[..., 1:], rgb2lab(_hwc(reference))[..., 1:]
+    return np.hypot(*np.moveaxis(ab - reference_ab, -1, 0))
+
+
+def false_colour(detailed: np.ndarray, smooth: np.ndarray, threshold: float = FALSE_COLOUR_JUMP) -> dict[str, float]:
+    """How much colour a detail term adds: the share of pixels whose chroma jumps by more than ``threshold``
+    from the smooth output, and the jump's 99th percentile."""
+    jump = chroma_jump(detailed, smooth)
+    return {"share": float((jump > threshold).mean()), "p99": float(np.percentile(jump, 99))}
 
 
 def colourfulness(image: np.ndarray) -> float:

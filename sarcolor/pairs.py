@@ -22,13 +22,16 @@ from typing import Callable
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
+from rasterio._err import CPLE_BaseError
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from sarcolor.errors import SarcolorError, first_line
+from sarcolor.errors import SarcolorError, first_line, write_failure
 from sarcolor.infer import list_images
-from sarcolor.io import STATS_MAX_SIDE, SarReader, check_output_target, decimated_shape, open_raster
+from sarcolor.io import (
+    STATS_MAX_SIDE, SarReader, check_output_target, check_outputs_apart_from_inputs, decimated_shape, open_raster, umask,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +91,12 @@ class OpticalOnSarGrid:
                     "(without georeferencing the two images must be co-registered and of equal size)"
                 )
             return optical
-        # add_alpha: the VRT's mask says which SAR pixels the optical raster covers (and where its nodata is)
+        # add_alpha: the VRT's mask says which SAR pixels the optical raster covers (and where its nodata is);
+        # an RGBA raster's own alpha band does that already, and GDAL refuses a second one.
+        has_alpha = any(MaskFlags.alpha in flags for flags in optical.mask_flag_enums)
         return WarpedVRT(
             optical, crs=sar.crs, transform=sar.transform, width=sar.width, height=sar.height,
-            resampling=Resampling.bilinear, add_alpha=True,
+            resampling=Resampling.bilinear, add_alpha=not has_alpha,
         )
 
     def _channel_quantiles(self) -> np.ndarray:
@@ -131,8 +136,11 @@ def spread_val(groups: list, val_fraction: float) -> set:
 
 def _write_png(path: Path, image: np.ndarray) -> None:
     bands = image if image.ndim == 3 else image[None]
-    with rasterio.open(path, "w", driver="PNG", width=bands.shape[2], height=bands.shape[1], count=bands.shape[0], dtype="uint8") as dst:
-        dst.write(bands)
+    try:
+        with rasterio.open(path, "w", driver="PNG", width=bands.shape[2], height=bands.shape[1], count=bands.shape[0], dtype="uint8") as dst:
+            dst.write(bands)
+    except (rasterio.errors.RasterioError, CPLE_BaseError) as exc:  # libpng's write errors (a full disk) come as CPLE_*
+        raise OSError(first_line(exc)) from None
 
 
 def cut_tiles(sar_path: Path, optical_path: Path, prefix: str, folder: Path, options: PairsOptions, summary: PairsSummary,
@@ -161,10 +169,19 @@ def cut_tiles(sar_path: Path, optical_path: Path, prefix: str, folder: Path, opt
     return groups
 
 
+def images_by_stem(folder: Path) -> dict[str, Path]:
+    """A folder's images by name stem; two images of one stem (b.png and b.tif) cannot be paired: refused."""
+    images: dict[str, Path] = {}
+    for path in list_images(folder):
+        if path.stem in images:
+            raise SarcolorError(f"{images[path.stem].name} and {path.name} in {folder} share a name: keep one of them")
+        images[path.stem] = path
+    return images
+
+
 def matched_files(sar_dir: Path, optical_dir: Path) -> list[tuple[Path, Path]]:
     """Pairs of images with the same name stem in the two folders."""
-    sars = {path.stem: path for path in list_images(sar_dir)}
-    opticals = {path.stem: path for path in list_images(optical_dir)}
+    sars, opticals = images_by_stem(sar_dir), images_by_stem(optical_dir)
     common = sorted(set(sars) & set(opticals))
     if not common:
         raise SarcolorError(f"no images with the same name in {sar_dir} and {optical_dir}")
@@ -173,20 +190,42 @@ def matched_files(sar_dir: Path, optical_dir: Path) -> list[tuple[Path, Path]]:
     return [(sars[stem], opticals[stem]) for stem in common]
 
 
+def check_pairs_options(options: PairsOptions) -> None:
+    if options.tile < 32 or options.block_tiles < 1 or not 0 < options.val_fraction <= 1:
+        raise SarcolorError(
+            "need --tile >= 32, --block-tiles >= 1 and 0 < --val-fraction <= 1 (1: every tile to val, a folder to evaluate on)"
+        )
+
+
+def check_pairs_target(out: Path, overwrite: bool) -> None:
+    """Only a pairs folder (or an empty one) may be replaced: --overwrite never deletes a file or another folder."""
+    check_output_target(out, overwrite)
+    if out.exists() and not out.is_dir():
+        raise SarcolorError(f"output {out} is a file: pairs writes a folder, choose another output")
+    if out.is_dir() and any(out.iterdir()) and not (out / "split.json").is_file():
+        raise SarcolorError(f"output {out} is a folder that is not a pairs folder (no split.json): it is not replaced, choose another output")
+
+
 def build_pairs(sar: Path, optical: Path, out: Path, options: PairsOptions = PairsOptions()) -> PairsSummary:
     """Build the pairs folder ``out`` (sar/, opt/, split.json, metadata.json) in a temporary folder, then rename."""
-    if options.tile < 32 or not 0 < options.val_fraction <= 1:
-        raise SarcolorError("need --tile >= 32 and 0 < --val-fraction <= 1 (1: every tile to val, a folder to evaluate on)")
+    check_pairs_options(options)
     if sar.is_dir() != optical.is_dir():
         raise SarcolorError("give two images (SAR, optical) or two folders of images with matching names")
-    check_output_target(out, options.overwrite)
+    check_outputs_apart_from_inputs([out], [sar, optical])
+    check_pairs_target(out, options.overwrite)
     jobs = matched_files(sar, optical) if sar.is_dir() else [(sar, optical)]
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         summary = _fill(tmp, jobs, options, folder_mode=sar.is_dir())
+        for folder in (tmp, tmp / "sar", tmp / "opt"):
+            os.chmod(folder, 0o777 & ~umask())  # mkdtemp makes 0700 folders; outputs get the usual mode
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
+    except OSError as exc:
+        error = write_failure(out, exc)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise error from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -92,7 +92,9 @@ def confidence_section(confidence: dict, out: Path) -> list[str]:
     ]
 
 
-def write_report(evaluation: Evaluation, pairs: list[Pair], predictions: dict, out: Path, title: str) -> None:
+def write_report(evaluation: Evaluation, pairs: list[Pair], predictions: dict, out: Path, title: str,
+                 sections: list[str] = ()) -> None:
+    """The report folder; ``sections``: more Markdown lines for report.md, after the confidence map's."""
     out.mkdir(parents=True, exist_ok=True)
     write_metrics_csv(evaluation, out / "metrics.csv")
     write_json(evaluation, out / "metrics.json")
@@ -109,6 +111,7 @@ def write_report(evaluation: Evaluation, pairs: list[Pair], predictions: dict, o
     md = [f"# {title}", "", markdown_table(evaluation), "", notes, "", "![metrics](metrics.png)", ""]
     if evaluation.confidence:
         md += confidence_section(evaluation.confidence, out)
+    md += list(sections)
     md += [f"![{s.stem}]({s.as_posix()})" for s in strips]
     (out / "report.md").write_text("\n".join(md) + "\n")
     images = "".join(f'<figure><img src="{s.as_posix()}" alt="{s.stem}"><figcaption>{s.stem}</figcaption></figure>' for s in strips)

@@ -121,6 +121,39 @@ def plan_tiles(
     )
 
 
+@dataclass(frozen=True)
+class AxisWindow:
+    """The tiles of ``plan`` that reach pixels [start, start + length), offsets counted from ``start``.
+
+    ``blend_tiles`` over it gives the pixels the whole plan gives there, bit for bit: the same tiles
+    (anchored on the scene's map grid, not on the window), summed in the same order. So a scene cut
+    into windows (Dask chunks) is coloured as it is whole, without a seam at the cuts."""
+
+    plan: AxisPlan
+    start: int
+    length: int
+
+    @property
+    def tile(self) -> int:
+        return self.plan.tile
+
+    @property
+    def stride(self) -> int:
+        return self.plan.stride
+
+    @property
+    def offsets(self) -> list[int]:
+        end = self.start + self.length
+        return [o - self.start for o in self.plan.offsets if o < end and o + self.tile > self.start]
+
+
+def window_plan(plan: TilePlan, window: Window) -> TilePlan:
+    """The part of ``plan`` that colours ``window`` of its image, in the window's coordinates."""
+    return TilePlan(
+        AxisWindow(plan.rows, window.row_off, window.height), AxisWindow(plan.cols, window.col_off, window.width)
+    )
+
+
 def _predict_strip(model: ModelFn, strip: np.ndarray, cols: AxisPlan, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
     """(start column in the strip, prediction) per tile, a batch at a time: a strip is never held whole."""
     starts = [x - cols.offsets[0] for x in cols.offsets]

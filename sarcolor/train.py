@@ -17,9 +17,10 @@ from torch.optim.lr_scheduler import LambdaLR
 from sarcolor import ddp
 from sarcolor.checkpoint import BEST, LAST, RESUME_KEYS, SAR_CONVENTION, atomic_torch_save, load_weights, read_checkpoint, resolve_device
 from sarcolor.config import RunConfig, config_to_dict, save_config
-from sarcolor.data import CropSampler, Pair, load_split
+from sarcolor.data import CropSampler, Pair, load_split, mirror_pad, real_pixels
 from sarcolor.errors import SarcolorError
 from sarcolor.figures import grid, loss_curves, save_png, strip
+from sarcolor.io import check_outputs_apart_from_inputs
 from sarcolor.losses import check_loss_config, discriminator_loss, generator_loss
 from sarcolor.models import build_discriminator, build_generator
 from sarcolor.perceptual import load_vgg16
@@ -156,10 +157,14 @@ class Trainer:
         log.info("resumed from %s at step %d", path, self.step)
 
     # -- one step ------------------------------------------------------------------------------
-    def train_step(self, sar: torch.Tensor, optical: torch.Tensor, shifts: list[tuple[int, int]] | None = None) -> dict[str, float]:
-        """One update; with ``shifts`` the second half of the batch is the first half shifted by them."""
+    def train_step(self, sar: torch.Tensor, optical: torch.Tensor, shifts: list[tuple[int, int]] | None = None,
+                   real: torch.Tensor | None = None) -> dict[str, float]:
+        """One update; with ``shifts`` the second half of the batch is the first half shifted by them. ``real``
+        (N,1,H,W) bool: where the pixels are real; elsewhere (mirrored margins) the prediction is not scored."""
         lc, tc = self.config.loss, self.config.train
         fake = self.g_train(sar)
+        if real is not None:  # the margins count as no error (the mean shrinks by a constant factor)
+            fake = torch.cat([torch.where(real, fake[:, :3], optical), fake[:, 3:]], 1)
         gan_on = self.use_gan and self.step >= tc.gan_start_step
         logs: dict[str, float] = {}
         if gan_on:
@@ -205,20 +210,22 @@ class Trainer:
 
     # -- pictures -------------------------------------------------------------------------------
     @staticmethod
-    def sample_crops(pairs: list[Pair], size: int, count: int = 4) -> tuple[np.ndarray, np.ndarray]:
-        """Fixed centre crops of the first val pairs: the same pictures at every save."""
-        sars, opticals = [], []
+    def sample_crops(pairs: list[Pair], size: int, count: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fixed centre crops of the first val pairs: the same pictures at every save; with where they are real
+        (not mirrored margin)."""
+        sars, opticals, reals = [], [], []
         for pair in pairs[:count]:
             h, w = pair.sar.shape
             y, x = (h - size) // 2, (w - size) // 2
             sars.append(pair.sar[None, y : y + size, x : x + size])
             opticals.append(pair.optical[:, y : y + size, x : x + size])
-        return np.stack(sars), np.stack(opticals)
+            reals.append(real_pixels(pair, y, x, size))
+        return np.stack(sars), np.stack(opticals), np.stack(reals)
 
     @torch.no_grad()
-    def save_pictures(self, samples: tuple[np.ndarray, np.ndarray]) -> None:
+    def save_pictures(self, samples: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         """samples.png (SAR | EMA prediction | optical per fixed val crop) and loss_curves.png."""
-        sar, optical = samples
+        sar, optical, _ = samples
         pred = self.ema(torch.from_numpy(sar.astype(np.float32) / 255.0).to(self.device))[:, :3].cpu().numpy()
         pred = np.rint(np.clip(pred, 0, 1) * 255).astype(np.uint8)
         rows = [strip([s[0], p, o]) for s, p, o in zip(sar, pred, optical)]
@@ -251,10 +258,23 @@ class Trainer:
         self.ema.load_state_dict(self.generator.state_dict())
 
     @torch.no_grad()
-    def _val_score(self, crops: tuple[np.ndarray, np.ndarray]) -> float:
-        """Squared error of the EMA generator's colours on fixed val crops."""
-        sar, optical = (torch.from_numpy(a.astype(np.float32) / 255.0).to(self.device) for a in crops)
-        return float(((self.ema(sar)[:, :3] - optical) ** 2).mean())
+    def _val_score(self, crops: tuple[np.ndarray, np.ndarray, np.ndarray], generator: torch.nn.Module | None = None) -> float:
+        """Squared error of the colours of ``generator`` (the EMA generator) on the real pixels of fixed val crops."""
+        sar, optical = (torch.from_numpy(a.astype(np.float32) / 255.0).to(self.device) for a in crops[:2])
+        real = torch.from_numpy(crops[2]).to(self.device).expand_as(optical)
+        return float((((generator or self.ema)(sar)[:, :3] - optical) ** 2)[real].mean())
+
+    def _closed_form_start(self, pairs: list[Pair], val_crops: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """train.ridge_start: the colour head's closed-form start on train crops, chosen on the val crops."""
+        from sarcolor.ridge import closed_form_start, pair_crops
+
+        if val_crops is None:
+            raise SarcolorError("train.ridge_start needs train.val_every (the val split picks the start)")
+        crops = pair_crops(pairs, self.config.data.crop_size, self.config.train.ridge_crops).to(self.device)
+        generator = self.generator.eval()
+        chosen = closed_form_start(generator, crops, lambda model: self._val_score(val_crops, model))
+        self.ema.load_state_dict(generator.state_dict())
+        log.info("fine-tune start: %s", chosen)
 
     def _no_longer_improving(self, crops: tuple[np.ndarray, np.ndarray]) -> bool:
         """Score on val, keep the best weights as best.pt; True once ``train.patience`` scores did not improve."""
@@ -280,9 +300,16 @@ class Trainer:
     # -- loop ------------------------------------------------------------------------------------
     def fit(self, resume: bool = False, on_step: Callable[[int, dict], None] | None = None) -> Path:
         dc, tc = self.config.data, self.config.train
-        pairs = load_split(dc.root, dc.train_split)
+        check_outputs_apart_from_inputs([self.out_dir], [Path(dc.root)])
+        pairs = [mirror_pad(p, dc.pad) for p in load_split(dc.root, dc.train_split)]
         log.info("training on %d pairs from %s (%s split)", len(pairs), dc.root, dc.train_split)
         self.sampler = CropSampler(pairs, dc.crop_size, dc.gain_jitter, seed=tc.seed)
+        val_pairs = [mirror_pad(p, dc.pad) for p in load_split(dc.root, dc.val_split)]
+        val_side = min(dc.crop_size, *(min(p.sar.shape) for p in val_pairs))
+        samples = self.sample_crops(val_pairs, val_side)
+        val_crops = self.sample_crops(val_pairs, val_side, count=VAL_CROPS) if tc.val_every else None
+        self.best_val, self.scores_since_best = float("inf"), 0
+        started = time.perf_counter()  # the budget counts the closed-form start too
         last = self.out_dir / LAST
         if resume:
             if not last.is_file():
@@ -294,6 +321,8 @@ class Trainer:
             self._fit_input_stats()
             if tc.init_from:
                 self.init_weights_from(Path(tc.init_from))
+            if tc.ridge_start:
+                self._closed_form_start(pairs, val_crops)
         if self.world_size > 1:
             # Each process draws its own crops; the effective batch is world_size x batch_size.
             self.sampler.rng = np.random.default_rng([tc.seed, self.rank, self.step])
@@ -305,13 +334,10 @@ class Trainer:
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.out_dir / "config.yaml")
-        val_pairs = load_split(dc.root, dc.val_split)
-        val_side = min(dc.crop_size, *(min(p.sar.shape) for p in val_pairs))
-        samples = self.sample_crops(val_pairs, val_side)
-        val_crops = self.sample_crops(val_pairs, val_side, count=VAL_CROPS) if tc.val_every else None
-        self.best_val, self.scores_since_best = float("inf"), 0
         if resume and tc.val_every and (self.out_dir / BEST).is_file():  # a resumed run keeps its best so far
             self.best_val = float(read_checkpoint(self.out_dir / BEST, self.device, ("val_mse",))["val_mse"])
+        elif tc.val_every and tc.val_at_start and not resume:
+            self._no_longer_improving(val_crops)
         log_path = self.out_dir / "loss_log.csv"
         if self.is_main:
             if resume:
@@ -319,7 +345,6 @@ class Trainer:
             elif log_path.exists():
                 log_path.unlink()  # a fresh run starts a fresh log, not the tail of a killed run's
         self.generator.train()
-        started = time.perf_counter()
         with open(log_path if self.is_main else os.devnull, "a", newline="") as log_file:
             writer = csv.DictWriter(log_file, fieldnames=log_fields(log_path), extrasaction="ignore", restval="")
             if log_file.tell() == 0 and self.is_main:
@@ -328,9 +353,11 @@ class Trainer:
                 shifts = None
                 if self.config.loss.shift_consistency:
                     sar, optical, shifts = self.sampler.shifted_batch(dc.batch_size, dc.shift_max)
+                    real = None
                 else:
-                    sar, optical = self.sampler.batch(dc.batch_size)
-                logs = self.train_step(torch.from_numpy(sar).to(self.device), torch.from_numpy(optical).to(self.device), shifts)
+                    sar, optical, real = self.sampler.masked_batch(dc.batch_size)
+                    real = torch.from_numpy(real).to(self.device) if dc.pad else None
+                logs = self.train_step(torch.from_numpy(sar).to(self.device), torch.from_numpy(optical).to(self.device), shifts, real)
                 self.step += 1
                 if self.step % tc.log_every == 0 or self.step == tc.steps:
                     row = {"step": self.step, "seconds": round(time.perf_counter() - started, 2), **logs}

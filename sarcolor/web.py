@@ -8,6 +8,7 @@ when no page asks (API clients, closed tabs), and with the whole work root at sh
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -18,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import gradio as gr
 import numpy as np
@@ -31,6 +32,7 @@ from sarcolor.io import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PREVIEW_SIDE = 1024
 EXAMPLE_THUMB_SIDE = 192
@@ -257,6 +259,9 @@ def _colorize_in_work_folder(options, work, upload, model, model_name, band, inp
     )
     if result.warning:
         summary += f"\n\n⚠ {markdown_text(result.warning)}"
+    if model.has_error and model.error_uncalibrated:
+        summary += (f"\n\nConfidence map **uncalibrated** ({markdown_text(model.error_uncalibrated)}): expected mean "
+                    "absolute error in 8-bit levels, not CIEDE2000.")
     return PageResult(previews, files, summary, str(work_dir), confidence)
 
 
@@ -270,21 +275,51 @@ def example_gallery(options: ServeOptions) -> "gr.Gallery":
     )
 
 
+async def run_until_stopped(work: Callable[[], T], stop: threading.Event, gone: Callable[[], bool], poll_s: float = 0.5) -> T:
+    """Run blocking ``work`` in a thread. Gradio cancels a run (the page's Cancel button, an API client's
+    ``Job.cancel()``) by cancelling this coroutine, which a thread cannot notice: ``stop`` tells it, and is
+    also set when ``gone()`` says the client has disconnected. The work then raises at its next check and
+    removes what it wrote."""
+    task = asyncio.ensure_future(asyncio.to_thread(work))
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=poll_s)
+            if not task.done() and gone():
+                log.info("the client went away: stopping its run")
+                stop.set()
+        return task.result()
+    except asyncio.CancelledError:
+        stop.set()
+        raise
+
+
+def client_gone(app, session: str | None) -> bool:
+    """Whether Gradio has marked this session's running job dead (its client disconnected).
+    Reads Gradio's queue, which has no public call for it; a Gradio without that state reads as never gone."""
+    jobs = getattr(getattr(app, "_queue", None), "active_jobs", None) or []
+    return any(
+        getattr(event, "session_hash", None) == session and not getattr(event, "alive", True)
+        for job_set in jobs if job_set for event in job_set
+    )
+
+
 def build_app(options: ServeOptions, work: WorkFolders):
     names = list(options.models)
-    cancelled: set[str] = set()  # sessions whose user pressed Cancel during a run
 
-    def on_colorize(path, model_name, band, input_scale, detail, request: gr.Request, progress=gr.Progress()):
+    async def on_colorize(path, model_name, band, input_scale, detail, request: gr.Request, progress=gr.Progress()):
         session = request.session_hash if request is not None else None
-        cancelled.discard(session)
+        stop = threading.Event()  # set when the run's client cancels or goes away: the run stops at its next batch
 
         def report(done: int, total: int) -> None:
-            if session in cancelled:
+            if stop.is_set():
                 raise Cancelled("cancelled")
             progress((done, total), desc="colourising tiles", unit="tiles")
 
         try:
-            result = colorize_upload(options, work, path, model_name, band, input_scale, detail, report)
+            result = await run_until_stopped(
+                lambda: colorize_upload(options, work, path, model_name, band, input_scale, detail, report),
+                stop, lambda: client_gone(app, session),
+            )
         except SarcolorError as exc:
             raise gr.Error(public_message(str(exc), path, work.root), print_exception=False) from None
         except Exception as exc:  # a bug: the page says so, the log has the traceback, the server goes on
@@ -292,9 +327,6 @@ def build_app(options: ServeOptions, work: WorkFolders):
             message = public_message(f"unexpected {type(exc).__name__}: {exc}", path, work.root)
             raise gr.Error(message, print_exception=False) from None
         return result.previews, result.confidence, result.files, result.summary, result.work_dir
-
-    def on_cancel(request: gr.Request) -> None:
-        cancelled.add(request.session_hash)
 
     with gr.Blocks(title="sarcolor", delete_cache=(600, 3600)) as app:
         gr.Markdown(
@@ -341,7 +373,7 @@ def build_app(options: ServeOptions, work: WorkFolders):
             runs.append(picked.then(on_colorize, inputs, outputs, api_name=False))
         for run in runs:
             run.then(work.remove, work_dir, None, api_name=False)
-        cancel.click(on_cancel, None, None, queue=False, cancels=runs, api_name=False)
+        cancel.click(None, None, None, queue=False, cancels=runs, api_name=False)
     return app
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -44,3 +46,23 @@ def shared_pairs() -> Path:
     if not (SHARED_PAIRS / "split.json").is_file():
         pytest.skip(f"full data set not found at {SHARED_PAIRS} (set SARCOLOR_DATA to the s1s2-pairs folder)")
     return SHARED_PAIRS
+
+
+@contextmanager
+def mounted_tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (e.g. 1200k) at ``mount_point``, to fill; skips the test where it cannot mount (needs root)."""
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1.2 MB tmpfs: room for one 512² output, not for a 1024² one."""
+    with mounted_tmpfs(tmp_path / "small", "1200k") as mount_point:
+        yield mount_point

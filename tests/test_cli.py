@@ -191,18 +191,6 @@ def test_detail_strength_is_checked_and_changes_the_output(tmp_path):
     assert np.abs(np.diff(full.astype(int), axis=-1)).mean() > 2 * np.abs(np.diff(smooth.astype(int), axis=-1)).mean()
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 1.2 MB tmpfs: room for one 512² output, not for a 1024² one (needs root and mount)."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(mount_point)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {mounted.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=True)
-
-
 def tiled_example(path: Path, repeat: int = 2) -> Path:
     """The 512² coast example repeated ``repeat`` x ``repeat`` (2: a 1024² GeoTIFF, 1.3 MB of output)."""
     with rasterio.open(COAST) as src:

@@ -84,7 +84,8 @@ def test_uint16_zero_is_grd_nodata(tmp_path):
 def test_guess_input_scale():
     assert guess_input_scale("uint8", np.array([3])) == "normalized"
     assert guess_input_scale("float32", np.array([-12.5, 3.0])) == "db"
-    assert guess_input_scale("float32", np.array([0.1, 2.0])) == "amplitude"
+    with pytest.raises(SarcolorError, match="amplitude or power"):  # uncalibrated floats: nothing tells (test_scale.py)
+        guess_input_scale("float32", np.array([0.1, 2.0]))
     assert guess_input_scale("uint16", np.array([100])) == "amplitude"
     np.testing.assert_allclose(to_amplitude(np.array([-20.0, 0.0]), "db", "float32"), [0.1, 1.0], rtol=1e-6)
 

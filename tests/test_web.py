@@ -2,6 +2,7 @@
 import os
 import shutil
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import rasterio
 
 from conftest import COAST, EXAMPLES, FIELDS, read_all, run_cli
+from test_cli import tiled_example
 
 gradio = pytest.importorskip("gradio", reason="the web extra (gradio) is not installed")
 
@@ -176,11 +178,11 @@ def chromium_path() -> str:
     return found
 
 
-def start_server(tmp: Path) -> tuple[str, subprocess.Popen]:
+def start_server(tmp: Path, upload_limit_mb: int = UPLOAD_LIMIT_MB) -> tuple[str, subprocess.Popen]:
     env = {**os.environ, "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
     with open(tmp / "server.log", "w") as log_file:
         try:
-            return start_serve(["--max-upload-mb", str(UPLOAD_LIMIT_MB), "--examples", str(EXAMPLES)], env, log_file)
+            return start_serve(["--max-upload-mb", str(upload_limit_mb), "--examples", str(EXAMPLES)], env, log_file)
         except RuntimeError as exc:
             pytest.fail(f"{exc}: {(tmp / 'server.log').read_text()[-2000:]}")
 
@@ -346,3 +348,65 @@ def test_error_messages_name_files_not_server_paths(tmp_path):
     folder = work.root / "9f86d081884c7d659a2feaa0c55ad015"
     message = public_message(f"cannot write {folder}/scene_sarcolor.tif: no space left on device ({upload})", upload, work.root)
     assert message == "cannot write scene_sarcolor.tif: no space left on device (scene.tif)"
+
+
+# -- issue 24: an API client's cancel, or its disconnection, stops the run ----------------------------
+
+
+@pytest.fixture(scope="module")
+def roomy_server(tmp_path_factory):
+    """A server taking a 6144² scene (25 MB): a run of several seconds, long enough to stop half-way."""
+    pytest.importorskip("gradio_client")
+    tmp = tmp_path_factory.mktemp("roomy")
+    scene = tiled_example(tmp / "big.tif", repeat=12)
+    url, process = start_server(tmp, upload_limit_mb=100)
+    yield url, tmp, scene
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def running_request_folder(tmp: Path, seconds: float = 120) -> Path:
+    """The work folder of the request now writing its output (its temporary GeoTIFF exists)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        for temp in tmp.glob("sarcolor-serve-*/*/.big_sarcolor.tif.*.tif"):
+            return temp.parent
+        time.sleep(0.05)
+    pytest.fail("no run started writing its output")
+
+
+def assert_run_stops_and_leaves_nothing(folder: Path, seconds: float = 60) -> None:
+    """A run that goes on to the end writes big_sarcolor.tif/.png and keeps its folder (for its age limit);
+    a stopped one removes the folder without writing them."""
+    deadline = time.time() + seconds
+    while folder.exists() and time.time() < deadline:
+        assert not list(folder.glob("big_sarcolor*")), "the run wrote its outputs after the client stopped it"
+        time.sleep(0.1)
+    assert not folder.exists()
+
+
+def test_api_cancel_stops_the_run(roomy_server):
+    """Issue 24: Job.cancel() showed CANCELLED while the server finished the job and wrote every output."""
+    from gradio_client import Client, handle_file
+
+    url, tmp, scene = roomy_server
+    job = Client(url, verbose=False).submit(handle_file(str(scene)), DEFAULT_MODEL, 1, "auto", 1.0, api_name="/colorize")
+    folder = running_request_folder(tmp)
+    job.cancel()
+    assert_run_stops_and_leaves_nothing(folder)
+
+
+def test_a_client_that_disconnects_stops_its_run(roomy_server):
+    url, tmp, scene = roomy_server
+    client = (
+        "import time; from gradio_client import Client, handle_file; "
+        f"Client({url!r}, verbose=False).submit(handle_file({str(scene)!r}), {DEFAULT_MODEL!r}, 1, 'auto', 1.0, api_name='/colorize'); "
+        "time.sleep(600)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", client])
+    try:
+        folder = running_request_folder(tmp)
+    finally:
+        process.kill()
+        process.wait()
+    assert_run_stops_and_leaves_nothing(folder)

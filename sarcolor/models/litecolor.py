@@ -11,6 +11,8 @@
 
 - Saturation (``chroma_gain``, fixed): the colours are pushed away from each pixel's grey, undoing
   part of the desaturation squared-error training brings.
+- Detail bound (``DetailBound``, fixed): the detail may move a pixel's colour at most 8 in CIELAB a*b* and
+  25 in L* from the smooth colour, so on inputs unlike the training scenes it stays structure, not colour.
 - Detail smoothing (``detail_smoothing``, fixed): a further blur of the gains alone. The gains then vary
   over hundreds of metres, not tens: less texture in the wrong places, and texture that depends less on
   where a crop or tile starts.
@@ -30,6 +32,7 @@ from torch.nn import functional as F
 
 from sarcolor.models.encoder import TAP_BLOCKS, TAP_CHANNELS, Lite0Encoder
 from sarcolor.models.generator import PADDING, ConvNeXtBlock, GaussianBlur, SpeckleContext, box_mean, log_amplitude
+from sarcolor.models.lab import lab_jacobian, mix_channels
 
 
 class SarHighPass(nn.Module):
@@ -40,6 +43,37 @@ class SarHighPass(nn.Module):
     def forward(self, log_amp: torch.Tensor) -> torch.Tensor:
         small = box_mean(log_amp, 3)
         return torch.cat([log_amp - small, small - box_mean(log_amp, 9)], 1)
+
+
+class DetailBound(nn.Module):
+    """Cuts the detail's move from the smooth colour back to at most ``max_ab`` in CIELAB a*b* and ``max_lightness``
+    in L*: detail is structure, with only a trace of colour (fixed, not learned; issue 25).
+
+    The per-colour gains were trained on Californian and Texan scenes; on inputs unlike them (8-bit JPEG with
+    pixels at 0) bands and gains grow tenfold and, unbounded, paint saturated violet-blue. The move is measured
+    in CIELAB linearised at a dark grey (a fixed 3x3 matrix on sRGB: no powers, cheap at full resolution).
+    CIELAB's slope grows toward black, so a dark grey keeps the cut on the safe side for the dark pixels
+    where the detail goes furthest (experiments/false_colour.py). A pixel within the bounds keeps its
+    detail exactly, so detail 0 is exactly the smooth colour.
+    """
+
+    def __init__(self, max_ab: float = 8.0, max_lightness: float = 25.0, grey: float = 0.35) -> None:
+        super().__init__()
+        self.max_ab, self.max_lightness = max_ab, max_lightness
+        to_lab = lab_jacobian(grey)
+        # Not in the state dict: checkpoints saved before the bound existed load unchanged.
+        self.register_buffer("to_lab", to_lab.float(), persistent=False)
+        self.register_buffer("from_lab", torch.linalg.inv(to_lab).float(), persistent=False)
+
+    def forward(self, detailed: torch.Tensor, smooth: torch.Tensor) -> torch.Tensor:
+        move = mix_channels(self.to_lab, detailed - smooth)
+        # The square root of the clamped square: the length's gradient at a zero move would be infinite.
+        ab_length = move[:, 1:].square().sum(1, keepdim=True).clamp_min(self.max_ab**2).sqrt()
+        bounded = torch.cat([
+            move[:, :1].clamp(-self.max_lightness, self.max_lightness),
+            move[:, 1:] * (self.max_ab / ab_length),
+        ], 1)
+        return (detailed + mix_channels(self.from_lab, bounded - move)).clamp(0.0, 1.0)
 
 
 class LiteColorNet(nn.Module):
@@ -88,6 +122,7 @@ class LiteColorNet(nn.Module):
         self.smoothing = GaussianBlur(smoothing, heads) if smoothing > 0 else nn.Identity()
         gains = 3 * SarHighPass.bands
         self.gain_smoothing = GaussianBlur(detail_smoothing, gains) if detail_smoothing > 0 else nn.Identity()
+        self.detail_bound = DetailBound()
 
     def _raw_taps(self, amplitude: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features of the 2x2-multi-looked SAR."""
@@ -119,6 +154,18 @@ class LiteColorNet(nn.Module):
 
     def forward(self, amplitude: torch.Tensor, detail: torch.Tensor | None = None) -> torch.Tensor:
         """RGB (N,3,H,W), and with an error head a fourth channel: the expected mean absolute colour error."""
+        logits, gains, error = self.heads(amplitude)
+        strength = 1.0 if detail is None else detail.reshape(1, 1, 1, 1)
+        texture = self.texture(gains, self.high_pass(log_amplitude(amplitude)))
+        detailed = self.saturate(torch.sigmoid(logits + strength * texture))
+        rgb = self.detail_bound(detailed, self.saturate(torch.sigmoid(logits)))
+        if error is None:
+            return rgb
+        return torch.cat([rgb, F.softplus(error)], 1)
+
+    def heads(self, amplitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """At full resolution: the colour logits (N,3), the detail gains (N,3*bands) and the error head's raw
+        output (N,1; None without an error head)."""
         features = self.features(amplitude)
         heads = [self.colour_head(features), self.gain_head(features)]
         if self.error_head is not None:
@@ -126,17 +173,20 @@ class LiteColorNet(nn.Module):
         heads = self.smoothing(torch.cat(heads, 1))
         gain_end = 3 * (1 + SarHighPass.bands)
         heads = _upsample4(torch.cat([heads[:, :3], self.gain_smoothing(heads[:, 3:gain_end]), heads[:, gain_end:]], 1))
-        logits, gains = heads[:, :3], heads[:, 3:gain_end]
-        bands = self.high_pass(log_amplitude(amplitude))
-        texture = sum(gains[:, 3 * b : 3 * (b + 1)] * bands[:, b : b + 1] for b in range(SarHighPass.bands))
-        strength = 1.0 if detail is None else detail.reshape(1, 1, 1, 1)
-        rgb = torch.sigmoid(logits + strength * texture)
-        if self.chroma_gain != 1.0:
-            grey = rgb.mean(1, keepdim=True)
-            rgb = (grey + self.chroma_gain * (rgb - grey)).clamp(0.0, 1.0)
-        if self.error_head is None:
+        error = heads[:, gain_end:] if self.error_head is not None else None
+        return heads[:, :3], heads[:, 3:gain_end], error
+
+    @staticmethod
+    def texture(gains: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
+        """The detail in logits (N,3,H,W): each colour's gains (N,3*bands) times the SAR's high-pass bands."""
+        return sum(gains[:, 3 * b : 3 * (b + 1)] * bands[:, b : b + 1] for b in range(SarHighPass.bands))
+
+    def saturate(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Colours pushed away from each pixel's grey by ``chroma_gain``."""
+        if self.chroma_gain == 1.0:
             return rgb
-        return torch.cat([rgb, F.softplus(heads[:, gain_end:])], 1)
+        grey = rgb.mean(1, keepdim=True)
+        return (grey + self.chroma_gain * (rgb - grey)).clamp(0.0, 1.0)
 
 
 def _upsample4(x: torch.Tensor) -> torch.Tensor:

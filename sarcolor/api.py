@@ -1,0 +1,194 @@
+"""sarcolor's Python API: ``colorize`` a SAR scene given as an xarray DataArray, a NumPy array or a path, and
+``load_model`` for code that colours many.
+
+Every input goes through the readers, tiling and blending the CLI uses, so the API returns the pixels
+``sarcolor colorize`` writes. A Dask-backed DataArray stays lazy: its scaling is measured on the whole scene
+(one decimated pass), then each chunk is coloured with the halo its tiles need (``sarcolor.blockwise``).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import numpy as np
+from rasterio.windows import Window
+
+from sarcolor import backends
+from sarcolor.blockwise import colorize_chunks, colorize_window, valid_chunks
+from sarcolor.errors import SarcolorError
+from sarcolor.infer import tile_plan, error_map_tags
+from sarcolor.io import SarReader
+from sarcolor.readers import open_input
+from sarcolor.xarrays import (
+    Grid, confidence_dataarray, dataarray_dataset, import_xarray, is_dask, is_dataarray, numpy_dataset,
+    raster_grid, rgb_dataarray,
+)
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=8)
+def _loaded(name: str, device: str, threads: int):
+    """One loaded network per process, model and device: a Dask worker loads it for its first chunk only."""
+    return backends.load_model(name, device, threads)
+
+
+class Model:
+    """A colourising model, loaded once, with what it expects and gives.
+
+    Call it on a batch (N, 1, h, w) float32 of model input for (N, C, h, w) float32 outputs in [0, 1]; pass it
+    to ``colorize`` to colour scenes. Pickled (to Dask workers) it travels as its name and settings, and each
+    process loads the network once.
+    """
+
+    def __init__(self, name: str = "default", device: str = "auto", threads: int = 0, detail: float | None = None):
+        self.name, self.threads, self._device = name, threads, device
+        self._net = _loaded(name, device, threads).with_detail(detail)
+
+    @property
+    def path(self) -> Path:
+        return backends.resolve_model_path(self.name)
+
+    @property
+    def device(self) -> str:
+        """Where it runs: cpu or cuda."""
+        return self._net.device
+
+    @property
+    def convention(self) -> dict:
+        """The scaling of its input: {'polarisation', 'quantity', 'quantile', 'clip'} (amplitude / quantile, clipped)."""
+        return dict(self._net.convention)
+
+    @property
+    def expected_input(self) -> str:
+        c = self.convention
+        return (f"one band of Sentinel-1 {c.get('polarisation', 'VH')} {c.get('quantity', 'amplitude')}, divided by the "
+                f"scene's {c['quantile']:.0%} quantile and clipped to [0, {c.get('clip', 1.0):g}]")
+
+    @property
+    def multiple(self) -> int:
+        """Tile sizes must be a multiple of this."""
+        return self._net.multiple
+
+    @property
+    def detail(self) -> float | None:
+        """Detail strength (0: smooth colour only, 1: the SAR's full detail); None for a model without one."""
+        return self._net.detail if self._net.has_detail else None
+
+    @property
+    def detail_range(self) -> tuple[float, float] | None:
+        return (0.0, 1.0) if self._net.has_detail else None
+
+    @property
+    def has_error(self) -> bool:
+        """Whether it predicts its own colour error (``colorize(..., confidence=True)``)."""
+        return self._net.has_error
+
+    @property
+    def error_calibration(self) -> dict | None:
+        """The line from its error channel to expected CIEDE2000 ({'slope', 'intercept', ...}), or None."""
+        return self._net.error_calibration
+
+    @property
+    def training_scenes(self):
+        """Statistics of its training scenes: a scene far from them gets a warning."""
+        return self._net.training_scenes
+
+    def with_detail(self, detail: float | None) -> Model:
+        """This model at another detail strength (the network is shared); None keeps this one's."""
+        if detail is None:
+            return self
+        return Model(self.name, self._device, self.threads, detail)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._net(batch)
+
+    def __reduce__(self):
+        return Model, (self.name, self._device, self.threads, self.detail)
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, device={self.device!r}, detail={self.detail}, has_error={self.has_error})"
+
+
+def load_model(model: str | Path = "default", device: str = "auto", threads: int = 0, detail: float | None = None) -> Model:
+    """A bundled model by name ("default", "smooth") or a model file (.onnx, or .pt with the train extra).
+
+    ``threads``: the backend's threads per call (0: its default); ``detail``: the detail strength in [0, 1]
+    (None: the bundled model's own)."""
+    name = backends.bundled_name(model) or str(backends.resolve_model_path(model))  # a file: absolute, for workers
+    return Model(name, device, threads, detail)
+
+
+def colorize(
+    data, model: str | Path | Model = "default", detail: float | None = None, confidence: bool = False, *,
+    band: int | None = None, input_scale: str = "auto", tile: int = 512, overlap: int = 64, batch_size: int = 4,
+    device: str = "auto",
+):
+    """Colourise a SAR scene; returns its colours on the input's grid.
+
+    ``data``: an ``xarray.DataArray`` (y, x) or (band, y, x) with rioxarray's CRS and transform, a NumPy array,
+    or a path to anything ``sarcolor colorize`` reads (a GeoTIFF, a Sentinel-1 GRD product). ``band`` (1-based)
+    picks the SAR band of a multi-band input. ``input_scale``: the unit of the values, as ``--input-scale``.
+
+    Returns a DataArray ``band: [red, green, blue]`` (uint8) with the input's CRS, transform and coordinates.
+    Where the input has no data the colours are 0 and, for an input that can have nodata, the ``valid``
+    coordinate (y, x) is False; no nodata value is set, since 0 is also a colour (dark water's red). Its
+    attributes: ``model``, ``detail``, ``input_scale``, ``input_scale_reason``, and ``warnings`` when the scene is
+    unlike the model's training data or its scale is doubtful. With ``confidence=True``, a Dataset of it
+    (``rgb``) and ``confidence``: the expected colour error per pixel (float32, CIEDE2000 for the bundled model,
+    NaN where there is no data).
+
+    A Dask-backed DataArray gives a lazy result, coloured chunk by chunk (chunks of 2048 px or more spend
+    little on their halos). Compute ``rgb`` and ``confidence`` together (``dask.compute(result.rgb,
+    result.confidence)``), not one after the other, or the model runs twice.
+    """
+    import_xarray()
+    net = model if isinstance(model, Model) else load_model(model, device)
+    net = net.with_detail(detail)
+    if confidence and not net.has_error:
+        raise SarcolorError(f"confidence=True needs a model with an error head; {net.name} has none")
+    if batch_size < 1:
+        raise SarcolorError(f"batch_size must be at least 1, got {batch_size}")
+    if isinstance(data, (str, Path)):
+        with open_input(data, band or 1, input_scale, net.convention["quantile"]) as scene:
+            return _colorize_scene(scene.reader, raster_grid(scene.src), net, confidence, tile, overlap, batch_size)
+    if is_dataarray(data):
+        dataset, grid = dataarray_dataset(data, band)
+    elif isinstance(data, np.ndarray) or is_dask(data):
+        dataset, grid = numpy_dataset(data, band)
+    else:
+        raise SarcolorError(f"data must be an xarray.DataArray, a NumPy array or a path, not {type(data).__name__}")
+    reader = SarReader(dataset, 1, input_scale, net.convention["quantile"])
+    return _colorize_scene(reader, grid, net, confidence, tile, overlap, batch_size)
+
+
+def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool, tile: int, overlap: int, batch_size: int):
+    plan = tile_plan(reader, tile, overlap, net)
+    warning = reader.scene_warning(net.training_scenes)
+    log.debug("%s: %dx%d px, %d tiles", reader.metadata.name, reader.width, reader.height, plan.tile_count)
+    data = getattr(reader.src, "data", None)
+    if is_dask(data):
+        colours = colorize_chunks(data, net, reader, plan, confidence, batch_size)
+        rgb, error = (colours[:3].astype(np.uint8), colours[3]) if confidence else (colours, None)
+        valid = valid_chunks(data, reader) if reader.may_have_invalid else None
+    else:
+        whole = colorize_window(net, reader, plan, Window(0, 0, reader.width, reader.height), confidence, batch_size)
+        rgb, error = whole.rgb, whole.error
+        valid = whole.valid if reader.may_have_invalid else None
+    attrs = _attributes(net, reader, warning)
+    colours_array = rgb_dataarray(rgb, grid, attrs, valid)
+    if not confidence:
+        return colours_array
+    xarray = import_xarray()
+    confidence_array = confidence_dataarray(error, grid, error_map_tags(net))
+    return xarray.Dataset({"rgb": colours_array, "confidence": confidence_array}, attrs=attrs)
+
+
+def _attributes(net: Model, reader: SarReader, warning: str | None) -> dict:
+    attrs = {"model": net.name, "input_scale": reader.scale_decision.scale, "input_scale_reason": reader.scale_decision.reason}
+    if net.detail is not None:
+        attrs["detail"] = net.detail
+    if warning:
+        attrs["warnings"] = warning
+    return attrs

@@ -1,0 +1,62 @@
+"""Where an output lands on the map: ``--warp`` and each input's default.
+
+``--warp`` takes a CRS (``EPSG:4326``), ``utm`` (the UTM zone of the scene's centre, at its ground pixel
+size) or ``none`` (the input's own grid, or its GCPs). Left out, a raster keeps its grid and a GRD
+product, georeferenced by GCPs only, goes to ``utm``: a GCP-only GeoTIFF does not land on a map in
+every GIS without further steps.
+"""
+from __future__ import annotations
+
+import math
+
+import rasterio
+from rasterio.crs import CRS
+from rasterio.warp import transform as transform_points
+
+from sarcolor.errors import SarcolorError
+from sarcolor.io import WarpTarget, parse_crs
+
+WARP_KEEP = "none"
+WARP_UTM = "utm"
+WGS84 = CRS.from_epsg(4326)
+
+
+def check_warp(text: str | None) -> None:
+    """A ``--warp`` value, checked before any work."""
+    if text is not None and text.lower() not in (WARP_KEEP, WARP_UTM):
+        parse_crs(text)
+
+
+def warps(text: str | None) -> bool:
+    """Whether a ``--warp`` value given by the user asks for a reprojection."""
+    return text is not None and text.lower() != WARP_KEEP
+
+
+def scene_centre(src: rasterio.DatasetReader) -> tuple[float, float]:
+    """(longitude, latitude) of the middle of a raster georeferenced by a transform or by GCPs."""
+    gcps, gcp_crs = src.gcps
+    if gcps:
+        xs, ys, crs = [p.x for p in gcps], [p.y for p in gcps], gcp_crs
+        x, y = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+    else:
+        (x, y), crs = src.xy(src.height / 2, src.width / 2), src.crs
+    (lon,), (lat,) = transform_points(crs, WGS84, [x], [y])
+    return lon, lat
+
+
+def utm_crs(lon: float, lat: float) -> CRS:
+    """The WGS 84 / UTM zone of a point (EPSG:326zz north, 327zz south)."""
+    zone = min(60, int(math.floor((lon + 180) / 6)) + 1)
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def warp_target(text: str | None, src: rasterio.DatasetReader, default: str | None, pixel_spacing: float | None) -> WarpTarget | None:
+    """What ``--warp text`` means for ``src`` (``default`` when left out); None keeps the input's georeferencing."""
+    text = default if text is None else text
+    if text is None or text.lower() == WARP_KEEP:
+        return None
+    if not (src.crs or src.gcps[0]):
+        raise SarcolorError(f"--warp: {src.name} has no CRS or GCPs to reproject from")
+    if text.lower() == WARP_UTM:
+        return WarpTarget(utm_crs(*scene_centre(src)), pixel_spacing)
+    return WarpTarget(parse_crs(text))

@@ -1,0 +1,254 @@
+"""Sentinel-1 GRD products as downloaded: a ``.SAFE`` folder, its ``manifest.safe``, or the ``.zip``.
+
+The manifest says what the product is and which files hold each polarisation; the band the models
+expect (the cross-polarisation: VH, or HV for HH+HV products) is read through GDAL's SAFE driver, which
+also gives the annotation's geolocation grid as GCPs and reads inside zips (``/vsizip/``), and is
+calibrated to sigma0 with thermal noise removed from the product's own tables (``calibration.py``).
+"""
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+import warnings
+import xml.etree.ElementTree as ET
+import zipfile
+import zlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+from sarcolor.errors import SarcolorError, first_line
+from sarcolor.readers.calibration import GrdCalibration
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.safe"
+# repID of the manifest's data objects: which file is what.
+ROLES = {
+    "s1Level1MeasurementSchema": "measurement",
+    "s1Level1ProductSchema": "annotation",
+    "s1Level1CalibrationSchema": "calibration",
+    "s1Level1NoiseSchema": "noise",
+}
+POLARISATION_IN_NAME = re.compile(r"-(vv|vh|hh|hv)-", re.I)
+CROSS_POLARISATIONS = ("VH", "HV")
+
+
+class ProductFiles(ABC):
+    """The files of one product, wherever they are: ``read`` a file by its path inside the product."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The product's name (the .SAFE folder's, without the suffix)."""
+
+    @abstractmethod
+    def exists(self, relative: str) -> bool: ...
+
+    @abstractmethod
+    def read(self, relative: str) -> bytes: ...
+
+    @abstractmethod
+    def gdal_manifest(self) -> str:
+        """The manifest as GDAL's SAFE driver opens it."""
+
+    def close(self) -> None:
+        """Release what the product holds open (a zip)."""
+
+
+class FolderProduct(ProductFiles):
+    """An unpacked product: the ``.SAFE`` folder."""
+
+    @property
+    def name(self) -> str:
+        return self.path.name.removesuffix(".SAFE").removesuffix(".safe")
+
+    def exists(self, relative: str) -> bool:
+        return (self.path / relative).is_file()
+
+    def read(self, relative: str) -> bytes:
+        try:
+            return (self.path / relative).read_bytes()
+        except OSError as exc:
+            raise SarcolorError(f"cannot read {self.path / relative}: {exc.strerror or first_line(exc)}") from None
+
+    def gdal_manifest(self) -> str:
+        return str(self.path / MANIFEST)
+
+
+class ZipProduct(ProductFiles):
+    """A product zipped as the hubs ship it (``NAME.SAFE/...`` inside), with or without directory entries."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        try:
+            self.zip = zipfile.ZipFile(path)
+            names = self.zip.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise SarcolorError(f"{path} is not a readable zip ({first_line(exc)}): truncated download?") from None
+        manifests = sorted((n for n in names if posixpath.basename(n) == MANIFEST), key=lambda n: n.count("/"))
+        if not manifests:
+            self.zip.close()
+            raise SarcolorError(f"{path} holds no Sentinel-1 product (no {MANIFEST} inside)")
+        self.root = posixpath.dirname(manifests[0])
+        self.members = set(names)
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.root).removesuffix(".SAFE") or self.path.stem
+
+    def member(self, relative: str) -> str:
+        return posixpath.normpath(posixpath.join(self.root, relative))
+
+    def exists(self, relative: str) -> bool:
+        return self.member(relative) in self.members
+
+    def read(self, relative: str) -> bytes:
+        try:
+            return self.zip.read(self.member(relative))
+        except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error) as exc:
+            raise SarcolorError(f"cannot read {relative} from {self.path} ({first_line(exc)}): truncated download?") from None
+
+    def gdal_manifest(self) -> str:
+        return f"/vsizip/{self.path.resolve()}/{self.member(MANIFEST)}"
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def product_files(path: Path) -> ProductFiles | None:
+    """The product at ``path`` (a .SAFE folder, its manifest.safe, a .zip), or None when it is not one."""
+    if path.is_dir():
+        if (path / MANIFEST).is_file():
+            return FolderProduct(path)
+        if path.suffix.lower() == ".safe":
+            raise SarcolorError(f"{path} has no {MANIFEST}: not a complete Sentinel-1 product")
+        return None
+    if path.name.lower() == MANIFEST and path.is_file():
+        return FolderProduct(path.parent)
+    if path.suffix.lower() == ".zip" and path.is_file():
+        return ZipProduct(path)
+    return None
+
+
+def is_product(path: Path) -> bool:
+    """Whether ``path`` names a Sentinel-1 product (checked by name and layout, without reading it)."""
+    path = Path(path)
+    return (path.is_dir() and ((path / MANIFEST).is_file() or path.suffix.lower() == ".safe")) or (
+        path.is_file() and (path.name.lower() == MANIFEST or path.suffix.lower() == ".zip")
+    )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    product_type: str
+    polarisations: tuple[str, ...]
+    files: dict[tuple[str, str], str]  # (role, polarisation) -> path inside the product
+
+    @classmethod
+    def parse(cls, text: bytes, source: str) -> "Manifest":
+        try:
+            root = ET.fromstring(text)
+        except ET.ParseError as exc:
+            raise SarcolorError(f"{source}: unreadable {MANIFEST} ({exc})") from None
+        files = {}
+        for obj in root.iter("dataObject"):
+            role, location = ROLES.get(obj.get("repID", "")), obj.find(".//fileLocation")
+            match = POLARISATION_IN_NAME.search(location.get("href", "")) if location is not None else None
+            if role and match:
+                files[(role, match.group(1).upper())] = location.get("href").removeprefix("./")
+        return cls(
+            product_type=root.findtext(".//{*}productType", "").strip(),
+            polarisations=tuple(p.text.strip() for p in root.iter() if p.tag.endswith("}transmitterReceiverPolarisation")),
+            files=files,
+        )
+
+
+def cross_polarisation(manifest: Manifest, name: str) -> str:
+    """The band the models expect (VH, or HV), or a one-line error saying why the product has none."""
+    if manifest.product_type != "GRD":
+        kind = manifest.product_type or "unknown"
+        raise SarcolorError(f"{name} is a Sentinel-1 {kind} product; sarcolor reads GRD products (Level-1 Ground Range Detected)")
+    cross = [p for p in manifest.polarisations if p in CROSS_POLARISATIONS]
+    if not cross:
+        pols = "+".join(manifest.polarisations) or "no"
+        raise SarcolorError(
+            f"{name} has {pols} polarisation only: the models expect the cross-polarisation (VH or HV), "
+            "so use a dual-polarisation product (1SDV or 1SDH)"
+        )
+    return cross[0]
+
+
+@dataclass
+class GrdProduct:
+    """An opened GRD product: the chosen band as a rasterio dataset (with the annotation's GCPs) and its calibration."""
+
+    files: ProductFiles
+    polarisation: str
+    dataset: rasterio.DatasetReader
+    calibration: GrdCalibration
+    pixel_spacing: float | None
+
+    def tags(self) -> dict[str, str]:
+        """Provenance for the output's metadata."""
+        return {
+            "SARCOLOR_INPUT": self.files.name,
+            "SARCOLOR_POLARISATION": self.polarisation,
+            "SARCOLOR_GEOMETRY": "geocoded on the ellipsoid by the product's geolocation grid (GCPs), not terrain-corrected",
+        }
+
+    def close(self) -> None:
+        self.dataset.close()
+        self.files.close()
+
+
+def required_file(files: ProductFiles, manifest: Manifest, role: str, pol: str, optional: bool = False) -> str | None:
+    relative = manifest.files.get((role, pol))
+    if relative is None or not files.exists(relative):
+        if optional:
+            return None
+        where = f" ({relative})" if relative else ""
+        raise SarcolorError(f"{files.name}: the {pol} {role} file is missing{where}: incomplete download?")
+    return relative
+
+
+def open_band(files: ProductFiles, pol: str) -> rasterio.DatasetReader:
+    """The ``pol`` measurement through GDAL's SAFE driver (uncalibrated DN, with the annotation's GCPs)."""
+    manifest = files.gdal_manifest()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(manifest) as product:
+                subdatasets = [s for s in product.subdatasets if s.upper().endswith(f"_{pol}:AMPLITUDE")]
+            if not subdatasets:
+                raise SarcolorError(f"{files.name}: GDAL finds no {pol} band in the product")
+            return rasterio.open(subdatasets[0])
+    except RasterioIOError as exc:
+        raise SarcolorError(f"cannot read {files.path} as a Sentinel-1 product: {first_line(exc)}") from None
+
+
+def open_grd(path: Path, files: ProductFiles) -> GrdProduct:
+    """Open the cross-polarisation band of the GRD product ``files`` (found at ``path``), calibrated."""
+    manifest = Manifest.parse(files.read(MANIFEST), str(path))
+    pol = cross_polarisation(manifest, files.name)
+    required_file(files, manifest, "measurement", pol)
+    calibration_file = required_file(files, manifest, "calibration", pol)
+    noise_file = required_file(files, manifest, "noise", pol, optional=True)
+    if noise_file is None:
+        log.warning("%s: no %s noise table; thermal noise is not removed", files.name, pol)
+    calibration = GrdCalibration.from_xml(
+        files.read(calibration_file), files.read(noise_file) if noise_file else None,
+        ", ".join(posixpath.basename(f) for f in (calibration_file, noise_file) if f),
+    )
+    dataset = open_band(files, pol)
+    spacing = dataset.tags().get("PIXEL_SPACING")
+    log.info("%s: %s band chosen, the cross-polarisation the models expect (the product has %s)",
+             files.name, pol, ", ".join(manifest.polarisations))
+    return GrdProduct(files, pol, dataset, calibration, float(spacing) if spacing else None)
