@@ -36,7 +36,7 @@ log = logging.getLogger("false_colour")
 Combine = Callable[[LiteColorNet, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (net, logits, gains, bands) -> RGB
 BAND_RANGE_QUANTILES = (1e-4, 1 - 1e-4)  # the "range seen in training" of the high-pass bands
 
-# Damaged inputs: name -> (8-bit val scene, scene index, rng) -> 8-bit input
+# Damaged inputs: name -> (8-bit val scene, its index among the 8 val scenes, rng) -> 8-bit input
 INPUTS: dict[str, Callable[[np.ndarray, int, np.random.Generator], np.ndarray]] = {
     "home": lambda sar, i, rng: sar,
     "5 % at 0–2, JPEG": lambda sar, i, rng: jpeg_round_trip(random_dark_pixels(sar, 0.05, rng)),
@@ -140,13 +140,18 @@ def lab_bounded(max_ab: float, max_lightness: float | None = None) -> Combine:
 
 
 def lab_linearised_bounded(max_ab: float, max_lightness: float, grey: float) -> Combine:
-    """The same cut in CIELAB linearised at one grey: litecolor.DetailBound, bundled with (8, 25, 0.35)."""
+    """The same cut in CIELAB linearised at one grey (litecolor.DetailBound)."""
     bound = DetailBound(max_ab, max_lightness, grey)
 
     def combine(net, logits, gains, bands):
         return bound(per_channel(net, logits, gains, bands), smooth(net, logits, gains, bands))
 
     return combine
+
+
+def bundled(net, logits, gains, bands):
+    """As LiteColorNet.forward now joins them: the cut in CIELAB linearised at grey 0.35, a*b* 8, L* 25."""
+    return net.detail_bound(per_channel(net, logits, gains, bands), smooth(net, logits, gains, bands))
 
 
 def candidates(band_low: torch.Tensor, band_high: torch.Tensor) -> dict[str, Combine]:
@@ -169,7 +174,7 @@ def candidates(band_low: torch.Tensor, band_high: torch.Tensor) -> dict[str, Com
         "CIELAB cut: a*b* 10, L* 30": lab_bounded(10.0, 30.0),
         "CIELAB cut: a*b* 8, L* 25": lab_bounded(8.0, 25.0),
         "CIELAB cut: a*b* 12, L* 35": lab_bounded(12.0, 35.0),
-        "**CIELAB linearised at grey 0.35, cut: a*b* 8, L* 25 (bundled)**": lab_linearised_bounded(8.0, 25.0, 0.35),
+        "**CIELAB linearised at grey 0.35, cut: a*b* 8, L* 25 (bundled)**": bundled,
         "CIELAB linearised at grey 0.5, cut: a*b* 8, L* 25": lab_linearised_bounded(8.0, 25.0, 0.5),
         "CIELAB linearised at grey 0.35, cut: a*b* 6, L* 20": lab_linearised_bounded(6.0, 20.0, 0.35),
     }

@@ -35,6 +35,21 @@ def ridge_baseline(adapt: Path) -> RidgeBaseline:
     return RidgeBaseline(TorchModel(bundled_checkpoint(), "cpu").generator, [mirror_pad(p, pad) for p in train], val, crop)
 
 
+def provenance(args) -> list[str]:
+    return [
+        "## How this was made",
+        "",
+        "```bash",
+        "python scripts/bigearthnet_rasters.py DIR",
+        f"sarcolor pairs DIR/adapt/s1 DIR/adapt/s2 -o {args.adapt.name} --tile 120",
+        f"sarcolor pairs DIR/heldout/s1 DIR/heldout/s2 -o {args.heldout.name} --tile 120 --val-fraction 1",
+        f"sarcolor finetune --data {args.adapt.name} -o {args.model.name} --minutes 5",
+        f"python experiments/ridge_baseline.py --adapt {args.adapt.name} --heldout {args.heldout.name} --model {args.model.name} --out REPORT",
+        "```",
+        "",
+    ]
+
+
 def confidence_lines(before: ErrorBlocks, after: ErrorBlocks, adapted) -> list[str]:
     state = ("calibrated on the region's val pairs" if adapted.error_calibration
              else f"left uncalibrated by finetune: {adapted.error_uncalibrated}")
@@ -77,7 +92,7 @@ def main() -> None:
     print("\n".join(sections))
     if args.out:
         title = f"Adapting to a region: {args.split} split of {args.heldout.name}, adapted on {args.adapt.name}"
-        write_report(result, pairs, predictions, args.out, title, sections)
+        write_report(result, pairs, predictions, args.out, title, sections + provenance(args))
     means = result.means()
     print(f"adapted - shipped: {means[ADAPTED]['psnr'] - means[SHIPPED]['psnr']:+.2f} dB; "
           f"adapted - ridge: {means[ADAPTED]['psnr'] - means[RIDGE]['psnr']:+.2f} dB; "

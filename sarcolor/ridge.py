@@ -170,9 +170,10 @@ def closed_form_start(model, crops: Crops, val_score: Callable[[object], float],
 
 
 @torch.no_grad()
-def out_of_fold_errors(model, crops: Crops, folds: np.ndarray) -> torch.Tensor:
-    """Mean absolute RGB error per 1/4-res place (N,1,S/4,S/4) of a ridge colour head fitted on the other folds' crops."""
-    features, target = head_features(model, crops.sar), colour_logits(model, crops.optical)
+def out_of_fold_errors(model, crops: Crops, features: torch.Tensor, folds: np.ndarray) -> torch.Tensor:
+    """Mean absolute RGB error per 1/4-res place (N,1,S/4,S/4) of a ridge colour head fitted on the other folds' crops
+    (``features``: their head features)."""
+    target = colour_logits(model, crops.optical)
     errors = torch.zeros_like(features[:, :1])
     for fold in np.unique(folds):
         inside, outside = torch.from_numpy(folds != fold), torch.from_numpy(folds == fold)
@@ -183,15 +184,17 @@ def out_of_fold_errors(model, crops: Crops, folds: np.ndarray) -> torch.Tensor:
     return errors
 
 
-def fit_error_head(model, crops: Crops) -> bool:
+def fit_error_head(model, crops: Crops, reference=None) -> bool:
     """Refit the error head on the region's crops so that it predicts the errors a colour head makes on pairs it
-    did not see: out-of-fold errors, folds of whole pairs. In-sample errors of a fine-tuned head are small where
-    it memorised a pair and rank held-out errors badly (experiments/README.md). False (head kept) with a single
-    pair: there is no fold to leave out."""
+    did not see: out-of-fold errors, folds of whole pairs, of ridge colour heads on the features of ``reference``
+    (default: ``model``), regressed on ``model``'s features. The reference should be a model not trained on these
+    pairs: features fitted to them make even out-of-fold errors small where they were memorised, and such errors
+    rank held-out errors badly (experiments/README.md). False (head kept) with a single pair: no fold to leave out."""
     folds = crops.pair % min(ERROR_FOLDS, len(np.unique(crops.pair)))
     if len(np.unique(folds)) < 2:
         return False
-    errors = out_of_fold_errors(model, crops, folds).clamp_min(1e-3)
+    reference = reference or model
+    errors = out_of_fold_errors(reference, crops, head_features(reference, crops.sar), folds).clamp_min(1e-3)
     target = torch.log(torch.expm1(errors))  # the head's output goes through softplus
     set_centre_tap(model.error_head, *crops.fit(head_features(model, crops.sar), target, ERROR_ALPHA))
     return True

@@ -22,16 +22,19 @@ from __future__ import annotations
 import argparse
 import io
 import shutil
+import tempfile
+import warnings
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from sarcolor.readers.calibration import GrdCalibration
-from sarcolor.readers.safe import FolderProduct, Manifest
+from sarcolor.readers.safe import Manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_PRODUCT = ROOT.parent / "shared" / "data" / "s1-products" / "S1A_IW_GRDH_1SDV_20210119T031653_20210119T031718_036201_043ED0_8255.zip"
@@ -83,7 +86,8 @@ def write_measurement(safe: Path, pol: str, sigma0: np.ndarray | None = None, ro
     path.parent.mkdir(parents=True, exist_ok=True)
     profile = dict(driver="GTiff", width=width, height=height, count=1, dtype="uint16", tiled=True,
                    blockxsize=256, blockysize=256, compress="deflate", predictor=2, sparse_ok=True)
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+    with warnings.catch_warnings(), rasterio.open(path, "w", **profile) as dst:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a measurement TIFF's place is in the annotation
         if sigma0 is not None:
             dn = dn_from_sigma0(calibration_of(safe, manifest, pol), sigma0, row, col)
             dst.write(dn, 1, window=Window(col, row, dn.shape[1], dn.shape[0]))
@@ -222,8 +226,6 @@ def main() -> None:
     parser.add_argument("--product", type=Path, default=REAL_PRODUCT)
     parser.add_argument("--out", type=Path, default=MINI)
     args = parser.parse_args()
-    import tempfile
-
     if args.out.exists():
         shutil.rmtree(args.out)
     with tempfile.TemporaryDirectory() as work:

@@ -31,6 +31,12 @@ def sar_and_optical_folders(root: Path) -> tuple[Path, Path]:
     return sar, optical
 
 
+def assert_failed_with(result, error_line: str) -> None:
+    """Exit 2, no traceback, and the error as the last line (warnings the run logged before it may precede it)."""
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.strip().splitlines()[-1].startswith(error_line), result.stderr
+
+
 # -- data loss ---------------------------------------------------------------------------------
 
 
@@ -84,10 +90,8 @@ def test_an_output_and_its_confidence_map_appear_together_or_not_at_all(tmp_path
     pair the old RGB stayed beside the new scene's map."""
     big = tiled_example(tmp_path / "big.tif")
     out = small_disk / "a.tif"
-    result = run_cli("-q", "colorize", big, "-o", out, "--confidence")
     # (GDAL's compression threads print libtiff's own "No space left" line before sarcolor's error line)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == f"error: cannot write {out}: no space left on device"
+    assert_failed_with(run_cli("-q", "colorize", big, "-o", out, "--confidence"), f"error: cannot write {out}: no space left on device")
     assert list(small_disk.iterdir()) == []
     run_cli("colorize", COAST, "-o", out, "--confidence", check=True)
     pair = digest(small_disk)
@@ -111,16 +115,17 @@ def test_finetune_on_a_full_disk_keeps_the_old_model_and_leaves_nothing(tmp_path
             filler.write(b"\0" * 3 * 2**20)
         before = digest(small)
         result = finetune("-o", model, "--out-dir", tmp_path / "run", "--overwrite")
-        assert_clean_failure(result, f"cannot write {model}: no space left on device")
+        assert_failed_with(result, f"error: cannot write {model}: no space left on device")
         assert digest(small) == before
+    assert not (tmp_path / "run").exists()
 
 
 def test_finetune_with_its_run_folder_on_a_full_disk_leaves_nothing(tmp_path, small_disk):
     """'unexpected RuntimeError: . unexpected pos …' and m_run/.last.pt.tmp left behind."""
     run = small_disk / "m_run"
     result = finetune("-o", tmp_path / "m.onnx", "--out-dir", run)
-    assert_clean_failure(result, f"cannot write {run}", tmp_path / "m.onnx")
-    assert "no space left on device" in result.stderr
+    assert_failed_with(result, f"error: cannot write {run}")
+    assert "no space left on device" in result.stderr and not (tmp_path / "m.onnx").exists()
     assert list(small_disk.iterdir()) == []
 
 

@@ -94,11 +94,11 @@ def test_bad_checkpoints_are_one_line_user_errors(tmp_path):
     with pytest.raises(SarcolorError, match="does not fit the configured model: Error"):
         wider.load_checkpoint(tmp_path / "run" / LAST)
     for load in (Trainer(config).load_checkpoint, load_model):
-        with pytest.raises(SarcolorError, match=f"cannot load checkpoint {truncated}: "):
+        with pytest.raises(SarcolorError, match=f"{truncated} is not a sarcolor training checkpoint .* torch cannot read it"):
             load(truncated)
         with pytest.raises(SarcolorError, match="foreign.pt is not a sarcolor training checkpoint .no .*ema"):
             load(foreign)
-    with pytest.raises(SarcolorError, match="^train.init_from: cannot load checkpoint"):
+    with pytest.raises(SarcolorError, match="^train.init_from: .*truncated.pt is not a sarcolor training checkpoint"):
         wider.init_weights_from(truncated)
 
 
@@ -198,11 +198,11 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({"config": {}, "ema": {}, "sar_convention": {}, "payload": Payload(marker)}, path)
-    with pytest.raises(SarcolorError, match="cannot load checkpoint"):
+    with pytest.raises(SarcolorError, match="is not a sarcolor training checkpoint"):
         load_model(path, "cpu")
     assert not marker.exists()
     result = run_cli("colorize", PAIRS / "sar" / "014_r512_c0.png", "-o", tmp_path / "out.png", "--model", path)
-    assert result.returncode == 2 and "cannot load checkpoint" in result.stderr and not marker.exists()
+    assert result.returncode == 2 and "is not a sarcolor training checkpoint" in result.stderr and not marker.exists()
 
 
 def test_resumed_run_logs_each_step_once_and_a_fresh_run_starts_a_fresh_log(tmp_path):
