@@ -12,9 +12,7 @@ process (`sarcolor colorize`), one after the other; peak RSS is the process's.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -30,14 +28,8 @@ from rasterio.windows import Window
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fixture_script():
-    spec = importlib.util.spec_from_file_location("make_grd_fixture", ROOT / "scripts" / "make_grd_fixture.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-FIXTURE = fixture_script()
+sys.path.insert(0, str(ROOT / "scripts"))
+import make_grd_fixture as FIXTURE  # noqa: E402  (the script that builds the miniature product)
 
 
 def texture_block() -> np.ndarray:

@@ -7,8 +7,8 @@ coast example's real texture as chosen sigma0 values. The full-size real product
 """
 from __future__ import annotations
 
-import importlib.util
 import shutil
+import sys
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -27,14 +27,8 @@ MINI = next((ROOT / "tests" / "data" / "grd_mini").glob("*.SAFE"))
 VH = "s1a-iw-grd-vh-20210119t031653-20210119t031718-036201-043ed0-002"
 
 
-def fixture_script():
-    spec = importlib.util.spec_from_file_location("make_grd_fixture", ROOT / "scripts" / "make_grd_fixture.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-FIXTURE = fixture_script()
+sys.path.insert(0, str(ROOT / "scripts"))
+import make_grd_fixture as FIXTURE  # noqa: E402  (the script that builds the miniature product)
 
 
 def table(path: Path, vector_tag: str, values_tag: str) -> dict[int, dict[int, float]]:
