@@ -2,16 +2,17 @@
 
 One recipe, written as a run config (saved next to the checkpoint like any run's): start from the
 bundled model's weights (``sarcolor/weights/default.pt``, the same network as ``default.onnx``) or
-another checkpoint; refit its colour head in closed form on the region's train pairs (``sarcolor.ridge``,
-kept only if it does better on the val split); train the colour path's head (not the frozen encoder,
+another checkpoint; refit its input standardisation and colour head in closed form on the region's train
+pairs (``sarcolor.ridge``, kept only if that does better on the val split); train the colour path's head (not the frozen encoder,
 not the detail gains) with squared error, for a wall-clock budget or until the val split stops
 improving; refit the error head on errors made out of fold; then export the weights that did best on
 val (the start included) to ONNX, with the confidence map calibrated on that val split, or marked
 uncalibrated where the val split cannot show that it ranks the errors.
 
 Tiles smaller than a crop (BigEarthNet's 120 px, a user's few-hundred-pixel PNGs) are trained on
-whole, mirrored as colorize pads a small image (``data.pad``): on the BigEarthNet pairs that beat
-random 96 px crops of them by 0.4 dB on held-out patches (experiments/README.md, issue 25).
+whole, mirrored as colorize pads a small image (``data.pad``; the margins are context, not targets): on the
+BigEarthNet pairs that beat random 96 px crops of them by 0.46 dB on held-out patches (experiments/README.md,
+issue 25).
 """
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ def finetune_config(start: Path, data: Path, out_dir: Path, minutes: float, smal
 
 def crop_and_pad(smallest_side: int) -> tuple[int, int]:
     """Crop size and mirrored padding for tiles of ``smallest_side`` px: large tiles give random CROP_MAX crops;
-    a smaller one is padded by at least colorize's margin into one crop, a multiple of the model's size multiple."""
+    a smaller one is padded into one crop, a multiple of the model's size multiple, with colorize's margin where
+    that fits in CROP_MAX."""
     if smallest_side >= CROP_MAX:
         return CROP_MAX, 0
     crop = min(CROP_MAX, -(-(smallest_side + 2 * MARGIN) // CROP_MULTIPLE) * CROP_MULTIPLE)

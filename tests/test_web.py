@@ -1,4 +1,5 @@
 """The web page: colorize_upload directly, then the real server in a headless Chromium."""
+import copy
 import os
 import shutil
 import subprocess
@@ -77,6 +78,16 @@ def test_bad_uploads_give_a_message_and_leave_nothing(options, tmp_path, content
     with pytest.raises(SarcolorError, match=message):
         colorize_upload(options, WorkFolders(work_root), str(path) if path else None, DEFAULT_MODEL, 1, "auto")
     assert list(work_root.iterdir()) == []
+
+
+def test_an_uncalibrated_confidence_map_says_so_in_the_summary(model, tmp_path):
+    """A fine-tuned model whose val pairs were too few to calibrate its map (sarcolor.export): no CIEDE2000 claim."""
+    uncalibrated = copy.copy(model)
+    uncalibrated.error_calibration, uncalibrated.error_uncalibrated = None, "1 val pair(s), too few to say"
+    options = ServeOptions({"mine": uncalibrated}, max_upload_mb=UPLOAD_LIMIT_MB)
+    summary = colorize_upload(options, WorkFolders(tmp_path), str(FIELDS), "mine", 1, "auto").summary
+    assert "Confidence map **uncalibrated**" in summary and "too few to say" in summary and "not CIEDE2000" in summary
+    assert "uncalibrated" not in colorize_upload(ServeOptions({"x": model}), WorkFolders(tmp_path), str(FIELDS), "x", 1, "auto").summary
 
 
 def test_uploaded_file_name_is_shown_as_text_not_markdown(options, tmp_path):
