@@ -46,9 +46,9 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more d
          quiet: bool = typer.Option(False, "--quiet", "-q", help="Log errors only; no progress bars.")) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=stderr, show_time=False, show_path=False)], force=True)
-    for noisy in ("rasterio", "PIL", "matplotlib"):
+    for noisy in ("PIL", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # GDAL logs a failed write (libtiff's "No space left on device") before sarcolor reports it as one error line.
+    # GDAL's errors that rasterio only logs (a failed write among them) are reported by sarcolor as one error line.
     logging.getLogger("rasterio").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
     # PNG and JPEG files have no georeferencing by nature: rasterio's warning about it is noise here.
     warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
