@@ -37,13 +37,20 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(width), int(height or width)
 
 
-def make_scene(width: int, height: int, path: Path) -> None:
-    """A width x height uint8 GeoTIFF tiled from the real example (mirrored so tiles join smoothly)."""
+# uint16 scenes hold GRD-like digital numbers: the example's amplitude times this, never 0 (a GRD's no-data fill).
+DN_PER_UNIT_AMPLITUDE = 1000
+
+
+def make_scene(width: int, height: int, path: Path, dtype: str = "uint8") -> None:
+    """A width x height GeoTIFF tiled from the real example (mirrored so tiles join smoothly): uint8 as the example
+    is, or uint16 amplitude DNs as in a Sentinel-1 GRD."""
     with rasterio.open(EXAMPLE) as src:
         tile = src.read(1)
         crs, transform = src.crs, src.transform
+    if dtype == "uint16":
+        tile = np.maximum(np.rint(tile * (DN_PER_UNIT_AMPLITUDE / 255)), 1).astype(np.uint16)
     block = np.block([[tile, tile[:, ::-1]], [tile[::-1], tile[::-1, ::-1]]])
-    profile = dict(driver="GTiff", width=width, height=height, count=1, dtype="uint8", crs=crs, tiled=True,
+    profile = dict(driver="GTiff", width=width, height=height, count=1, dtype=dtype, crs=crs, tiled=True,
                    blockxsize=512, blockysize=512, compress="deflate", BIGTIFF="IF_SAFER",
                    transform=from_origin(transform.c, transform.f, transform.a, -transform.e))
     reps = -(-width // block.shape[1])
@@ -141,7 +148,7 @@ def main() -> None:
                         help="bundled model names or model files; NAME+confidence also writes the confidence map")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case (fresh processes); the fastest is reported")
     parser.add_argument("--tile", type=int, default=512)
-    parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--tile-sweep", type=int, nargs="*", default=[],
                         help="also time our model on a 4096^2 scene at these tile sizes (with --overlap)")
     args = parser.parse_args()

@@ -122,14 +122,16 @@ def load_model(model: str | Path = "default", device: str = "auto", threads: int
 
 def colorize(
     data, model: str | Path | Model = "default", detail: float | None = None, confidence: bool = False, *,
-    band: int | None = None, input_scale: str = "auto", tile: int = 512, overlap: int = 64, batch_size: int = 4,
-    device: str = "auto",
+    band: int | None = None, input_scale: str = "auto", tile: int = 512, overlap: int = 32, batch_size: int = 2,
+    device: str = "auto", allow_co_pol: bool = False,
 ):
     """Colourise a SAR scene; returns its colours on the input's grid.
 
     ``data``: an ``xarray.DataArray`` (y, x) or (band, y, x) with rioxarray's CRS and transform, a NumPy array,
-    or a path to anything ``sarcolor colorize`` reads (a GeoTIFF, a Sentinel-1 GRD product). ``band`` (1-based)
-    picks the SAR band of a multi-band input. ``input_scale``: the unit of the values, as ``--input-scale``.
+    or a path to anything ``sarcolor colorize`` reads (a GeoTIFF, a Sentinel-1 GRD product, a STAC Item's path or
+    URL). ``band`` (1-based) picks the SAR band of a multi-band input; left out, a path's VH band (or VH file) is
+    chosen as ``sarcolor colorize`` chooses it, and ``allow_co_pol`` lets a VV-only input through, with a warning.
+    ``input_scale``: the unit of the values, as ``--input-scale``.
 
     Returns a DataArray ``band: [red, green, blue]`` (uint8) with the input's CRS, transform and coordinates.
     Where the input has no data the colours are 0 and, for an input that can have nodata, the ``valid``
@@ -151,7 +153,7 @@ def colorize(
     if batch_size < 1:
         raise SarcolorError(f"batch_size must be at least 1, got {batch_size}")
     if isinstance(data, (str, Path)):
-        with open_input(data, band or 1, input_scale, net.convention["quantile"]) as scene:
+        with open_input(data, band, input_scale, net.convention["quantile"], allow_co_pol) as scene:
             return _colorize_scene(scene.reader, raster_grid(scene.src), net, confidence, tile, overlap, batch_size)
     if is_dataarray(data):
         dataset, grid = dataarray_dataset(data, band)

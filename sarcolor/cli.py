@@ -1,6 +1,7 @@
 """The ``sarcolor`` command: colorize, train, evaluate, export, serve."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -37,7 +38,7 @@ Device = Enum("Device", {name: name for name in DEVICES}, type=str)
 
 # Options shared by several commands, declared once (as rasterio's rio/options.py does).
 TILE_OPTION = typer.Option(512, "--tile", help="Tile size in pixels (a multiple of the model's size multiple: 32 for the bundled model).")
-OVERLAP_OPTION = typer.Option(64, "--overlap", help="Overlap between tiles in pixels, blended with a Hann window (rounded down to a multiple of the model's size multiple when at least that).")
+OVERLAP_OPTION = typer.Option(32, "--overlap", help="Overlap between tiles in pixels, blended with a Hann window (rounded down to a multiple of the model's size multiple when at least that).")
 DEVICE_OPTION = typer.Option(Device.auto, "--device", help="auto uses CUDA when available.")
 
 
@@ -101,8 +102,26 @@ DETAIL_OPTION = typer.Option(
 )
 
 
-def progress_bar() -> Progress:
-    return Progress(
+class JsonLinesProgress(Progress):
+    """The progress bar that also writes each step as one JSON line on stderr, {"task", "completed", "total"}:
+    how a program driving the CLI (the QGIS plugin) follows a run, even with --quiet."""
+
+    def add_task(self, description, *args, **kwargs):
+        task_id = super().add_task(description, *args, **kwargs)
+        self._report(task_id)
+        return task_id
+
+    def advance(self, task_id, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._report(task_id)
+
+    def _report(self, task_id) -> None:
+        task = next(task for task in self.tasks if task.id == task_id)
+        print(json.dumps({"task": task.description, "completed": task.completed, "total": task.total}), file=sys.stderr, flush=True)
+
+
+def progress_bar(json_lines: bool = False) -> Progress:
+    return (JsonLinesProgress if json_lines else Progress)(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         console=stderr, disable=logging.getLogger().level > logging.INFO, transient=False,
     )
@@ -110,13 +129,13 @@ def progress_bar() -> Progress:
 
 @app.command()
 def colorize(
-    input: Path = typer.Argument(..., help="SAR image (GeoTIFF, PNG, JPEG), a Sentinel-1 GRD product as downloaded (.SAFE folder, its manifest.safe, or the .zip), or a folder of images."),
+    input: Path = typer.Argument(..., help="SAR image (GeoTIFF, PNG, JPEG), a Sentinel-1 GRD product as downloaded (.SAFE folder, its manifest.safe, or the .zip), a Sentinel-1 STAC Item (ITEM.json or its http(s) URL), or a folder of images."),
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.tif, .png, .jpg; format follows the extension), or a folder when INPUT is one."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model: a bundled one by name (default: photo-like colour and texture; smooth: most accurate per pixel, soft), or a file (.onnx, or a training checkpoint .pt). Both bundled models expect Sentinel-1 VH amplitude."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     tile: int = TILE_OPTION,
     overlap: int = OVERLAP_OPTION,
-    band: int = typer.Option(1, "--band", help="Band to colourise (1-based). The bundled models expect VH polarisation: for a VV+VH file pick the VH band."),
+    band: Optional[int] = typer.Option(None, "--band", help="Band to colourise (1-based). Default: the band a VV+VH stack names VH, the VH file beside a VV one (NAME_VV.tif -> NAME_VH.tif), else band 1: the bundled models expect VH."),
     input_scale: InputScale = typer.Option(
         InputScale.auto, "--input-scale",
         help="Unit of the input values. normalized: already amplitude / 99% quantile in [0,1] (uint8 is read as x/255); "
@@ -124,13 +143,16 @@ def colorize(
         "99% quantile. auto: uint8 -> normalized, float with negative values -> db, anything else -> amplitude.",
     ),
     device: Device = DEVICE_OPTION,
-    batch_size: int = typer.Option(4, "--batch-size", help="Tiles per model call."),
+    batch_size: int = typer.Option(2, "--batch-size", help="Tiles per model call (2 is the fastest on a CPU; a GPU wants more, e.g. 16)."),
     cog: bool = typer.Option(False, "--cog", help="Write a Cloud Optimized GeoTIFF with overviews (.tif outputs)."),
     warp: Optional[str] = typer.Option(None, "--warp", help="Reproject the result: a CRS (e.g. EPSG:4326), 'utm' (the scene's UTM zone at its pixel size) or 'none' (keep the input's grid or GCPs). Default: rasters keep their grid, GRD products go to 'utm'."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Folder input: send the scenes to this Dask distributed scheduler (e.g. tcp://host:8786)."),
     workers: int = typer.Option(0, "--workers", help="Folder input: start a local Dask cluster with this many worker processes."),
     detail: Optional[float] = DETAIL_OPTION,
     confidence: bool = typer.Option(False, "--confidence", help="Also write NAME_confidence.tif beside each output: the expected colour error per pixel (CIEDE2000 for the bundled model; higher = less sure), float32 on the input's grid, NaN where there is no data."),
+    allow_co_pol: bool = typer.Option(False, "--allow-co-pol", help="Colourise a VV (or HH) band when the input has no VH (HV): the models expect VH, so the colours are less faithful; a warning says so."),
+    stac: bool = typer.Option(False, "--stac", help="Also write NAME.json beside each .tif output: its STAC Item (footprint, acquisition time, model, sarcolor version, input). Needs pystac (the stac extra)."),
+    progress_json: bool = typer.Option(False, "--progress-json", hidden=True, help="Also report progress as JSON lines on stderr (for the QGIS plugin)."),
 ) -> None:
     """Colourise a SAR image (or every image in a folder) into an optical-like RGB image.
 
@@ -146,7 +168,8 @@ def colorize(
         check_tile_and_overlap(tile, overlap)
         if batch_size < 1:
             raise SarcolorError("need --batch-size >= 1")
-        options = ColorizeOptions(tile, overlap, band, input_scale.value, batch_size, overwrite, cog, warp, confidence=confidence)
+        options = ColorizeOptions(tile, overlap, band, input_scale.value, batch_size, overwrite, cog, warp, confidence=confidence,
+                                  allow_co_pol=allow_co_pol, stac=stac, model_name=str(model) if model else "default")
         check_detail(detail)
         check_warp(warp)
         if (scheduler or workers) and not is_scene_folder(input):
@@ -165,7 +188,7 @@ def colorize(
             colorize_folder_on_dask(jobs, model, device.value, options, scheduler, workers)
             return
         failures = 0
-        with progress_bar() as progress:
+        with progress_bar(progress_json) as progress:
             for source, target in jobs:
                 tasks: list = []  # the bar appears once the input has been checked and planned
                 try:

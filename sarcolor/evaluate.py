@@ -47,7 +47,7 @@ def lookup_table_baseline(train: list[Pair]) -> Predictor:
     return predict
 
 
-def model_predictor(model, tile: int = 512, overlap: int = 64) -> Predictor:
+def model_predictor(model, tile: int = 512, overlap: int = 32) -> Predictor:
     """A model's outputs for a pair (RGB, and the expected error where the model has it), from the pair's SAR
     file through the same read and scaling as ``sarcolor colorize``."""
     # A pairs folder's SAR is in the training convention by definition (uint8, amplitude / the scene's

@@ -15,8 +15,10 @@ from sarcolor.io import (
     IMAGE_SUFFIXES, RasterWriter, SarReader, check_distinct_outputs, check_free_space, check_output_path,
     check_outputs_apart_from_inputs, output_driver, writing_together,
 )
-from sarcolor.geometry import check_warp, warp_target, warps
+from sarcolor.geometry import check_warp, warp_target
 from sarcolor.readers import open_input
+from sarcolor.readers.safe import PRODUCT_SUFFIXES, is_product
+from sarcolor.stac import OutputDescription, StacItemWriter, check_describable, check_stac_output, stac_item_path
 from sarcolor.tiling import TilePlan, blend_tiles, blend_to_array, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -24,21 +26,25 @@ log = logging.getLogger(__name__)
 # PNG/JPEG are assembled in memory at the end; beyond this size, GeoTIFF is the only sane output.
 PLAIN_OUTPUT_MAX_PIXELS = 400_000_000
 JPEG_MAX_SIDE = 65_500
-GDAL_CACHE_BYTES = 128 * 2**20
+GDAL_CACHE_BYTES = 128 * 2**20  # while the input is opened and measured
+OUTPUT_BLOCK_ROWS = 256  # the block height of our GeoTIFF outputs (io.geotiff_profile)
 
 
 @dataclass
 class ColorizeOptions:
     tile: int = 512
-    overlap: int = 64
-    band: int = 1
+    overlap: int = 32
+    band: int | None = None  # None: the cross-polarisation band (VH), chosen from the input's names
     input_scale: str = "auto"
-    batch_size: int = 4
+    batch_size: int = 2  # tiles per model call: on a CPU 2 is as fast as 4 and holds half the activations
     overwrite: bool = False
     cog: bool = False  # Cloud Optimized GeoTIFF with overviews
     warp: str | None = None  # reproject the result to this CRS (e.g. "EPSG:4326")
     detail: float | None = None  # detail strength 0..1 for a model that has one; None: the model's own
     confidence: bool = False  # also write NAME_confidence.tif: the expected colour error per pixel
+    allow_co_pol: bool = False  # colourise a VV or HH band (with a warning) when the input has no VH
+    stac: bool = False  # also write NAME.json: the output's STAC Item
+    model_name: str = "default"  # how the output's STAC Item names the model
 
 
 @dataclass
@@ -68,6 +74,16 @@ def _check_plain_output_size(path: Path, height: int, width: int) -> None:
         return
     if height * width > PLAIN_OUTPUT_MAX_PIXELS or (driver == "JPEG" and max(height, width) > JPEG_MAX_SIDE):
         raise SarcolorError(f"{width}x{height} px is too large for {driver} output: write a .tif instead")
+
+
+def writing_cache_bytes(width: int, tile: int, confidence: bool) -> int:
+    """GDAL's block cache while writing: one strip of every output and the row of blocks a strip leaves half written,
+    at most GDAL_CACHE_BYTES. Smaller, a half-written block is flushed and then written again (2-6 % larger files);
+    larger, it fills with written blocks and a wide scene's memory grows with it (128 MB was 70 MB more RSS at
+    25,000 px wide). With --confidence a scene that wide would need more than the cap (a few blocks are written twice)."""
+    bytes_per_pixel = 4 + 4 * confidence  # RGB and its mask; the confidence map's float32
+    needed = (tile + OUTPUT_BLOCK_ROWS) * width * bytes_per_pixel + 32 * 2**20  # + the input's blocks
+    return min(GDAL_CACHE_BYTES, max(64 * 2**20, needed))
 
 
 def confidence_path(output_path: Path) -> Path:
@@ -126,29 +142,33 @@ def colorize_file(
     input_path = Path(input_path)
     output_path = Path(output_path)
     outputs = planned_outputs(output_path, options.confidence)
-    check_outputs_apart_from_inputs(outputs, [input_path])
+    described = outputs + ([stac_item_path(output_path)] if options.stac else [])
+    check_outputs_apart_from_inputs(described, [input_path])
     for path in outputs:
         check_output_path(path, options.overwrite)
+    if options.stac:
+        check_stac_output(output_path, options.overwrite)
     if options.cog and output_driver(output_path) != "GTiff":
         raise SarcolorError(f"--cog needs a .tif output, not {output_path.name}")
     check_warp(options.warp)
     if options.confidence:
         if not model.has_error:
             raise SarcolorError("--confidence needs a model with an error head (the bundled model has one)")
-        if warps(options.warp) or options.cog:
-            raise SarcolorError("--confidence writes a plain GeoTIFF on the input's grid: leave out --warp and --cog")
+        if options.cog:
+            raise SarcolorError("--confidence writes a plain GeoTIFF beside the image: leave out --cog")
     if options.detail is not None:
         model = model.with_detail(options.detail)
     # GDAL's block cache defaults to 5 % of RAM and fills with written blocks of wide scenes: cap it so
     # memory stays flat as the scene grows (a strip of a 25,000 px wide scene needs about 40 MB).
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
-        open_input(input_path, options.band, options.input_scale, model.convention["quantile"]) as scene,
+        open_input(input_path, options.band, options.input_scale, model.convention["quantile"], options.allow_co_pol) as scene,
     ):
         reader, src = scene.reader, scene.src
+        check_outputs_apart_from_inputs(described, scene.files)  # a VH file beside the input, a STAC item's asset
+        if options.stac:
+            check_describable(scene.provenance, src)
         warp = warp_target(options.warp, src, scene.default_warp, scene.pixel_spacing)
-        if options.confidence and warp is not None:
-            raise SarcolorError("--confidence writes a plain GeoTIFF on the input's grid: add --warp none for a product")
         _check_plain_output_size(output_path, reader.height, reader.width)
         check_free_space(output_path, reader.height, reader.width, bands=3 + 4 * options.confidence)  # float32 map
         plan = tile_plan(reader, options.tile, options.overlap, model)
@@ -165,8 +185,14 @@ def colorize_file(
             tags={**scene.tags, **({"SARCOLOR_WARNING": warning} if warning else {})},
         )]
         if options.confidence:
-            writers.append(RasterWriter(outputs[1], src, reader.may_have_invalid, error_map=error_map_tags(model)))
-        with writing_together(*writers):
+            writers.append(RasterWriter(outputs[1], src, reader.may_have_invalid, warp=warp, error_map=error_map_tags(model)))
+        if options.stac:
+            writers.append(StacItemWriter(writers[0], OutputDescription(
+                scene.provenance, options.model_name, options.detail, scene.tags["SARCOLOR_INPUT_SCALE"], options.cog,
+                warning, outputs[1] if options.confidence else None,
+            )))
+        cache = writing_cache_bytes(reader.width, plan.rows.tile, options.confidence)
+        with rasterio.Env(GDAL_CACHEMAX=cache), writing_together(*writers):
             writer, error_writer = writers[0], writers[1] if options.confidence else None
 
             def write(row: int, values: np.ndarray, valid: np.ndarray) -> None:
@@ -182,7 +208,7 @@ def colorize_file(
 
 
 def predict_raster(
-    model, path: str | Path, tile: int = 512, overlap: int = 64, band: int = 1, input_scale: str = "auto",
+    model, path: str | Path, tile: int = 512, overlap: int = 32, band: int | None = None, input_scale: str = "auto",
 ) -> np.ndarray:
     """The model's outputs (C, H, W) float32 for a whole raster, read and scaled exactly as colorize reads it,
     held in memory: how ``evaluate`` and the error calibration score the scenes of a pairs folder."""
@@ -190,15 +216,24 @@ def predict_raster(
         return blend_to_array(model, scene.reader.read, tile_plan(scene.reader, tile, overlap, model))
 
 
-def list_images(folder: str | Path) -> list[Path]:
+def list_images(folder: str | Path, products: bool = False) -> list[Path]:
+    """The images (.tif, .png, .jpg) of a folder, and with ``products`` its Sentinel-1 products (.SAFE folders, .zip)."""
     folder = Path(folder)
     # Hidden files (editor backups, ._* resource forks) are not scenes.
     images = sorted(
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        p for p in folder.iterdir()
+        if not p.name.startswith(".")
+        and ((p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) or (products and is_product(p) and p.suffix.lower() in PRODUCT_SUFFIXES))
     )
     if not images:
-        raise SarcolorError(f"no images (.tif, .png, .jpg) in folder {folder}")
+        kinds = "images (.tif, .png, .jpg) or Sentinel-1 products (.SAFE, .zip)" if products else "images (.tif, .png, .jpg)"
+        raise SarcolorError(f"no {kinds} in folder {folder}")
     return images
+
+
+def output_name(scene: Path) -> str:
+    """The file name a scene's colours get in an output folder: its own, a product's name as a GeoTIFF."""
+    return f"{scene.stem}.tif" if scene.suffix.lower() in PRODUCT_SUFFIXES else scene.name
 
 
 def folder_jobs(
@@ -212,18 +247,18 @@ def folder_jobs(
     if output_dir.exists() and not output_dir.is_dir():
         raise SarcolorError(f"output {output_dir} is a file; a folder input needs a folder output")
     check_outputs_apart_from_inputs([output_dir], [input_dir])
-    images = list_images(input_dir)  # before the output folder is made: a folder of no images leaves nothing behind
-    planned = {image: planned_outputs(output_dir / image.name, confidence) for image in images}
+    scenes = list_images(input_dir, products=True)  # before the output folder is made: a folder of none leaves nothing behind
+    planned = {scene: planned_outputs(output_dir / output_name(scene), confidence) for scene in scenes}
     check_distinct_outputs([
-        (path, f"{'the confidence map' if i else 'the image'} of {image.name}")
-        for image, paths in planned.items() for i, path in enumerate(paths)
+        (path, f"{'the confidence map' if i else 'the image'} of {scene.name}")
+        for scene, paths in planned.items() for i, path in enumerate(paths)
     ])
     output_dir.mkdir(parents=True, exist_ok=True)
     jobs, skipped = [], []
-    for image, paths in planned.items():
+    for scene, paths in planned.items():
         existing = [path for path in paths if path.exists()]
         if existing and not overwrite:
             skipped.extend(existing)
         else:
-            jobs.append((image, paths[0]))
+            jobs.append((scene, paths[0]))
     return jobs, skipped

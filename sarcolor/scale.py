@@ -72,6 +72,7 @@ class RasterMetadata:
     description: str | None = None
     units: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    polarisation: str | None = None  # known from elsewhere (a chosen band, a STAC asset): overrides the texts
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ TOKEN_SCALES = {
 }
 # SNAP and most tools name calibrated bands Sigma0_VH (linear power), Sigma0_VH_db (dB): a bare name is
 # only a weak clue, since users also name dB exports "sigma0".
-BACKSCATTER_TOKENS = {"sigma0", "gamma0", "beta0", "sigmanought", "gammanought", "betanought"}
+BACKSCATTER_TOKENS = {"sigma0", "gamma0", "beta0", "sigmanought", "gammanought", "betanought", "naught", "nought"}
 UNIT_TEXTS = [
     (re.compile(r"\bdb\b|decibel", re.I), "db"),
     (re.compile(r"amplitude", re.I), "amplitude"),
@@ -172,6 +173,8 @@ POLARISATIONS = ("vh", "hv", "vv", "hh")
 
 def polarisation(meta: RasterMetadata) -> str | None:
     """The polarisation a raster names (file name, band description, a POLARIZATION tag), or None."""
+    if meta.polarisation:
+        return meta.polarisation
     texts = [Path(meta.name).stem, meta.description or ""]
     texts += [value for key, value in meta.tags.items() if "polari" in key.lower()]
     found = {word for text in texts for word in tokens(str(text)) if word in POLARISATIONS}

@@ -163,12 +163,65 @@ def _predict_strip(model: ModelFn, strip: np.ndarray, cols: AxisPlan, batch_size
         yield from zip(batch, outputs)
 
 
+def axis_weight_sum(axis: AxisPlan) -> np.ndarray:
+    """The sum of every tile's 1-D Hann weight along ``axis``, from its first tile's start to its last tile's end.
+
+    The 2-D window is the outer product of the 1-D ones and the tiles form a grid, so the weight a pixel
+    gets from all tiles is the product of its row's and its column's sums: normalising needs no per-pixel
+    weight array. The sums run over the tiles in order, so a window plan (``AxisWindow``) gets the
+    whole plan's values bit for bit."""
+    weight = hann_window(1, axis.tile)[0]
+    offsets = axis.offsets
+    total = np.zeros(offsets[-1] + axis.tile - offsets[0], np.float32)
+    for offset in offsets:
+        start = offset - offsets[0]
+        total[start : start + axis.tile] += weight
+    return total
+
+
+class StripBlender:
+    """One strip of tiles (a tile row of the plan) accumulated with Hann weights; the rows no later strip
+    reaches are taken out normalised, and the rows the next strip overlaps are kept for it."""
+
+    def __init__(self, plan: TilePlan, channels: int) -> None:
+        rows, cols = plan.rows, plan.cols
+        self.rows, self.cols = rows, cols
+        self.window = hann_window(rows.tile, cols.tile)
+        self.margin = -cols.offsets[0]
+        span = cols.offsets[-1] + cols.tile - cols.offsets[0]
+        self.acc = np.zeros((channels, rows.tile, span), np.float32)
+        self.weighted = np.empty((channels, rows.tile, cols.tile), np.float32)  # one tile's pred * window, reused
+        self.row_scale = 1.0 / axis_weight_sum(rows)
+        self.col_scale = 1.0 / axis_weight_sum(cols)[self.margin : self.margin + cols.length]
+
+    def add(self, start: int, pred: np.ndarray) -> None:
+        """Add one tile's prediction (C, tile, tile), ``start`` columns from the strip's first column."""
+        np.multiply(pred, self.window, out=self.weighted)
+        self.acc[:, :, start : start + self.cols.tile] += self.weighted
+
+    def final_rows(self, index: int) -> tuple[slice, np.ndarray | None]:
+        """The strip ``index``'s rows no later strip reaches, as (rows of the strip, their blended values (C, n, W)
+        or None when none of them is inside the image); then keeps only the rows the next strip overlaps."""
+        y = self.rows.offsets[index]
+        done = self.rows.stride if index + 1 < len(self.rows.offsets) else self.rows.tile
+        lo, hi = max(0, -y), min(done, self.rows.length - y)
+        values = None
+        if hi > lo:
+            values = self.acc[:, lo:hi, self.margin : self.margin + self.cols.length] * self.col_scale
+            first = y - self.rows.offsets[0]
+            values *= self.row_scale[first + lo : first + hi, None]
+        kept = self.rows.tile - done
+        self.acc[:, :kept] = self.acc[:, done:]
+        self.acc[:, kept:] = 0
+        return slice(lo, hi), values
+
+
 def blend_tiles(
     model: ModelFn,
     read: ReadFn,
     write: WriteFn,
     plan: TilePlan,
-    batch_size: int = 4,
+    batch_size: int = 2,
     on_tiles_done: Callable[[int], None] | None = None,
 ) -> None:
     """Run ``model`` over the whole plan and emit finished rows through ``write``.
@@ -176,15 +229,14 @@ def blend_tiles(
     ``read(window)`` returns model input and validity for any ``rasterio.windows.Window``, also one
     reaching outside the image (filled there); ``write(row_off, values (C, n, W) float32, valid (n, W))`` receives each
     band of finished rows exactly once, top to bottom. The next strip is read in a background
-    thread while the model runs, and finished rows are written in another.
+    thread while the model runs, and finished rows are written in another: one strip read ahead and
+    one written behind at most, so memory stays bounded.
     """
     rows, cols = plan.rows, plan.cols
-    width = cols.length
     span = cols.offsets[-1] + cols.tile - cols.offsets[0]
-    window = hann_window(rows.tile, cols.tile)
     margin = -cols.offsets[0]
-    acc = wsum = None
     row_offsets = rows.offsets
+    blender = None
 
     def read_strip(y: int):
         return read(Window(cols.offsets[0], y, span, rows.tile))
@@ -197,30 +249,21 @@ def blend_tiles(
             if i + 1 < len(row_offsets):
                 pending_read = reader.submit(read_strip, row_offsets[i + 1])
             for s, pred in _predict_strip(model, strip, cols, batch_size):
-                if acc is None:
-                    acc = np.zeros((pred.shape[0], rows.tile, span), np.float32)
-                    wsum = np.zeros((rows.tile, span), np.float32)
-                acc[:, :, s : s + cols.tile] += pred * window
-                wsum[:, s : s + cols.tile] += window
+                blender = blender or StripBlender(plan, pred.shape[0])
+                blender.add(s, pred)
             if on_tiles_done:
                 on_tiles_done(len(cols.offsets))
-            # Rows before the next strip's start receive no more tiles: they are final.
-            done = rows.stride if i + 1 < len(row_offsets) else rows.tile
-            lo, hi = max(0, -y), min(done, rows.length - y)
-            if hi > lo:
-                out = acc[:, lo:hi, margin : margin + width] / wsum[lo:hi, margin : margin + width]
-                if pending_write is not None:
-                    pending_write.result()
-                pending_write = writer.submit(write, y + lo, out, valid[lo:hi, margin : margin + width].copy())
-            acc = np.roll(acc, -done, axis=1)
-            wsum = np.roll(wsum, -done, axis=0)
-            acc[:, -done:] = 0
-            wsum[-done:] = 0
+            if pending_write is not None:  # before the next rows are taken out: one strip's values in memory at a time
+                pending_write.result()
+                pending_write = None
+            done, values = blender.final_rows(i)
+            if values is not None:
+                pending_write = writer.submit(write, y + done.start, values, valid[done, margin : margin + cols.length].copy())
         if pending_write is not None:
             pending_write.result()
 
 
-def blend_to_array(model: ModelFn, read: ReadFn, plan: TilePlan, batch_size: int = 4) -> np.ndarray:
+def blend_to_array(model: ModelFn, read: ReadFn, plan: TilePlan, batch_size: int = 2) -> np.ndarray:
     """``blend_tiles`` into memory: the whole (C, H, W) float32 prediction (for scenes that fit in memory)."""
     rows: list[np.ndarray] = []
     blend_tiles(model, read, lambda row, values, valid: rows.append(values), plan, batch_size)
@@ -228,7 +271,7 @@ def blend_to_array(model: ModelFn, read: ReadFn, plan: TilePlan, batch_size: int
 
 
 def predict_array(
-    model: ModelFn, sar: np.ndarray, tile: int = 512, overlap: int = 64, multiple: int = 16, batch_size: int = 4,
+    model: ModelFn, sar: np.ndarray, tile: int = 512, overlap: int = 32, multiple: int = 16, batch_size: int = 2,
     origin: tuple[int, int] = (0, 0),
 ) -> np.ndarray:
     """Blend ``model`` over an in-memory (H, W) model-input array whose first pixel is ``origin`` on its map

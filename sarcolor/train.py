@@ -27,6 +27,13 @@ from sarcolor.perceptual import load_vgg16
 
 log = logging.getLogger(__name__)
 
+# The generators' input standardisation buffers (fit_input_stats), by name without a tap number.
+STANDARDISATION = {"context_mean", "context_std", "tap_mean", "tap_std", "input_mean", "input_std"}
+
+
+def is_standardisation(name: str) -> bool:
+    return name.rsplit(".", 1)[-1].rstrip("0123456789") in STANDARDISATION
+
 VAL_CROPS = 32  # at most this many val pairs' centre crops score the generator
 LOG_FIELDS = ["step", "seconds", "g", "d", "l1", "mse", "ssim", "swd", "texture", "vgg", "adv", "fm", "shift", "error_nll"]
 
@@ -77,7 +84,8 @@ class Trainer:
         self.rank, self.world_size, self.device = ddp.join_process_group(resolve_device(tc.device))
         self.out_dir = Path(config.out_dir)
         check_loss_config(config.loss)
-        self.generator = build_generator(config.model, pretrained=True).to(self.device)
+        # A run that starts from a checkpoint takes the encoder from it (init_weights_from), not from ImageNet.
+        self.generator = build_generator(config.model, pretrained=not tc.init_from).to(self.device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         trainable = self._select_trainable(tc.train_only)
         self.use_gan = config.loss.adversarial > 0
@@ -243,7 +251,11 @@ class Trainer:
         matched = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
         if not matched:
             raise SarcolorError(f"train.init_from: {path} shares no weights with this model")
+        if hasattr(self.generator, "encoder") and any(k.startswith("encoder.") and k not in matched for k in target):
+            self.generator.encoder.load_pretrained()  # the checkpoint has no (or another) encoder: ImageNet's
         self.generator.load_state_dict(matched, strict=False)
+        if any(is_standardisation(k) and k not in matched for k in target):
+            self._fit_input_stats()  # the checkpoint's input standardisation does not fit this model
         self.ema.load_state_dict(self.generator.state_dict())
         log.info("initialised %d of %d generator tensors from %s (%d there unused)",
                  len(matched), len(target), path, len(source) - len(matched))
@@ -318,9 +330,10 @@ class Trainer:
         elif last.exists():
             raise SarcolorError(f"{last} exists: use --resume to continue it, or choose another out_dir")
         else:
-            self._fit_input_stats()
             if tc.init_from:
                 self.init_weights_from(Path(tc.init_from))
+            else:
+                self._fit_input_stats()
             if tc.ridge_start:
                 self._closed_form_start(pairs, val_crops)
         if self.world_size > 1:

@@ -27,8 +27,9 @@ import numpy as np
 from sarcolor.backends import BUNDLED_MODELS
 from sarcolor.errors import SarcolorError
 from sarcolor.infer import PLAIN_OUTPUT_MAX_PIXELS, ColorizeOptions, colorize_file, confidence_path
+from sarcolor.readers import open_input
 from sarcolor.io import (
-    INPUT_SCALES, IMAGE_SUFFIXES, SarReader, open_raster, read_preview, read_rgb_preview, write_plain_copy,
+    INPUT_SCALES, IMAGE_SUFFIXES, open_raster, read_preview, read_rgb_preview, write_plain_copy,
 )
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class ServeOptions:
     max_upload_mb: int = 200
     examples: list[Path] = field(default_factory=list)
     tile: int = 512
-    overlap: int = 64
+    overlap: int = 32
     max_pixels: int = 64_000_000  # larger images are refused from their header, before any work
     large_job: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
 
@@ -133,11 +134,12 @@ def example_files(folder: Path | None) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def sar_preview(path: Path, band: int, input_scale: str, quantile: float, max_side: int = PREVIEW_SIDE) -> np.ndarray:
-    """The SAR as the model sees it (scaled), grey RGB uint8, at most ``max_side`` px on a side."""
-    with open_raster(path) as src:
-        grey = SarReader(src, band, input_scale, quantile).preview(max_side)
-    return np.repeat(grey[..., None], 3, axis=-1)
+def sar_preview(path: Path, band: int | None, input_scale: str, quantile: float, max_side: int = PREVIEW_SIDE) -> tuple[np.ndarray, int]:
+    """The SAR as the model sees it (scaled), grey RGB uint8, at most ``max_side`` px on a side, and the band read
+    (``band`` None: the one colorize chooses)."""
+    with open_input(path, band, input_scale, quantile) as scene:
+        grey = scene.reader.preview(max_side)
+        return np.repeat(grey[..., None], 3, axis=-1), scene.reader.band
 
 
 def error_preview(path: Path, max_side: int, top: float = ERROR_PREVIEW_TOP) -> np.ndarray:
@@ -235,14 +237,16 @@ def _colorize_in_work_folder(options, work, upload, model, model_name, band, inp
             if on_progress:
                 on_progress(done[0], total[0])
 
-        colorize_options = ColorizeOptions(options.tile, options.overlap, int(band), input_scale, confidence=model.has_error)
+        band = int(band) if band else None  # 0 or empty: the cross-polarisation band where the file names it
+        colorize_options = ColorizeOptions(options.tile, options.overlap, band, input_scale, confidence=model.has_error)
         result = colorize_file(upload, tiff, model, colorize_options, on_start=total.append, on_tiles_done=advance)
         files = [str(tiff)]
         if result.height * result.width <= PLAIN_OUTPUT_MAX_PIXELS:
             png = tiff.with_suffix(".png")
             write_plain_copy(tiff, png, "PNG")
             files.append(str(png))
-        previews = (sar_preview(upload, int(band), input_scale, model.convention["quantile"]), read_rgb_preview(tiff, PREVIEW_SIDE))
+        sar, band = sar_preview(upload, band, input_scale, model.convention["quantile"])
+        previews = (sar, read_rgb_preview(tiff, PREVIEW_SIDE))
         confidence = None
         if model.has_error:
             files.append(str(confidence_path(tiff)))
@@ -254,7 +258,7 @@ def _colorize_in_work_folder(options, work, upload, model, model_name, band, inp
         work.finished(work_dir)
     strength = f", detail {model.detail:.2f}" if model.has_detail else ""
     summary = (
-        f"**{markdown_text(upload.name)}**: {result.width} × {result.height} px, band {int(band)}, "
+        f"**{markdown_text(upload.name)}**: {result.width} × {result.height} px, band {band}, "
         f"input scale {result.input_scale}, {result.tiles} tile(s), model *{model_name}*{strength}."
     )
     if result.warning:
@@ -268,7 +272,7 @@ def _colorize_in_work_folder(options, work, upload, model, model_name, band, inp
 def example_gallery(options: ServeOptions) -> "gr.Gallery":
     """Thumbnails of the example scenes' SAR (as the model sees it), captioned with their file names."""
     quantile = next(iter(options.models.values())).convention["quantile"]
-    thumbs = [(sar_preview(p, 1, "auto", quantile, EXAMPLE_THUMB_SIDE), p.name) for p in options.examples]
+    thumbs = [(sar_preview(p, None, "auto", quantile, EXAMPLE_THUMB_SIDE)[0], p.name) for p in options.examples]
     return gr.Gallery(
         thumbs, label="Examples: click one to colourise it", columns=2, height=230,
         allow_preview=False, object_fit="contain", elem_id="examples",
@@ -339,7 +343,10 @@ def build_app(options: ServeOptions, work: WorkFolders):
             with gr.Column(scale=1):
                 upload = gr.File(label="SAR image", file_types=list(IMAGE_SUFFIXES), type="filepath", elem_id="upload")
                 model = gr.Dropdown(names, value=names[0], label="Model", elem_id="model")
-                band = gr.Number(1, precision=0, minimum=1, label="Band (the bundled models expect VH)", elem_id="band")
+                band = gr.Number(
+                    0, precision=0, minimum=0, elem_id="band",
+                    label="Band (0: the VH band where the file names its bands, else band 1; the models expect VH)",
+                )
                 scale = gr.Dropdown(list(INPUT_SCALES), value="auto", label="Input scale", elem_id="scale")
                 detail = gr.Slider(
                     0.0, 1.0, value=model_detail(options, names[0]), step=0.05, elem_id="detail",

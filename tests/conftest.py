@@ -3,7 +3,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
@@ -66,3 +68,15 @@ def small_disk(tmp_path):
     """A 1.2 MB tmpfs: room for one 512² output, not for a 1024² one."""
     with mounted_tmpfs(tmp_path / "small", "1200k") as mount_point:
         yield mount_point
+
+
+@pytest.fixture(scope="session")
+def bigearthnet_pair(tmp_path_factory) -> tuple[Path, Path]:
+    """One real BigEarthNet Sentinel-1 patch as bigearthnet-common ships it: (VV path, VH path), float32 sigma0 in
+    dB, 120 x 120 px in UTM 33N, the two files side by side as ..._VV.tif and ..._VH.tif."""
+    package = pytest.importorskip("bigearthnet_common", reason="bigearthnet-common (test extra) is not installed")
+    folder = tmp_path_factory.mktemp("bigearthnet")
+    with resources.as_file(resources.files(package) / "BigEarthNet-S1-Example.tar.bz2") as path, tarfile.open(path) as tar:
+        tar.extractall(folder, filter="data")
+    vh = sorted(folder.rglob("*_VH.tif"))[0]
+    return vh.with_name(vh.name.replace("_VH", "_VV")), vh

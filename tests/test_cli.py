@@ -295,7 +295,7 @@ def test_cli_output_is_the_models_prediction_channel_for_channel(tmp_path, model
     run_cli("colorize", FIELDS, "-o", out, check=True)
     with rasterio.open(FIELDS) as src:
         sar = src.read(1).astype(np.float32) / 255.0
-    expected = predict_array(model, sar, tile=512, overlap=64, multiple=model.multiple, origin=grid_origin(FIELDS))[:3]
+    expected = predict_array(model, sar, tile=512, overlap=32, multiple=model.multiple, origin=grid_origin(FIELDS))[:3]
     expected = np.rint(np.clip(expected, 0, 1) * 255)
     written = read_all(out)[0].astype(np.float32)
     assert np.abs(written - expected).max() <= 1

@@ -97,6 +97,20 @@ def test_calibrated_sigma0_gives_back_the_chosen_values_within_0_1_db():
     assert np.abs(error_db).max() <= 0.1 and abs(error_db.mean()) < 0.005
 
 
+def test_pixels_under_the_noise_floor_are_a_tenth_of_the_noise_not_zero():
+    """Noise removal leaves water and shadow at or below 0; they read as the darkest sigma0, not as no signal, so the
+    out-of-domain check does not take a real product for a damaged image."""
+    rows, cols = np.arange(40, 50), np.arange(280, 300)
+    with open_input(MINI) as scene:
+        calibration = scene.reader.calibration
+        noise = calibration.noise(rows, cols)
+        quiet = np.maximum(np.sqrt(noise) * 0.5, 1).astype(np.uint16)  # DN² a quarter of the noise
+        got = calibration.values(quiet, rows, cols)
+        gain = calibration.sigma.at(rows, cols)
+    np.testing.assert_allclose(got, 0.1 * noise / gain**2, rtol=1e-5)
+    assert (got > 0).all()
+
+
 def test_the_cross_polarisation_band_is_chosen_calibrated_and_reported(tmp_path):
     out = tmp_path / "mini.tif"
     result = run_cli("colorize", MINI, "-o", out, check=True)
@@ -180,6 +194,20 @@ def test_manifest_and_zips_as_downloaded_give_the_folder_s_output(tmp_path):
         np.testing.assert_array_equal(read_all(out)[0], read_all(reference)[0])
 
 
+def test_a_folder_of_products_and_rasters_is_colourised_scene_by_scene(tmp_path):
+    """A folder as analysts fill it: a .SAFE folder, a .zip as downloaded and a GeoTIFF; each product's colours are
+    written as NAME.tif, the same as colourising it alone."""
+    scenes = tmp_path / "scenes"
+    shutil.copytree(MINI, scenes / MINI.name)
+    zip_product(MINI, scenes / "second.zip", folder_entries=True)
+    shutil.copy(ROOT / "examples" / "s1_vh_coast_california.tif", scenes / "coast.tif")
+    run_cli("colorize", MINI, "-o", tmp_path / "alone.tif", check=True)
+    run_cli("colorize", scenes, "-o", tmp_path / "rgb", check=True)
+    assert sorted(p.name for p in (tmp_path / "rgb").iterdir()) == sorted([f"{MINI.stem}.tif", "second.tif", "coast.tif"])
+    for name in (f"{MINI.stem}.tif", "second.tif"):
+        np.testing.assert_array_equal(read_all(tmp_path / "rgb" / name)[0], read_all(tmp_path / "alone.tif")[0])
+
+
 def edited_copy(tmp_path: Path, edit) -> Path:
     copy = tmp_path / MINI.name
     shutil.copytree(MINI, copy)
@@ -241,10 +269,6 @@ def test_truncated_zip_and_product_options_are_one_line_errors(tmp_path):
     assert_clean_failure(run_cli("colorize", truncated, "-o", out), "is not a readable zip", out)
     assert_clean_failure(run_cli("colorize", MINI, "-o", out, "--band", "2"), "--band is for rasters", out)
     assert_clean_failure(run_cli("colorize", MINI, "-o", out, "--input-scale", "db"), "calibrated from its own tables", out)
-    # Found once the product is open (after its band and scale are logged): the error is the last line.
-    result = run_cli("colorize", MINI, "-o", out, "--confidence")
-    assert result.returncode == 2 and "Traceback" not in result.stderr and not out.exists()
-    assert result.stderr.strip().splitlines()[-1].startswith("error: --confidence writes a plain GeoTIFF on the input's grid")
 
 
 # -- the full-size real product ----------------------------------------------------------------------
@@ -286,7 +310,7 @@ def test_warp_follows_every_gcp_of_the_real_geolocation_grid(full_product, tmp_p
     from rasterio.control import GroundControlPoint
     from rasterio.crs import CRS
 
-    from sarcolor.io import WarpTarget, warp_rgb
+    from sarcolor.io import WarpTarget, warp_raster
 
     with open_input(full_product) as scene:
         gcps, gcp_crs = scene.src.gcps
@@ -303,7 +327,7 @@ def test_warp_follows_every_gcp_of_the_real_geolocation_grid(full_product, tmp_p
     with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=3, dtype="uint8") as dst:
         dst.write(np.stack([np.rint(dots).astype(np.uint8)] * 3))
         dst.gcps = (scaled, gcp_crs)
-    warp_rgb(path, tmp_path / "warped.tif", WarpTarget(CRS.from_epsg(32736), 50.0))
+    warp_raster(path, tmp_path / "warped.tif", WarpTarget(CRS.from_epsg(32736), 50.0))
     misses = []
     with rasterio.open(tmp_path / "warped.tif") as dst:
         warped = dst.read(1).astype(float)
@@ -318,3 +342,142 @@ def test_warp_follows_every_gcp_of_the_real_geolocation_grid(full_product, tmp_p
     # the highest ones (up to 1.9 km among neighbours at a few hundred metres), smearing their dots by up to 0.7 km;
     # GDAL's default polynomial misses by 138 m at the median and 1.7 km at worst.
     assert len(misses) > 150 and np.median(misses) < 30.0 and max(misses) < 1000.0
+
+
+# -- dual-polarisation stacks and side-by-side files (issue 21 item 3) -------------------------------
+
+
+def write_stack(path: Path, vv: Path, vh: Path, descriptions: tuple[str | None, str | None], vh_first: bool = False) -> Path:
+    """The two real patches as one two-band GeoTIFF with the given band descriptions (in band order)."""
+    with rasterio.open(vv) as a, rasterio.open(vh) as b:
+        profile = a.profile.copy()
+        bands = [b.read(1), a.read(1)] if vh_first else [a.read(1), b.read(1)]
+    profile.update(count=2)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.stack(bands))
+        for i, description in enumerate(descriptions, 1):
+            if description:
+                dst.set_band_description(i, description)
+    return path
+
+
+@pytest.fixture(scope="module")
+def vh_colours(bigearthnet_pair, tmp_path_factory) -> Path:
+    """The VH file colourised directly: what every way of giving the same VH band must give."""
+    out = tmp_path_factory.mktemp("vh") / "vh_rgb.tif"
+    run_cli("colorize", bigearthnet_pair[1], "-o", out, check=True)
+    return out
+
+
+@pytest.mark.parametrize("descriptions, vh_first", [
+    (("VV", "VH"), False),
+    (("VH", "VV"), True),
+    (("Sigma0_VV_db", "Sigma0_VH_db"), False),  # SNAP's names
+])
+def test_a_vv_vh_stack_gives_its_vh_band_without_band(tmp_path, bigearthnet_pair, vh_colours, descriptions, vh_first):
+    vv, vh = bigearthnet_pair
+    stack = write_stack(tmp_path / "S1_dual.tif", vv, vh, descriptions, vh_first)
+    vh_band = 1 if vh_first else 2
+    with open_input(stack) as scene, rasterio.open(vh) as direct:
+        assert scene.reader.band == vh_band
+        np.testing.assert_array_equal(scene.reader.src.read(scene.reader.band), direct.read(1))
+    out = tmp_path / "out.tif"
+    result = run_cli("colorize", stack, "-o", out, check=True)
+    said = " ".join(result.stderr.split())
+    assert f"band {vh_band} of 2 ('{descriptions[vh_band - 1]}'): the VH band, the cross-polarisation the models expect" in said
+    rgb, profile = read_all(out)
+    expected, expected_profile = read_all(vh_colours)
+    np.testing.assert_array_equal(rgb, expected)
+    assert profile["crs"] == expected_profile["crs"] and profile["transform"] == expected_profile["transform"]
+    with rasterio.open(out) as dst:
+        assert dst.tags()["SARCOLOR_POLARISATION"] == "VH"
+
+
+def test_either_file_of_a_side_by_side_pair_gives_the_vh_colours(tmp_path, bigearthnet_pair, vh_colours):
+    vv, vh = bigearthnet_pair
+    for given in (vv, vh):
+        out = tmp_path / f"from_{given.stem[-2:]}.tif"
+        result = run_cli("colorize", given, "-o", out, check=True)
+        np.testing.assert_array_equal(read_all(out)[0], read_all(vh_colours)[0])
+        said = " ".join(result.stderr.split())
+        if given == vv:
+            assert f"{vh.name}, the VH file beside the VV one given: the models expect VH" in said
+        else:
+            assert "its only band, VH" in said
+    with open_input(vv) as scene, rasterio.open(vh) as direct:
+        assert Path(scene.src.name).name == vh.name
+        np.testing.assert_array_equal(scene.reader.src.read(1), direct.read(1))
+
+
+def test_the_vh_file_read_beside_the_input_is_never_an_output(tmp_path, bigearthnet_pair):
+    vv, vh = bigearthnet_pair
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    shutil.copy(vv, folder / vv.name)
+    shutil.copy(vh, folder / vh.name)
+    before = (folder / vh.name).read_bytes()
+    result = run_cli("colorize", folder / vv.name, "-o", folder / vh.name, "--overwrite")
+    assert result.returncode == 2 and "inputs are never modified" in result.stderr.strip().splitlines()[-1]
+    assert (folder / vh.name).read_bytes() == before
+
+
+def test_a_vv_only_input_needs_allow_co_pol_and_warns(tmp_path, bigearthnet_pair):
+    vv, _ = bigearthnet_pair
+    alone = tmp_path / vv.name
+    shutil.copy(vv, alone)
+    out = tmp_path / "vv_rgb.tif"
+    assert_clean_failure(run_cli("colorize", alone, "-o", out),
+                         "its band is VV (co-polarisation), but the models expect VH: give the VH band or file, or --allow-co-pol", out)
+    result = run_cli("colorize", alone, "-o", out, "--allow-co-pol", check=True)
+    said = " ".join(result.stderr.split())
+    assert "VV colourised on request (--allow-co-pol): the models expect VH" in said
+    with rasterio.open(out) as dst:
+        assert "VV colourised on request" in dst.tags()["SARCOLOR_WARNING"]
+        assert dst.tags()["SARCOLOR_POLARISATION"] == "VV"
+    stack_out = tmp_path / "b1.tif"  # the VV band of a described stack, picked by hand
+    stack = write_stack(tmp_path / "dual.tif", vv, bigearthnet_pair[1], ("VV", "VH"))
+    assert_clean_failure(run_cli("colorize", stack, "-o", stack_out, "--band", "1"), "band 1 is VV (co-polarisation)", stack_out)
+
+
+def test_the_real_vv_db_scene_is_refused_without_the_flag(tmp_path):
+    real = ROOT.parent / "shared" / "data" / "s1-products" / "S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"
+    if not real.is_file():
+        pytest.skip(f"real pyroSAR VV scene not found at {real} (../shared/data/s1-products)")
+    out = tmp_path / "out.tif"
+    assert_clean_failure(run_cli("colorize", real, "-o", out), "is VV (co-polarisation)", out)
+    with open_input(real, allow_co_pol=True) as scene:
+        assert "VV colourised on request" in scene.reader.scale_decision.warning
+        assert scene.reader.scale_decision.scale == "db"
+
+
+def test_ambiguous_stacks_are_one_line_errors(tmp_path, bigearthnet_pair):
+    vv, vh = bigearthnet_pair
+    out = tmp_path / "out.tif"
+    twice = write_stack(tmp_path / "twice.tif", vv, vh, ("VH", "VH"))
+    assert_clean_failure(run_cli("colorize", twice, "-o", out), "several bands name a cross-polarisation", out)
+    run_cli("colorize", twice, "-o", out, "--band", "2", check=True)  # --band settles it
+    out.unlink()
+    contradicting = tmp_path / "scene_VH.tif"
+    write_stack(contradicting, vv, vh, ("VV", None))
+    with rasterio.open(contradicting) as src:
+        profile, band = src.profile.copy(), src.read(1)
+    profile.update(count=1)
+    with rasterio.open(contradicting, "w", **profile) as dst:
+        dst.write(band[None])
+        dst.set_band_description(1, "VV")
+    assert_clean_failure(run_cli("colorize", contradicting, "-o", out), "its name says VH but its band says VV", out)
+
+
+def test_an_unnamed_stack_keeps_band_1_and_the_api_chooses_as_the_cli(tmp_path, bigearthnet_pair, model):
+    vv, vh = bigearthnet_pair
+    unnamed = write_stack(tmp_path / "stack.tif", vv, vh, (None, None))
+    with open_input(unnamed) as scene:
+        assert scene.reader.band == 1
+    xr = pytest.importorskip("xarray", reason="the api extra is not installed")
+    del xr
+    from sarcolor.api import colorize
+
+    stack = write_stack(tmp_path / "dual.tif", vv, vh, ("VV", "VH"))
+    from_stack = colorize(stack, model="default")
+    from_file = colorize(vh, model="default")
+    np.testing.assert_array_equal(from_stack.values, from_file.values)

@@ -1,7 +1,5 @@
 """Scene-scale features: COG output, --warp, real BigEarthNet Sentinel-1 inputs, Dask, DDP training."""
 import shutil
-import tarfile
-from importlib import resources
 
 import numpy as np
 import pytest
@@ -62,20 +60,8 @@ def test_warp_of_a_gcp_only_input_uses_its_gcps(tmp_path):
 # -- real Sentinel-1 products: BigEarthNet patches (float32 sigma0 in dB, VV and VH) ----------
 
 
-@pytest.fixture(scope="module")
-def bigearthnet_patch(tmp_path_factory):
-    """One real BigEarthNet Sentinel-1 patch as shipped in bigearthnet-common: (VV path, VH path)."""
-    package = pytest.importorskip("bigearthnet_common", reason="bigearthnet-common (test extra) is not installed")
-    archive = resources.files(package) / "BigEarthNet-S1-Example.tar.bz2"
-    folder = tmp_path_factory.mktemp("bigearthnet")
-    with resources.as_file(archive) as path, tarfile.open(path) as tar:
-        tar.extractall(folder, filter="data")
-    vh = sorted(folder.rglob("*_VH.tif"))[0]
-    return vh.with_name(vh.name.replace("_VH", "_VV")), vh
-
-
-def test_dual_pol_db_input_uses_the_chosen_band(bigearthnet_patch, tmp_path):
-    vv, vh = bigearthnet_patch
+def test_dual_pol_db_input_uses_the_chosen_band(bigearthnet_pair, tmp_path):
+    vv, vh = bigearthnet_pair
     with rasterio.open(vv) as a, rasterio.open(vh) as b:
         profile = a.profile.copy()
         stacked = np.stack([a.read(1), b.read(1)])
@@ -95,8 +81,8 @@ def test_dual_pol_db_input_uses_the_chosen_band(bigearthnet_patch, tmp_path):
     assert_clean_failure(run_cli("colorize", dual, "-o", tmp_path / "b3.tif", "--band", "3"), "has 2 band(s)", tmp_path / "b3.tif")
 
 
-def test_db_linear_and_uint16_amplitude_give_the_same_colours(bigearthnet_patch, tmp_path):
-    _, vh = bigearthnet_patch
+def test_db_linear_and_uint16_amplitude_give_the_same_colours(bigearthnet_pair, tmp_path):
+    _, vh = bigearthnet_pair
     with rasterio.open(vh) as src:
         profile = src.profile.copy()
         db = src.read(1)
@@ -139,10 +125,10 @@ def test_dask_local_cluster_colourises_a_folder_and_reports_a_bad_scene(tmp_path
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
-def test_real_db_patches_pass_the_training_data_check_unless_read_as_normalised(bigearthnet_patch, tmp_path):
+def test_real_db_patches_pass_the_training_data_check_unless_read_as_normalised(bigearthnet_pair, tmp_path):
     """Issue 13: a real Sentinel-1 patch from Europe, read right, is like the training scenes' radar
     statistics; the same file read with the wrong --input-scale is flagged."""
-    _, vh = bigearthnet_patch
+    _, vh = bigearthnet_pair
     right = run_cli("colorize", vh, "-o", tmp_path / "right.tif", check=True)
     assert "training data" not in right.stderr
     wrong = run_cli("colorize", vh, "-o", tmp_path / "wrong.tif", "--input-scale", "normalized", check=True)

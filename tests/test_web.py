@@ -59,6 +59,26 @@ def test_upload_is_colourised_like_the_cli(options, tmp_path):
     assert "512 × 512 px" in result.summary and "normalized" in result.summary
 
 
+def test_a_stack_upload_with_the_band_left_empty_is_colourised_from_its_vh_band(options, tmp_path, bigearthnet_pair):
+    from test_readers import write_stack
+
+    vv, vh = bigearthnet_pair
+    stack = write_stack(tmp_path / "dual.tif", vv, vh, ("VV", "VH"))
+    result = colorize_upload(options, WorkFolders(tmp_path), str(stack), DEFAULT_MODEL, 0, "auto")  # the page's default
+    cli_out = tmp_path / "vh.tif"
+    run_cli("colorize", vh, "-o", cli_out, check=True)
+    np.testing.assert_array_equal(read_all(Path(result.files[0]))[0], read_all(cli_out)[0])
+    assert "band 2," in result.summary
+    with rasterio.open(vh) as src:
+        np.testing.assert_array_equal(result.previews[0][..., 0], _preview_of(src))
+
+
+def _preview_of(src) -> np.ndarray:
+    from sarcolor.io import SarReader
+
+    return SarReader(src).preview(1024)
+
+
 @pytest.mark.parametrize(
     "content, name, message",
     [

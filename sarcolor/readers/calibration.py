@@ -130,16 +130,25 @@ class GrdCalibration:
         return noise
 
     def values(self, raw: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """sigma0 (linear, float32, negatives after noise removal set to 0) of the DNs ``raw`` at rows x cols."""
+        """sigma0 (linear, float32) of the DNs ``raw`` at rows x cols, thermal noise removed down to NOISE_FLOOR
+        times the noise."""
         sigma0 = np.square(raw, dtype=np.float32)
         noise = self.noise(rows, cols)
         if noise is not None:
             sigma0 -= noise
+            np.maximum(sigma0, noise * NOISE_FLOOR, out=sigma0)
             del noise
         gain = self.sigma.at(rows, cols)
         np.square(gain, out=gain)
         sigma0 /= gain
-        return np.maximum(sigma0, 0, out=sigma0)
+        return sigma0
+
+
+# Below the noise a pixel's sigma0 is not measured: noise removal leaves values around 0, often negative, where
+# water and radar shadow are. They are set to a tenth of the noise (10 dB under it), not 0: the training scenes
+# (noise kept) show those places as the darkest there is, never as no signal, and a share of zeros is what the
+# out-of-domain check reads as a damaged image (sarcolor.novelty).
+NOISE_FLOOR = 0.1
 
 
 def parse_noise(noise_xml: bytes) -> tuple[LineTable, tuple[AzimuthBlock, ...]]:

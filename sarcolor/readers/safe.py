@@ -138,6 +138,9 @@ def product_files(path: Path) -> ProductFiles | None:
     return None
 
 
+PRODUCT_SUFFIXES = (".safe", ".zip")  # how products are named where they lie among other scenes
+
+
 def is_product(path: Path) -> bool:
     """Whether ``path`` names a Sentinel-1 product (checked by name and layout, without reading it)."""
     path = Path(path)

@@ -1,0 +1,119 @@
+"""The Processing algorithm "Colourise SAR (sarcolor)": QGIS parameters in, a ``runner.Request`` out."""
+from qgis.core import (
+    QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException, QgsProcessingOutputRasterLayer,
+    QgsProcessingParameterBand, QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile,
+    QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
+)
+
+from . import runner
+
+EXECUTABLE_SETTING = "SARCOLOR_EXECUTABLE"
+
+HELP = """Colourises one band of a Sentinel-1 SAR layer into a natural-colour, optical-like RGB image on the same grid \
+(CRS, transform and nodata kept).
+
+<b>Band</b>: leave it empty for sarcolor's choice: the VH (cross-polarisation) band where the layer says which \
+band is which (band descriptions, a Sentinel-1 product's manifest), else band 1. The bundled models expect VH.
+<b>Model</b>: default (photo-like colour and texture) or smooth (most accurate per pixel, soft), or a model file.
+<b>Detail</b>: 0 gives the smooth colour alone, 1 the full SAR detail; empty: the model's own.
+<b>Confidence map</b>: also writes NAME_confidence.tif, the expected colour error per pixel (higher = less sure).
+<b>Input scale</b>: the unit of the values; auto decides from the data type, the values and the metadata.
+<b>VV (HH)</b>: a layer whose band is named VV or HH (co-polarisation) is refused unless this is ticked; its colours are then less faithful, and the log says so.
+
+sarcolor runs as the command set in Processing options > Providers > sarcolor (or $SARCOLOR_EXECUTABLE) \
+when one is set, else in QGIS's Python when sarcolor is installed there, else as sarcolor on the PATH."""
+
+
+class ColorizeAlgorithm(QgsProcessingAlgorithm):
+    INPUT = "INPUT"
+    BAND = "BAND"
+    MODEL = "MODEL"
+    MODEL_FILE = "MODEL_FILE"
+    DETAIL = "DETAIL"
+    CONFIDENCE = "CONFIDENCE"
+    INPUT_SCALE = "INPUT_SCALE"
+    ALLOW_CO_POL = "ALLOW_CO_POL"
+    OUTPUT = "OUTPUT"
+    CONFIDENCE_MAP = "CONFIDENCE_MAP"
+
+    def name(self):
+        return "colorize"
+
+    def displayName(self):  # noqa: N802
+        return "Colourise SAR (sarcolor)"
+
+    def shortHelpString(self):  # noqa: N802
+        return HELP
+
+    def tags(self):
+        return ["sar", "sentinel-1", "colourise", "colorize", "rgb", "optical", "vh"]
+
+    def createInstance(self):  # noqa: N802
+        return ColorizeAlgorithm()
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "SAR layer"))
+        self.addParameter(QgsProcessingParameterBand(
+            self.BAND, "Band (empty: automatic)", parentLayerParameterName=self.INPUT, optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.MODEL, "Model", options=list(runner.BUNDLED_MODELS), defaultValue="default", usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL_FILE, "Model file instead (.onnx, or a training checkpoint .pt)", optional=True,
+            fileFilter="sarcolor models (*.onnx *.pt)"))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.DETAIL, "Detail strength, 0..1 (empty: the model's own)", type=QgsProcessingParameterNumber.Double,
+            optional=True, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterBoolean(self.CONFIDENCE, "Also write a confidence map", defaultValue=False))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.INPUT_SCALE, "Input scale", options=list(runner.INPUT_SCALES), defaultValue="auto",
+            usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.ALLOW_CO_POL, "Colourise a VV (HH) band where the layer has no VH (HV); the models expect VH",
+            defaultValue=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Colourised"))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.CONFIDENCE_MAP, "Confidence map"))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        request = self.request(parameters, context)
+        try:
+            used = runner.colorize(request, feedback, executable_setting())
+        except runner.RunError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        except runner.Cancelled:
+            raise QgsProcessingException("cancelled: no output written") from None
+        feedback.pushInfo(f"colourised with {used}")
+        results = {self.OUTPUT: request.output}
+        if request.confidence:
+            results[self.CONFIDENCE_MAP] = str(runner.confidence_output(request.output))
+            details = QgsProcessingContext.LayerDetails("Confidence map", context.project(), self.CONFIDENCE_MAP)
+            context.addLayerToLoadOnCompletion(results[self.CONFIDENCE_MAP], details)
+        return results
+
+    def request(self, parameters, context) -> runner.Request:
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None:
+            raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(f"{layer.name()} is a {layer.providerType()} layer: sarcolor reads files (GDAL layers)")
+        return runner.Request(
+            input=layer.source(),
+            output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            band=self.parameterAsInt(parameters, self.BAND, context) or None,
+            model=self.parameterAsFile(parameters, self.MODEL_FILE, context)
+            or self.parameterAsEnumString(parameters, self.MODEL, context),
+            detail=self.optional_double(parameters, self.DETAIL, context),
+            confidence=self.parameterAsBoolean(parameters, self.CONFIDENCE, context),
+            input_scale=self.parameterAsEnumString(parameters, self.INPUT_SCALE, context),
+            allow_co_pol=self.parameterAsBoolean(parameters, self.ALLOW_CO_POL, context),
+        )
+
+    def optional_double(self, parameters, name, context):
+        """None when the parameter is left empty (parameterAsDouble would give 0)."""
+        value = parameters.get(name)
+        return None if value is None or value == "" else self.parameterAsDouble(parameters, name, context)
+
+
+def executable_setting() -> str:
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    return (ProcessingConfig.getSetting(EXECUTABLE_SETTING) or "").strip()
