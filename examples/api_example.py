@@ -78,7 +78,7 @@ soft = sarcolor.colorize(sar, model)
 # ## Reference
 #
 # - `sarcolor.colorize(data, model="default", detail=None, confidence=False, *, band=None, input_scale="auto",
-#   tile=512, overlap=64, batch_size=4, device="auto")`: `data` is a DataArray `(y, x)` or `(band, y, x)`, a NumPy
+#   tile=512, overlap=32, batch_size=2, device="auto")`: `data` is a DataArray `(y, x)` or `(band, y, x)`, a NumPy
 #   array (tiled from its first pixel, no georeferencing) or a path (a GeoTIFF, a Sentinel-1 GRD product). It returns
 #   a DataArray `band: [red, green, blue]` (uint8) on the input's grid, with attributes `model`, `detail`,
 #   `input_scale`, `input_scale_reason` and `warnings` (when the scene looks unlike the training data); an input
