@@ -68,7 +68,7 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
             self.INPUT_SCALE, "Input scale", options=list(runner.INPUT_SCALES), defaultValue="auto",
             usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterBoolean(
-            self.ALLOW_CO_POL, "Colourise a VV (HH) band where the layer has no VH (HV); the models expect VH",
+            self.ALLOW_CO_POL, "Allow a VV (HH) band (the models expect VH)",
             defaultValue=False))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Colourised"))
         self.addOutput(QgsProcessingOutputRasterLayer(self.CONFIDENCE_MAP, "Confidence map"))
