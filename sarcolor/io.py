@@ -715,10 +715,12 @@ def warp_block(src: rasterio.DatasetReader, georef: dict, dst_transform: Affine,
 
     values, coverage = warp_weighted(src, georef, dst_transform, dst_crs, width, height, read)
     covered = coverage >= 0.5
-    rgb = np.zeros((3, height, width), np.uint8)
-    if covered.any():
-        rgb[:, covered] = np.clip(np.rint(values[:, covered]), 0, 255)
-    return rgb, covered.view(np.uint8) * np.uint8(255)
+    if not values.size:
+        return np.zeros((3, height, width), np.uint8), covered.view(np.uint8)
+    np.rint(values, out=values)
+    np.clip(values, 0, 255, out=values)
+    values *= covered
+    return values.astype(np.uint8), covered.view(np.uint8) * np.uint8(255)
 
 
 def warp_error_block(src: rasterio.DatasetReader, georef: dict, dst_transform: Affine, dst_crs: CRS, width: int, height: int) -> np.ndarray:
@@ -729,11 +731,9 @@ def warp_error_block(src: rasterio.DatasetReader, georef: dict, dst_transform: A
         return np.nan_to_num(data, nan=0.0), valid
 
     values, coverage = warp_weighted(src, georef, dst_transform, dst_crs, width, height, read)
-    out = np.full((1, height, width), np.nan, np.float32)
-    covered = coverage >= 0.5
-    if covered.any():
-        out[:, covered] = values[:, covered]
-    return out
+    if not values.size:
+        return np.full((1, height, width), np.nan, np.float32)
+    return np.where(coverage >= 0.5, values, np.float32(np.nan))
 
 
 def warp_raster(tiff_path: Path, out_path: Path, target: WarpTarget, block: int = 2048) -> None:
