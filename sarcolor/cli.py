@@ -129,7 +129,7 @@ def progress_bar(json_lines: bool = False) -> Progress:
 
 @app.command()
 def colorize(
-    input: Path = typer.Argument(..., help="SAR image (GeoTIFF, PNG, JPEG), a Sentinel-1 GRD product as downloaded (.SAFE folder, its manifest.safe, or the .zip), a Sentinel-1 STAC Item (ITEM.json or its http(s) URL), or a folder of images."),
+    input: Path = typer.Argument(..., help="SAR image (GeoTIFF, PNG, JPEG), a Sentinel-1 GRD product as downloaded (.SAFE folder, its manifest.safe, or the .zip), a Sentinel-1 STAC Item (ITEM.json or its http(s) URL), or a folder of images and products."),
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.tif, .png, .jpg; format follows the extension), or a folder when INPUT is one."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model: a bundled one by name (default: photo-like colour and texture; smooth: most accurate per pixel, soft), or a file (.onnx, or a training checkpoint .pt). Both bundled models expect Sentinel-1 VH amplitude."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
@@ -149,7 +149,7 @@ def colorize(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Folder input: send the scenes to this Dask distributed scheduler (e.g. tcp://host:8786)."),
     workers: int = typer.Option(0, "--workers", help="Folder input: start a local Dask cluster with this many worker processes."),
     detail: Optional[float] = DETAIL_OPTION,
-    confidence: bool = typer.Option(False, "--confidence", help="Also write NAME_confidence.tif beside each output: the expected colour error per pixel (CIEDE2000 for the bundled model; higher = less sure), float32 on the input's grid, NaN where there is no data."),
+    confidence: bool = typer.Option(False, "--confidence", help="Also write NAME_confidence.tif beside each output: the expected colour error per pixel (CIEDE2000 for the bundled model; higher = less sure), float32 on the output's grid (warped with it), NaN where there is no data."),
     allow_co_pol: bool = typer.Option(False, "--allow-co-pol", help="Colourise a VV (or HH) band when the input has no VH (HV): the models expect VH, so the colours are less faithful; a warning says so."),
     stac: bool = typer.Option(False, "--stac", help="Also write NAME.json beside each .tif output: its STAC Item (footprint, acquisition time, model, sarcolor version, input). Needs pystac (the stac extra)."),
     progress_json: bool = typer.Option(False, "--progress-json", hidden=True, help="Also report progress as JSON lines on stderr (for the QGIS plugin)."),
