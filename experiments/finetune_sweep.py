@@ -12,7 +12,6 @@ table at the end gives each variant's mean and spread.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -23,22 +22,21 @@ from pathlib import Path
 import numpy as np
 
 from data_amount import score
+from sarcolor.config import with_overrides
 from sarcolor.data import load_split
 from sarcolor.finetune import plan_finetune, run_finetune
 
 
-def replaced(config, assignments: list[str]):
-    """``config`` with each "section.field=value" assignment applied (the value parsed as JSON, else a string)."""
+def parsed(assignments: list[str]) -> dict:
+    """{"section.field": value} of "section.field=value" assignments (the value parsed as JSON, else a string)."""
+    overrides = {}
     for assignment in assignments:
         key, value = assignment.split("=", 1)
-        section, field = key.split(".")
         try:
-            value = json.loads(value)
+            overrides[key] = json.loads(value)
         except json.JSONDecodeError:
-            pass
-        part = dataclasses.replace(getattr(config, section), **{field: tuple(value) if isinstance(value, list) else value})
-        config = dataclasses.replace(config, **{section: part})
-    return config
+            overrides[key] = value
+    return overrides
 
 
 def run_one(args) -> None:
@@ -46,7 +44,7 @@ def run_one(args) -> None:
     logging.basicConfig(level=logging.WARNING)
     model = args.work / f"{args.name}.onnx"
     config = plan_finetune(args.adapt, model, minutes=args.minutes, overwrite=True)
-    config = replaced(config, args.set)
+    config = with_overrides(config, parsed(args.set))
     run_finetune(config, model)
     print(json.dumps({"name": args.name, "set": args.set, **score(model, load_split(args.heldout, "val"))}), flush=True)
 
@@ -63,7 +61,7 @@ def sweep(args) -> None:
     runs = []
     for variant in args.variant:
         label, _, rest = variant.partition("=")
-        assignments = [a for a in rest.split(",") if a]
+        assignments = [a for a in rest.split(";") if a]
         runs += [(f"{label}_s{seed}", label, [*assignments, f"train.seed={seed}"]) for seed in args.seeds]
     results = []
     for start in range(0, len(runs), args.jobs):
@@ -92,7 +90,7 @@ def main() -> None:
     parser.add_argument("--heldout", type=Path, required=True, help="held-out pairs folder (all in val)")
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--variant", action="append", default=[], help="LABEL=section.field=value,... (LABEL= for the recipe)")
+    parser.add_argument("--variant", action="append", default=[], help="LABEL=section.field=value;... (LABEL= for the recipe)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--cores", type=int, default=2)

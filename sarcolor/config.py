@@ -157,13 +157,23 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
             raise SarcolorError(f"config file {path} is not valid YAML: {first_line(exc)}") from None
         if not isinstance(values, dict):
             raise SarcolorError(f"config file {path} must hold a mapping")
+    return config_from_dict(apply_overrides(values, overrides))
+
+
+def apply_overrides(values: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """``values`` (a config as plain data) with each dotted-key override ("train.seed": 1) set in place."""
     for dotted, value in (overrides or {}).items():
         node = values
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return config_from_dict(values)
+    return values
+
+
+def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """``config`` with dotted-key overrides applied and checked as a loaded config's are."""
+    return config_from_dict(apply_overrides(config_to_dict(config), overrides))
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
