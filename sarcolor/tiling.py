@@ -181,23 +181,36 @@ def axis_weight_sum(axis: AxisPlan) -> np.ndarray:
 
 class StripBlender:
     """One strip of tiles (a tile row of the plan) accumulated with Hann weights; the rows no later strip
-    reaches are taken out normalised, and the rows the next strip overlaps are kept for it."""
+    reaches are taken out, and the rows the next strip overlaps are kept for it.
+
+    Each tile's weights are normalised in advance (``AxisWeights``), so the strip holds finished values and
+    needs no division. A tile's pixels that no earlier tile reached are assigned, not added (the strip is
+    never cleared), and copied where the tile is the only one (most of it at an overlap of 32, where the
+    normalised weight is exactly 1): only the overlapped bands are multiplied."""
 
     def __init__(self, plan: TilePlan, channels: int) -> None:
         rows, cols = plan.rows, plan.cols
         self.rows, self.cols = rows, cols
-        self.window = hann_window(rows.tile, cols.tile)
         self.margin = -cols.offsets[0]
         span = cols.offsets[-1] + cols.tile - cols.offsets[0]
-        self.acc = np.zeros((channels, rows.tile, span), np.float32)
-        self.weighted = np.empty((channels, rows.tile, cols.tile), np.float32)  # one tile's pred * window, reused
-        self.row_scale = 1.0 / axis_weight_sum(rows)
-        self.col_scale = 1.0 / axis_weight_sum(cols)[self.margin : self.margin + cols.length]
+        self.acc = np.empty((channels, rows.tile, span), np.float32)
+        self.row_weights = axis_weights(rows)
+        self.col_weights = {offset - cols.offsets[0]: w for offset, w in zip(cols.offsets, axis_weights(cols))}
+        self.strip = 0
 
     def add(self, start: int, pred: np.ndarray) -> None:
         """Add one tile's prediction (C, tile, tile), ``start`` columns from the strip's first column."""
-        np.multiply(pred, self.window, out=self.weighted)
-        self.acc[:, :, start : start + self.cols.tile] += self.weighted
+        rw, cw = self.row_weights[self.strip], self.col_weights[start]
+        acc = self.acc[:, :, start : start + self.cols.tile]
+        top, left = rw.fresh, cw.fresh
+        acc[:, :top] += pred[:, :top] * rw.weight[:top, None] * cw.weight  # rows an earlier strip reached
+        acc[:, top:, :left] += pred[:, top:, :left] * rw.weight[top:, None] * cw.weight[:left]  # the previous tile's
+        fresh = acc[:, top:, left:]
+        fresh[...] = pred[:, top:, left:]
+        for band in rw.shared_bands(top):
+            fresh[:, band] *= rw.weight[top:][band, None]
+        for band in cw.shared_bands(left):
+            fresh[:, :, band] *= cw.weight[left:][band]
 
     def final_rows(self, index: int) -> tuple[slice, np.ndarray | None]:
         """The strip ``index``'s rows no later strip reaches, as (rows of the strip, their blended values (C, n, W)
@@ -207,13 +220,42 @@ class StripBlender:
         lo, hi = max(0, -y), min(done, self.rows.length - y)
         values = None
         if hi > lo:
-            values = self.acc[:, lo:hi, self.margin : self.margin + self.cols.length] * self.col_scale
-            first = y - self.rows.offsets[0]
-            values *= self.row_scale[first + lo : first + hi, None]
+            values = self.acc[:, lo:hi, self.margin : self.margin + self.cols.length].copy()
         kept = self.rows.tile - done
         self.acc[:, :kept] = self.acc[:, done:]
-        self.acc[:, kept:] = 0
+        self.strip = index + 1
         return slice(lo, hi), values
+
+
+@dataclass(frozen=True)
+class AxisWeights:
+    """One tile's blending weights along an axis: its Hann weights over every tile's sum (``axis_weight_sum``),
+    so exactly 1 on [alone_start, alone_end), where no other tile reaches; ``fresh``: the first position no
+    earlier tile reaches."""
+
+    weight: np.ndarray
+    alone_start: int
+    alone_end: int
+    fresh: int
+
+    def shared_bands(self, start: int) -> list[slice]:
+        """The ranges from ``start`` on that other tiles also reach, relative to ``start``."""
+        bands = [(start, self.alone_start), (max(start, self.alone_end), len(self.weight))]
+        return [slice(a - start, b - start) for a, b in bands if b > a]
+
+
+def axis_weights(axis: AxisPlan) -> list[AxisWeights]:
+    hann = hann_window(1, axis.tile)[0]
+    total = axis_weight_sum(axis)
+    out, reached = [], axis.offsets[0]
+    for offset in axis.offsets:
+        start = offset - axis.offsets[0]
+        weight = hann / total[start : start + axis.tile]
+        alone = np.flatnonzero(weight == 1.0)
+        first, end = (int(alone[0]), int(alone[-1]) + 1) if alone.size else (0, 0)
+        out.append(AxisWeights(weight, first, end, min(max(reached - offset, 0), axis.tile)))
+        reached = max(reached, offset + axis.tile)
+    return out
 
 
 def blend_tiles(

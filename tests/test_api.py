@@ -136,7 +136,9 @@ def test_dask_chunks_give_the_in_memory_colours_and_confidence(amplitude_scene, 
     assert lazy.rgb.data.chunks[1:] == ((512, 512), (512, 512))
     rgb, confidence = dask.compute(lazy.rgb.data, lazy.confidence.data)
     np.testing.assert_array_equal(rgb, memory.rgb.values)
-    np.testing.assert_array_equal(confidence, memory.confidence.values)
+    # The expected error may differ in its last bit: onnxruntime's kernels for the error channel round differently
+    # for a batch of 1 and of 2 tiles (the RGB does not; the map is stored to within 0.05 anyway).
+    np.testing.assert_allclose(confidence, memory.confidence.values, rtol=1e-6, atol=0)
     assert lazy.rgb.rio.transform() == whole.rio.transform() == memory.rgb.rio.transform()
 
 

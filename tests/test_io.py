@@ -132,3 +132,21 @@ def test_grid_origin_places_cuts_of_one_grid_exactly_their_offset_apart(tmp_path
 def test_a_raster_without_a_map_grid_has_origin_zero():
     with rasterio.open(PAIRS / "sar" / "253_r0_c512.png") as src:
         assert SarReader(src).grid_origin == (0, 0)
+
+
+@pytest.mark.parametrize("block_row", [0, 5, 7])
+def test_decode_check_finds_a_damaged_block_in_any_strip(tmp_path, block_row):
+    """check_tiff_complete decodes strips on several threads: a block that does not decode must fail it
+    whichever thread reads it (a written output GDAL could not finish must never replace a good one)."""
+    from sarcolor.io import check_tiff_complete
+
+    rgb = (np.stack([example_normalised()[:256, :128]] * 3) * 255).astype(np.uint8)
+    path = write_variant(tmp_path / "out.tif", rgb, tiled=True, blockxsize=128, blockysize=32, compress="deflate")
+    check_tiff_complete(path, rows_per_read=32, threads=2)
+    with rasterio.open(path) as src:
+        offset = int(src.get_tag_item(f"BLOCK_OFFSET_0_{block_row}", "TIFF", bidx=2))
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"\xff" * 64)
+    with pytest.raises(OSError):
+        check_tiff_complete(path, rows_per_read=32, threads=2)

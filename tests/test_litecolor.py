@@ -70,6 +70,22 @@ def test_detail_strength_scales_only_the_texture():
     assert detail(smooth) < detail(half) < detail(full)
 
 
+def test_heads_run_as_one_convolution_in_their_own_order():
+    """Issue 23: the colour, gain and error heads are one stacked convolution; each head's channels must be what
+    that head alone gives (a swapped order would put gains into colours), and the expected error stays positive."""
+    torch.manual_seed(0)
+    net = LiteColorNet(pretrained=False, error_head=True).eval()
+    for head in (net.colour_head, net.gain_head, net.error_head):
+        torch.nn.init.normal_(head.weight, std=0.1)
+        torch.nn.init.normal_(head.bias, std=0.5)
+    features = torch.randn(2, net.colour_head.in_channels, 24, 20)
+    with torch.no_grad():
+        separate = torch.cat([net.colour_head(features), net.gain_head(features), net.error_head(features)], 1)
+        torch.testing.assert_close(net._head_convs(features), separate)
+        out = net(real_sar(128))
+    assert out.shape[1] == 4 and float(out[:, 3].min()) > 0
+
+
 def test_torch_cielab_is_skimages():
     from skimage.color import rgb2lab
 

@@ -42,8 +42,9 @@ class SamePadConv(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size[0], self.stride[0]
         total = max(k - s, 0)
-        before = total // 2
-        x = F.pad(x, (before, total - before, before, total - before), mode="replicate")
+        if total:  # a 1x1 convolution needs none; an empty Pad would still cost a copy in the exported graph
+            before = total // 2
+            x = F.pad(x, (before, total - before, before, total - before), mode="replicate")
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, 1, self.groups)
 
 

@@ -1,0 +1,202 @@
+"""A cheaper head for the bundled model, distilled from it (issue 23: the model is three quarters of a scene's time).
+
+The head (``mix`` and the colour, gain and error heads, at 1/4 resolution) is most of the model's cost in
+onnxruntime; the frozen encoder, the speckle statistics and the lateral layers stay as they are. A student head
+of another width and depth is trained to give the bundled head's outputs (colour logits, detail gains, error;
+after the model's own fixed blurs) from the same inputs, cached once for the train split as it is and turned
+and flipped. The student then replaces the head in a copy of the bundled checkpoint, which
+``sarcolor export`` and ``sarcolor evaluate`` take as any other.
+
+    git show 350d2e9:sarcolor/weights/default.pt > teacher.pt     # the bundled model before distillation
+    python experiments/distil_head.py cache teacher.pt               # runs/distil/{train,val,edges}.pt
+    python experiments/distil_head.py train teacher.pt NAME WIDTH DEPTH [STEPS] [FROM.pt]
+                                                     # runs/distil/NAME/{last.pt,config.yaml,log.jsonl}
+    sarcolor export runs/distil/NAME/last.pt -o runs/distil/NAME.onnx --calibrate ../shared/data/s1s2-pairs
+    sarcolor evaluate --model runs/distil/NAME.onnx --data ../shared/data/s1s2-pairs
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rasterio.windows import Window
+from torch.nn import functional as F
+
+from sarcolor.backends import TorchModel
+from sarcolor.checkpoint import atomic_torch_save
+from sarcolor.config import config_from_dict, save_config
+from sarcolor.data import load_split
+from sarcolor.models import build_generator
+from sarcolor.models.litecolor import LiteColorNet, SarHighPass
+from sarcolor.tiling import clip_window, mirror_window
+
+ROOT = Path("../shared/data/s1s2-pairs")
+OUT = Path("runs/distil")
+TRANSFORMS = (0, 3)  # as they are, and turned a quarter and flipped (dihedral)
+EDGE_TILES = 4  # per train scene
+CROP, MARGIN = 96, 24  # 1/4-resolution crop, and the border left out of the loss: the gains' blur reaches 24 px
+log = logging.getLogger("distil_head")
+
+
+def dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    a = np.rot90(a, k % 4, axes=(-2, -1))
+    return np.ascontiguousarray(a[..., ::-1] if k >= 2 else a)
+
+
+def head_inputs(model: LiteColorNet, amplitude: torch.Tensor) -> torch.Tensor:
+    """What ``model.mix`` reads: the standardised speckle statistics and the upsampled lateral layers."""
+    context = (model.context(amplitude) - model.context_mean) / model.context_std
+    laterals = [
+        F.interpolate(lateral(tap), size=context.shape[-2:], mode="bilinear", align_corners=False)
+        for lateral, tap in zip(model.laterals, model._taps(amplitude))
+    ]
+    return torch.cat([context, *laterals], 1)
+
+
+def blurred_heads(model: LiteColorNet, inputs: torch.Tensor) -> torch.Tensor:
+    """The head's outputs at 1/4 resolution after the model's fixed blurs: logits, gains, raw error."""
+    heads = model.smoothing(model._head_convs(model.mix(inputs)))
+    gain_end = 3 * (1 + SarHighPass.bands)
+    return torch.cat([heads[:, :3], model.gain_smoothing(heads[:, 3:gain_end]), heads[:, gain_end:]], 1)
+
+
+def edge_tiles(sar: np.ndarray, rng: np.random.Generator, count: int = EDGE_TILES, tile: int = 512) -> list[np.ndarray]:
+    """Tiles as ``colorize`` builds them at a crop's edge: a random crop of the scene (160 to 700 px a side), a
+    tile window reaching past at least one of its edges, mirrored there (``tiling.mirror_window``)."""
+    tiles = []
+    for _ in range(count):
+        h, w = (int(v) for v in rng.integers(160, 700, 2))
+        r0, c0 = int(rng.integers(0, sar.shape[0] - h + 1)), int(rng.integers(0, sar.shape[1] - w + 1))
+        crop = sar[r0 : r0 + h, c0 : c0 + w]
+        window = Window(int(rng.integers(-tile // 2, w - tile // 2)), int(rng.integers(-tile // 2, h - tile // 2)), tile, tile)
+        tiles.append(mirror_window(crop[clip_window(window, h, w).toslices()], window, clip_window(window, h, w)))
+    return tiles
+
+
+@torch.no_grad()
+def cache_edges(teacher_path: Path) -> None:
+    """The bundled head's inputs and outputs on tiles at crops' edges (``edge_tiles``) of the train split: the
+    student must also agree with it where a tile is mostly mirrored ground (the crop-consistency tests)."""
+    teacher = TorchModel(teacher_path, device="cpu").generator
+    rng = np.random.default_rng(2)
+    inputs, targets = [], []
+    for pair in load_split(ROOT, "train"):
+        for tile in edge_tiles(pair.sar.astype(np.float32) / 255.0, rng):
+            x = head_inputs(teacher, torch.from_numpy(np.ascontiguousarray(tile)[None, None]))
+            inputs.append(x[0].half())
+            targets.append(blurred_heads(teacher, x)[0].half())
+        log.info("edges of %s cached", pair.id)
+    torch.save({"inputs": torch.stack(inputs), "targets": torch.stack(targets)}, OUT / "edges.pt")
+
+
+@torch.no_grad()
+def cache(teacher_path: Path) -> None:
+    teacher = TorchModel(teacher_path, device="cpu").generator
+    OUT.mkdir(parents=True, exist_ok=True)
+    for split, transforms in (("train", TRANSFORMS), ("val", (0,))):
+        inputs, targets = [], []
+        for pair in load_split(ROOT, split):
+            for k in transforms:
+                amplitude = torch.from_numpy(dihedral(pair.sar, k)[None, None].astype(np.float32) / 255.0)
+                x = head_inputs(teacher, amplitude)
+                inputs.append(x[0].half())
+                targets.append(blurred_heads(teacher, x)[0].half())
+            log.info("%s %s cached", split, pair.id)
+        torch.save({"inputs": torch.stack(inputs), "targets": torch.stack(targets)}, OUT / f"{split}.pt")
+
+
+def student_of(teacher_path: Path, width: int, depth: int) -> tuple[LiteColorNet, dict]:
+    """The bundled model's architecture with a head of ``width`` and ``depth``, the bundled weights everywhere
+    else, and its checkpoint dict (config changed to match)."""
+    state = torch.load(teacher_path, map_location="cpu", weights_only=False)
+    state["config"]["model"].update(head_width=width, head_depth=depth)
+    student = build_generator(config_from_dict(state["config"]).model)
+    kept = {k: v for k, v in state["ema"].items() if not k.startswith(("mix.", "colour_head", "gain_head", "error_head"))}
+    missing, unexpected = student.load_state_dict(kept, strict=False)
+    assert not unexpected and all(k.startswith(("mix.", "colour_head", "gain_head", "error_head")) for k in missing)
+    return student, state
+
+
+def head_parameters(model: LiteColorNet) -> list[torch.nn.Parameter]:
+    heads = [model.mix, model.colour_head, model.gain_head, model.error_head]
+    return [p for module in heads for p in module.parameters()]
+
+
+def loss_of(model: LiteColorNet, inputs: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor, margin: int) -> torch.Tensor:
+    inner = (..., slice(margin, -margin or None), slice(margin, -margin or None))
+    return ((blurred_heads(model, inputs)[inner] - targets[inner]) / scale).square().mean()
+
+
+def train(teacher: Path, name: str, width: int, depth: int, steps: int = 3000, start_from: Path | None = None,
+          batch: int = 8, lr: float = 2e-3) -> None:
+    """Each step: a batch of crops of whole scenes (the loss away from the crops' edges, where the blurs would see
+    past them) and, when cached, a batch of edge tiles (the loss everywhere: the student sees the whole tile the
+    bundled head saw). ``start_from``: a student checkpoint to continue."""
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    data, val = torch.load(OUT / "train.pt"), torch.load(OUT / "val.pt")
+    edges = torch.load(OUT / "edges.pt") if (OUT / "edges.pt").exists() else None
+    inputs, targets = data["inputs"], data["targets"]
+    scale = targets.float().std((0, 2, 3), keepdim=True)[0]
+    student, state = student_of(teacher, width, depth)
+    if start_from is not None:  # a shallower student's weights: the blocks it lacks start as identities
+        missing, _ = student.load_state_dict(torch.load(start_from, map_location="cpu", weights_only=False)["ema"], strict=False)
+        for key in missing:
+            if key.endswith(".gamma"):
+                student.get_parameter(key).data.zero_()
+    params = head_parameters(student)
+    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps, pct_start=0.05)
+    rng = np.random.default_rng(0)
+    out = OUT / name
+    out.mkdir(parents=True, exist_ok=True)
+    start, size = time.time(), inputs.shape[-1]
+    with (out / "log.jsonl").open("w") as log_file:
+        for step in range(1, steps + 1):
+            idx = torch.from_numpy(rng.integers(0, len(inputs), batch))
+            y, x = (int(v) for v in rng.integers(0, size - CROP + 1, 2))
+            window = (idx, slice(None), slice(y, y + CROP), slice(x, x + CROP))
+            loss = loss_of(student, inputs[window].float(), targets[window].float(), scale, MARGIN)
+            if edges is not None:
+                idx = torch.from_numpy(rng.integers(0, len(edges["inputs"]), batch // 2))
+                loss = loss + loss_of(student, edges["inputs"][idx].float(), edges["targets"][idx].float(), scale, 0)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            if step % 250 == 0 or step == steps:
+                with torch.no_grad():
+                    val_loss = float(np.mean([
+                        loss_of(student, val["inputs"][i : i + 1].float(), val["targets"][i : i + 1].float(), scale, MARGIN)
+                        for i in range(len(val["inputs"]))
+                    ]))
+                record = {"step": step, "loss": loss.item(), "val": val_loss, "minutes": (time.time() - start) / 60}
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+                log.info("%s", record)
+    state["ema"] = student.state_dict()
+    state["config"]["out_dir"] = str(out)
+    state["distilled_from"] = teacher.name
+    atomic_torch_save(state, out / "last.pt")
+    save_config(config_from_dict(state["config"]), out / "config.yaml")
+
+
+def main(argv: list[str]) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if argv[0] == "cache":
+        cache(Path(argv[1]))
+        cache_edges(Path(argv[1]))
+    elif argv[0] == "train":
+        teacher, name, width, depth = Path(argv[1]), argv[2], int(argv[3]), int(argv[4])
+        train(teacher, name, width, depth, *(int(v) for v in argv[5:6]), *(Path(v) for v in argv[6:7]))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
