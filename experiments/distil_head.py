@@ -5,12 +5,15 @@ onnxruntime; the frozen encoder, the speckle statistics and the lateral layers s
 of another width and depth is trained to give the bundled head's outputs (colour logits, detail gains, error;
 after the model's own fixed blurs) from the same inputs, cached once for the train split as it is and turned
 and flipped. The student then replaces the head in a copy of the bundled checkpoint, which
-``sarcolor export`` and ``sarcolor evaluate`` take as any other.
+``sarcolor export`` and ``sarcolor evaluate`` take as any other. Measured and not shipped: experiments/README.md,
+session 12 (crops of a scene agree less than with the bundled head).
 
-    git show 350d2e9:sarcolor/weights/default.pt > teacher.pt     # the bundled model before distillation
-    python experiments/distil_head.py cache teacher.pt               # runs/distil/{train,val,edges}.pt
-    python experiments/distil_head.py train teacher.pt NAME WIDTH DEPTH [STEPS] [FROM.pt]
-                                                     # runs/distil/NAME/{last.pt,config.yaml,log.jsonl}
+    T=sarcolor/weights/default.pt                                 # the teacher: the bundled model
+    python experiments/distil_head.py cache $T                    # runs/distil/{train,val,edges}.pt
+    python experiments/distil_head.py train $T NAME WIDTH DEPTH [STEPS] [FROM.pt]
+                                                  # runs/distil/NAME/{last.pt,config.yaml,log.jsonl}
+    # the session's runs: s32x1_long 32 1 6000; s32x1_edges 32 1 2000 runs/distil/s32x1_long/last.pt;
+    # s32x2_edges 32 2 1500 runs/distil/s32x1_edges/last.pt (the edge tiles were cached after s32x1_long)
     sarcolor export runs/distil/NAME/last.pt -o runs/distil/NAME.onnx --calibrate ../shared/data/s1s2-pairs
     sarcolor evaluate --model runs/distil/NAME.onnx --data ../shared/data/s1s2-pairs
 """
