@@ -28,14 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from rasterio.windows import Window
-from torch.nn import functional as F
 
 from sarcolor.backends import TorchModel
 from sarcolor.checkpoint import atomic_torch_save
 from sarcolor.config import config_from_dict, save_config
 from sarcolor.data import load_split
 from sarcolor.models import build_generator
-from sarcolor.models.litecolor import LiteColorNet, SarHighPass
+from sarcolor.models.litecolor import LiteColorNet
 from sarcolor.tiling import clip_window, mirror_window
 
 ROOT = Path("../shared/data/s1s2-pairs")
@@ -51,21 +50,9 @@ def dihedral(a: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(a[..., ::-1] if k >= 2 else a)
 
 
-def head_inputs(model: LiteColorNet, amplitude: torch.Tensor) -> torch.Tensor:
-    """What ``model.mix`` reads: the standardised speckle statistics and the upsampled lateral layers."""
-    context = (model.context(amplitude) - model.context_mean) / model.context_std
-    laterals = [
-        F.interpolate(lateral(tap), size=context.shape[-2:], mode="bilinear", align_corners=False)
-        for lateral, tap in zip(model.laterals, model._taps(amplitude))
-    ]
-    return torch.cat([context, *laterals], 1)
-
-
 def blurred_heads(model: LiteColorNet, inputs: torch.Tensor) -> torch.Tensor:
     """The head's outputs at 1/4 resolution after the model's fixed blurs: logits, gains, raw error."""
-    heads = model.smoothing(model._head_convs(model.mix(inputs)))
-    gain_end = 3 * (1 + SarHighPass.bands)
-    return torch.cat([heads[:, :3], model.gain_smoothing(heads[:, 3:gain_end]), heads[:, gain_end:]], 1)
+    return torch.cat([h for h in model.blurred_heads(model.mix(inputs)) if h is not None], 1)
 
 
 def edge_tiles(sar: np.ndarray, rng: np.random.Generator, count: int = EDGE_TILES, tile: int = 512) -> list[np.ndarray]:
@@ -90,7 +77,7 @@ def cache_edges(teacher_path: Path) -> None:
     inputs, targets = [], []
     for pair in load_split(ROOT, "train"):
         for tile in edge_tiles(pair.sar.astype(np.float32) / 255.0, rng):
-            x = head_inputs(teacher, torch.from_numpy(np.ascontiguousarray(tile)[None, None]))
+            x = teacher.head_inputs(torch.from_numpy(np.ascontiguousarray(tile)[None, None]))
             inputs.append(x[0].half())
             targets.append(blurred_heads(teacher, x)[0].half())
         log.info("edges of %s cached", pair.id)
@@ -106,7 +93,7 @@ def cache(teacher_path: Path) -> None:
         for pair in load_split(ROOT, split):
             for k in transforms:
                 amplitude = torch.from_numpy(dihedral(pair.sar, k)[None, None].astype(np.float32) / 255.0)
-                x = head_inputs(teacher, amplitude)
+                x = teacher.head_inputs(amplitude)
                 inputs.append(x[0].half())
                 targets.append(blurred_heads(teacher, x)[0].half())
             log.info("%s %s cached", split, pair.id)

@@ -79,7 +79,7 @@ def head_features(model, sar: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def encoder_features(model, sar: torch.Tensor) -> torch.Tensor:
     """The frozen inputs of the trainable head (N, C, H/4, W/4): the standardised speckle statistics and Lite0 taps."""
-    context = (model.context(sar) - model.context_mean) / model.context_std
+    context = model.context_features(sar)
     size = context.shape[-2:]
     taps = [F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in model._taps(sar)]
     return torch.cat([context, *taps], 1)

@@ -171,14 +171,22 @@ def metadata_scale(meta: RasterMetadata) -> Clue | None:
 POLARISATIONS = ("vh", "hv", "vv", "hh")
 
 
+def named_polarisation(*texts: str | None) -> str | None:
+    """The one polarisation the texts name (as a word: "VH", "Sigma0_VH_db"), or None (none, or several)."""
+    found = {word.upper() for text in texts if text for word in tokens(str(text)) if word in POLARISATIONS}
+    return found.pop() if len(found) == 1 else None
+
+
+def polarisation_tags(tags: dict[str, str]) -> list[str]:
+    """The values of the POLARISATION / POLARIZATION-like tags."""
+    return [value for key, value in tags.items() if "polari" in key.lower()]
+
+
 def polarisation(meta: RasterMetadata) -> str | None:
     """The polarisation a raster names (file name, band description, a POLARIZATION tag), or None."""
     if meta.polarisation:
         return meta.polarisation
-    texts = [Path(meta.name).stem, meta.description or ""]
-    texts += [value for key, value in meta.tags.items() if "polari" in key.lower()]
-    found = {word for text in texts for word in tokens(str(text)) if word in POLARISATIONS}
-    return found.pop().upper() if len(found) == 1 else None
+    return named_polarisation(Path(meta.name).stem, meta.description, *polarisation_tags(meta.tags))
 
 
 @dataclass(frozen=True)

@@ -163,22 +163,6 @@ def _predict_strip(model: ModelFn, strip: np.ndarray, cols: AxisPlan, batch_size
         yield from zip(batch, outputs)
 
 
-def axis_weight_sum(axis: AxisPlan) -> np.ndarray:
-    """The sum of every tile's 1-D Hann weight along ``axis``, from its first tile's start to its last tile's end.
-
-    The 2-D window is the outer product of the 1-D ones and the tiles form a grid, so the weight a pixel
-    gets from all tiles is the product of its row's and its column's sums: normalising needs no per-pixel
-    weight array. The sums run over the tiles in order, so a window plan (``AxisWindow``) gets the
-    whole plan's values bit for bit."""
-    weight = hann_window(1, axis.tile)[0]
-    offsets = axis.offsets
-    total = np.zeros(offsets[-1] + axis.tile - offsets[0], np.float32)
-    for offset in offsets:
-        start = offset - offsets[0]
-        total[start : start + axis.tile] += weight
-    return total
-
-
 class StripBlender:
     """One strip of tiles (a tile row of the plan) accumulated with Hann weights; the rows no later strip
     reaches are taken out, and the rows the next strip overlaps are kept for it.
@@ -229,9 +213,10 @@ class StripBlender:
 
 @dataclass(frozen=True)
 class AxisWeights:
-    """One tile's blending weights along an axis: its Hann weights over every tile's sum (``axis_weight_sum``),
-    so exactly 1 on [alone_start, alone_end), where no other tile reaches; ``fresh``: the first position no
-    earlier tile reaches."""
+    """One tile's blending weights along an axis: its Hann weights over every tile's sum there (the 2-D window is
+    the outer product of the 1-D ones and the tiles form a grid, so the weights are normalised axis by axis),
+    exactly 1 on [alone_start, alone_end), where no other tile reaches; ``fresh``: the first position no earlier
+    tile reaches."""
 
     weight: np.ndarray
     alone_start: int
@@ -245,16 +230,20 @@ class AxisWeights:
 
 
 def axis_weights(axis: AxisPlan) -> list[AxisWeights]:
+    """Every tile's ``AxisWeights`` along ``axis``. The sums run over the tiles in order, so a window plan
+    (``AxisWindow``) gets the whole plan's weights bit for bit inside its window."""
     hann = hann_window(1, axis.tile)[0]
-    total = axis_weight_sum(axis)
-    out, reached = [], axis.offsets[0]
-    for offset in axis.offsets:
-        start = offset - axis.offsets[0]
+    starts = [offset - axis.offsets[0] for offset in axis.offsets]
+    total = np.zeros(starts[-1] + axis.tile, np.float32)
+    for start in starts:
+        total[start : start + axis.tile] += hann
+    out, reached = [], 0
+    for start in starts:
         weight = hann / total[start : start + axis.tile]
         alone = np.flatnonzero(weight == 1.0)
         first, end = (int(alone[0]), int(alone[-1]) + 1) if alone.size else (0, 0)
-        out.append(AxisWeights(weight, first, end, min(max(reached - offset, 0), axis.tile)))
-        reached = max(reached, offset + axis.tile)
+        out.append(AxisWeights(weight, first, end, min(max(reached - start, 0), axis.tile)))
+        reached = max(reached, start + axis.tile)
     return out
 
 

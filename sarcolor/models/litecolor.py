@@ -142,15 +142,23 @@ class LiteColorNet(nn.Module):
             getattr(self, f"tap_mean{i}").copy_(tap.mean((0, 2, 3), keepdim=True))
             getattr(self, f"tap_std{i}").copy_(tap.std((0, 2, 3), keepdim=True).clamp_min(1e-3))
 
-    def features(self, amplitude: torch.Tensor) -> torch.Tensor:
-        """The head's features at 1/4 resolution."""
-        context = (self.context(amplitude) - self.context_mean) / self.context_std
+    def context_features(self, amplitude: torch.Tensor) -> torch.Tensor:
+        """The speckle statistics at 1/4 resolution, standardised."""
+        return (self.context(amplitude) - self.context_mean) / self.context_std
+
+    def head_inputs(self, amplitude: torch.Tensor) -> torch.Tensor:
+        """What ``mix`` reads at 1/4 resolution: the standardised speckle statistics and the upsampled lateral layers."""
+        context = self.context_features(amplitude)
         size = context.shape[-2:]
         laterals = [
             F.interpolate(lateral(tap), size=size, mode="bilinear", align_corners=False)
             for lateral, tap in zip(self.laterals, self._taps(amplitude))
         ]
-        return self.mix(torch.cat([context, *laterals], 1))
+        return torch.cat([context, *laterals], 1)
+
+    def features(self, amplitude: torch.Tensor) -> torch.Tensor:
+        """The head's features at 1/4 resolution."""
+        return self.mix(self.head_inputs(amplitude))
 
     def forward(self, amplitude: torch.Tensor, detail: torch.Tensor | None = None) -> torch.Tensor:
         """RGB (N,3,H,W), and with an error head a fourth channel: the expected mean absolute colour error."""
@@ -167,14 +175,20 @@ class LiteColorNet(nn.Module):
         """At full resolution: the colour logits (N,3), the detail gains (N,3*bands) and the expected error
         (N,1; None without an error head). The error's softplus is taken at 1/4 resolution, before the
         upsampling: the same map to within the upsampling's rounding, at a sixteenth of the cost."""
-        heads = self.smoothing(self._head_convs(self.features(amplitude)))
-        gain_end = 3 * (1 + SarHighPass.bands)
-        low = [heads[:, :3], self.gain_smoothing(heads[:, 3:gain_end])]
-        if self.error_head is not None:
-            low.append(F.softplus(heads[:, gain_end:]))
+        logits, gains, error = self.blurred_heads(self.features(amplitude))
+        low = [logits, gains] + ([F.softplus(error)] if error is not None else [])
         heads = _upsample4(torch.cat(low, 1))
+        gain_end = 3 * (1 + SarHighPass.bands)
         error = heads[:, gain_end:] if self.error_head is not None else None
         return heads[:, :3], heads[:, 3:gain_end], error
+
+    def blurred_heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """At 1/4 resolution, after the fixed blurs: the colour logits, the detail gains and the error head's raw
+        output (None without an error head)."""
+        heads = self.smoothing(self._head_convs(features))
+        gain_end = 3 * (1 + SarHighPass.bands)
+        error = heads[:, gain_end:] if self.error_head is not None else None
+        return heads[:, :3], self.gain_smoothing(heads[:, 3:gain_end]), error
 
     def _head_convs(self, features: torch.Tensor) -> torch.Tensor:
         """The colour, gain and error heads as one convolution (their kernels stacked): one padding and one

@@ -133,7 +133,7 @@ def open_plain_raster(path: Path, band: int | None, input_scale: str, quantile: 
     with open_raster(choice.path) as src:
         metadata = raster_metadata(src, choice.band)
         if choice.polarisation:
-            metadata = RasterMetadata(metadata.name, metadata.description, metadata.units, metadata.tags, choice.polarisation)
+            metadata = dataclasses.replace(metadata, polarisation=choice.polarisation)
         reader = SarReader(src, choice.band, input_scale, quantile, metadata=metadata)
         tags = scale_tag(reader)
         if choice.path != path or choice.polarisation:

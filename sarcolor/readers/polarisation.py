@@ -17,7 +17,7 @@ import rasterio
 
 from sarcolor.errors import SarcolorError
 from sarcolor.io import open_raster
-from sarcolor.scale import POLARISATIONS, tokens
+from sarcolor.scale import named_polarisation, polarisation_tags
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +38,14 @@ class BandChoice:
     obvious: bool = False  # the only band of a file that names no polarisation: nothing worth saying
 
 
-def named_polarisation(*texts: str | None) -> str | None:
-    """The one polarisation the texts name (as a word: "VH", "Sigma0_VH_db"), or None (none, or several)."""
-    found = {word.upper() for text in texts if text for word in tokens(str(text)) if word in POLARISATIONS}
-    return found.pop() if len(found) == 1 else None
-
-
 def band_polarisation(src: rasterio.DatasetReader, band: int) -> str | None:
     """What a band's description and its polarisation tags say."""
-    tags = [value for key, value in src.tags(band).items() if "polari" in key.lower()]
-    return named_polarisation(src.descriptions[band - 1], *tags)
+    return named_polarisation(src.descriptions[band - 1], *polarisation_tags(src.tags(band)))
 
 
 def file_polarisation(src: rasterio.DatasetReader) -> str | None:
     """What a one-band file's name and dataset polarisation tags say."""
-    tags = [value for key, value in src.tags().items() if "polari" in key.lower()]
-    return named_polarisation(Path(src.name).stem, *tags)
+    return named_polarisation(Path(src.name).stem, *polarisation_tags(src.tags()))
 
 
 def describe_band(src: rasterio.DatasetReader, band: int) -> str:

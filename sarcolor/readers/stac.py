@@ -30,8 +30,8 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from sarcolor.errors import SarcolorError, first_line
 from sarcolor.readers.calibration import GrdCalibration
-from sarcolor.readers.polarisation import CROSS_POLARISATIONS, co_pol_check, named_polarisation
-from sarcolor.scale import RasterMetadata, ScaleDecision
+from sarcolor.readers.polarisation import CROSS_POLARISATIONS, co_pol_check
+from sarcolor.scale import RasterMetadata, ScaleDecision, named_polarisation
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def is_raster_asset(asset) -> bool:
     return urlparse(asset.href).path.lower().endswith(RASTER_SUFFIXES)
 
 
-def asset_polarisation(key: str, asset, item_polarisations: list[str]) -> str | None:
+def asset_polarisation(key: str, asset) -> str | None:
     """The asset's ``sar:polarizations`` when it lists one; else what its key or title names."""
     listed = asset.extra_fields.get("sar:polarizations")
     if isinstance(listed, list) and len(listed) == 1:
@@ -152,7 +152,7 @@ def raster_assets(item) -> list[ItemAsset]:
     for key, asset in item.assets.items():
         if is_raster_asset(asset):
             href = asset.get_absolute_href() or asset.href
-            found.append(ItemAsset(key, href, asset_polarisation(key, asset, pols), asset))
+            found.append(ItemAsset(key, href, asset_polarisation(key, asset), asset))
     if len(found) == 1 and found[0].polarisation is None and len(pols) == 1:  # one band of a single-pol item
         found[0] = ItemAsset(found[0].key, found[0].href, pols[0], found[0].asset)
     return found
@@ -181,12 +181,10 @@ def choose_asset(item, allow_co_pol: bool) -> tuple[ItemAsset, str, str | None]:
 
 def item_time(item) -> tuple[datetime | None, datetime | None]:
     """(start, end) of the acquisition: the item's datetime, or its start and end datetimes."""
-    props = item.properties
-    start, end = props.get("start_datetime"), props.get("end_datetime")
-    pystac = import_pystac()
-    parse = pystac.utils.str_to_datetime
     if item.datetime is not None:
         return item.datetime, item.datetime
+    parse = import_pystac().utils.str_to_datetime
+    start, end = item.properties.get("start_datetime"), item.properties.get("end_datetime")
     return (parse(start) if start else None), (parse(end) if end else None)
 
 
