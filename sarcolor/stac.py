@@ -24,7 +24,7 @@ from rasterio.warp import transform as transform_points
 
 from sarcolor import __version__
 from sarcolor.errors import SarcolorError, write_failure
-from sarcolor.io import check_output_target, output_driver, umask
+from sarcolor.io import check_output_target, output_driver, remove_stale_temp_files, umask
 from sarcolor.readers import Provenance
 from sarcolor.readers.stac import import_pystac, is_url
 
@@ -42,11 +42,13 @@ def stac_item_path(output_path: Path) -> Path:
 
 def check_stac_output(output_path: Path, overwrite: bool) -> Path:
     """Before any work: the output is a GeoTIFF (PNG and JPEG carry no georeferencing to describe), pystac is
-    installed, and the Item's path takes a write."""
+    installed, and the Item's path takes a write; a killed run's stale temporary Item goes, as the image's does."""
     if output_driver(output_path) != "GTiff":
         raise SarcolorError(f"--stac describes a georeferenced GeoTIFF: write a .tif, not {output_path.name}")
     import_pystac()
-    return check_output_target(stac_item_path(output_path), overwrite)
+    item_path = check_output_target(stac_item_path(output_path), overwrite)
+    remove_stale_temp_files(item_path)
+    return item_path
 
 
 def check_describable(provenance: Provenance | None, src: rasterio.DatasetReader) -> None:

@@ -12,9 +12,11 @@ import copy
 import functools
 import http.server
 import json
+import os
 import re
 import shutil
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -308,6 +310,12 @@ def test_stac_outputs_follow_the_rules_of_every_output(tmp_path, rtc_item):
     assert (tmp_path / "rgb.json").read_text() == "{}"  # kept, and nothing else written
     run_cli("colorize", rtc_item, "-o", out, "--stac", "--overwrite", check=True)
     assert json.loads((tmp_path / "rgb.json").read_text())["type"] == "Feature"
+    stale_item, young_item = tmp_path / ".rgb.json.k3j_9a0q.probe", tmp_path / ".rgb.json.abcdefgh.probe"
+    for path in (stale_item, young_item):  # a killed run's temporary Item, and one a run may be writing now
+        path.write_text("{")
+    os.utime(stale_item, (time.time() - 3600, time.time() - 3600))
+    run_cli("colorize", rtc_item, "-o", out, "--stac", "--overwrite", check=True)
+    assert not stale_item.exists() and young_item.exists()
     png = tmp_path / "rgb.png"
     assert_clean_failure(run_cli("colorize", rtc_item, "-o", png, "--stac"), "--stac describes a georeferenced GeoTIFF", png)
     timeless = tmp_path / "scene.tif"
