@@ -137,8 +137,10 @@ def colorize_file(
     options: ColorizeOptions = ColorizeOptions(),
     on_start: Callable[[int], None] | None = None,
     on_tiles_done: Callable[[int], None] | None = None,
+    on_open: Callable[[SarReader], None] | None = None,
 ) -> ColorizeResult:
-    """Colourise one raster or Sentinel-1 product. ``on_start(total_tiles)`` and ``on_tiles_done(n)`` drive a progress bar."""
+    """Colourise one raster or Sentinel-1 product. ``on_start(total_tiles)`` and ``on_tiles_done(n)`` drive a progress bar;
+    ``on_open(reader)`` sees the input's reader once it is open and checked (the web page's preview of the input)."""
     input_path = Path(input_path)
     output_path = Path(output_path)
     outputs = planned_outputs(output_path, options.confidence)
@@ -173,6 +175,8 @@ def colorize_file(
         check_free_space(output_path, reader.height, reader.width, bands=3 + 4 * options.confidence)  # float32 map
         plan = tile_plan(reader, options.tile, options.overlap, model)
         warning = reader.scene_warning(model.training_scenes)  # logged by the reader
+        if on_open:
+            on_open(reader)
         if on_start:
             on_start(plan.tile_count)
         log.debug(

@@ -138,8 +138,12 @@ def sar_preview(path: Path, band: int | None, input_scale: str, quantile: float,
     """The SAR as the model sees it (scaled), grey RGB uint8, at most ``max_side`` px on a side, and the band read
     (``band`` None: the one colorize chooses)."""
     with open_input(path, band, input_scale, quantile) as scene:
-        grey = scene.reader.preview(max_side)
-        return np.repeat(grey[..., None], 3, axis=-1), scene.reader.band
+        return reader_preview(scene.reader, max_side)
+
+
+def reader_preview(reader, max_side: int = PREVIEW_SIDE) -> tuple[np.ndarray, int]:
+    """``sar_preview`` of an open reader."""
+    return np.repeat(reader.preview(max_side)[..., None], 3, axis=-1), reader.band
 
 
 def error_preview(path: Path, max_side: int, top: float = ERROR_PREVIEW_TOP) -> np.ndarray:
@@ -239,13 +243,15 @@ def _colorize_in_work_folder(options, work, upload, model, model_name, band, inp
 
         band = int(band) if band else None  # 0 or empty: the cross-polarisation band where the file names it
         colorize_options = ColorizeOptions(options.tile, options.overlap, band, input_scale, confidence=model.has_error)
-        result = colorize_file(upload, tiff, model, colorize_options, on_start=total.append, on_tiles_done=advance)
+        seen: list[tuple[np.ndarray, int]] = []  # the input's preview and band, from colorize's own reader
+        result = colorize_file(upload, tiff, model, colorize_options, on_start=total.append, on_tiles_done=advance,
+                               on_open=lambda reader: seen.append(reader_preview(reader)))
         files = [str(tiff)]
         if result.height * result.width <= PLAIN_OUTPUT_MAX_PIXELS:
             png = tiff.with_suffix(".png")
             write_plain_copy(tiff, png, "PNG")
             files.append(str(png))
-        sar, band = sar_preview(upload, band, input_scale, model.convention["quantile"])
+        sar, band = seen[0]
         previews = (sar, read_rgb_preview(tiff, PREVIEW_SIDE))
         confidence = None
         if model.has_error:

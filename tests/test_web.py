@@ -1,5 +1,6 @@
 """The web page: colorize_upload directly, then the real server in a headless Chromium."""
 import copy
+import logging
 import os
 import shutil
 import subprocess
@@ -71,6 +72,16 @@ def test_a_stack_upload_with_the_band_left_empty_is_colourised_from_its_vh_band(
     assert "band 2," in result.summary
     with rasterio.open(vh) as src:
         np.testing.assert_array_equal(result.previews[0][..., 0], _preview_of(src))
+
+
+def test_an_upload_is_read_once_for_its_colours_and_its_preview(options, tmp_path, caplog):
+    """The preview of the input comes from colorize's own reader: one scaling pass, one band-choice log line."""
+    with caplog.at_level(logging.INFO, logger="sarcolor"):
+        result = colorize_upload(options, WorkFolders(tmp_path), str(COAST), DEFAULT_MODEL, 1, "auto")
+    with rasterio.open(COAST) as src:
+        np.testing.assert_array_equal(result.previews[0][..., 0], _preview_of(src))
+    scale_lines = [r.getMessage() for r in caplog.records if "input scale" in r.getMessage()]
+    assert len(scale_lines) == 1, scale_lines
 
 
 def _preview_of(src) -> np.ndarray:
