@@ -6,14 +6,16 @@ of another width and depth is trained to give the bundled head's outputs (colour
 after the model's own fixed blurs) from the same inputs, cached once for the train split as it is and turned
 and flipped. The student then replaces the head in a copy of the bundled checkpoint, which
 ``sarcolor export`` and ``sarcolor evaluate`` take as any other. Measured and not shipped: experiments/README.md,
-session 12 (crops of a scene agree less than with the bundled head).
+sessions 12 and 13 (crops of a scene agree less than with the bundled head).
 
     T=sarcolor/weights/default.pt                                 # the teacher: the bundled model
-    python experiments/distil_head.py cache $T                    # runs/distil/{train,val,edges}.pt
-    python experiments/distil_head.py train $T NAME WIDTH DEPTH [STEPS] [FROM.pt]
+    python experiments/distil_head.py cache $T                    # runs/distil/{train,val,edges_scene}.pt
+    python experiments/distil_head.py train $T NAME WIDTH DEPTH [STEPS] [FROM.pt] [LR] [EDGE_WEIGHT] [OPTICAL_WEIGHT]
                                                   # runs/distil/NAME/{last.pt,config.yaml,log.jsonl}
-    # the session's runs: s32x1_long 32 1 6000; s32x1_edges 32 1 2000 runs/distil/s32x1_long/last.pt;
-    # s32x2_edges 32 2 1500 runs/distil/s32x1_edges/last.pt (the edge tiles were cached after s32x1_long)
+    # session 12 (edge tiles then imitated the bundled head on the tile itself): s32x1_long 32 1 6000;
+    # s32x1_edges 32 1 2000 runs/distil/s32x1_long/last.pt; s32x2_edges 32 2 1500 runs/distil/s32x1_edges/last.pt
+    # session 13 (edge tiles with the whole scene's outputs): c32x2 32 2 1500 runs/distil/s32x2_edges/last.pt 1e-3;
+    # c32x2b 32 2 1000 runs/distil/c32x2/last.pt 5e-4 3; c32x2c 32 2 750 runs/distil/c32x2b/last.pt 5e-4 3 1
     sarcolor export runs/distil/NAME/last.pt -o runs/distil/NAME.onnx --calibrate ../shared/data/s1s2-pairs
     sarcolor evaluate --model runs/distil/NAME.onnx --data ../shared/data/s1s2-pairs
 """
@@ -55,33 +57,59 @@ def blurred_heads(model: LiteColorNet, inputs: torch.Tensor) -> torch.Tensor:
     return torch.cat([h for h in model.blurred_heads(model.mix(inputs)) if h is not None], 1)
 
 
-def edge_tiles(sar: np.ndarray, rng: np.random.Generator, count: int = EDGE_TILES, tile: int = 512) -> list[np.ndarray]:
-    """Tiles as ``colorize`` builds them at a crop's edge: a random crop of the scene (160 to 700 px a side), a
-    tile window reaching past at least one of its edges, mirrored there (``tiling.mirror_window``)."""
-    tiles = []
-    for _ in range(count):
-        h, w = (int(v) for v in rng.integers(160, 700, 2))
-        r0, c0 = int(rng.integers(0, sar.shape[0] - h + 1)), int(rng.integers(0, sar.shape[1] - w + 1))
-        crop = sar[r0 : r0 + h, c0 : c0 + w]
-        window = Window(int(rng.integers(-tile // 2, w - tile // 2)), int(rng.integers(-tile // 2, h - tile // 2)), tile, tile)
-        tiles.append(mirror_window(crop[clip_window(window, h, w).toslices()], window, clip_window(window, h, w)))
-    return tiles
+def edge_tile(scene: np.ndarray, rng: np.random.Generator, tile: int = 512, anchor: int = 32) -> tuple[np.ndarray, Window]:
+    """A tile as ``colorize`` builds it at a crop's edge: a random crop of the scene (160 to 700 px a side), a tile
+    window on the scene's grid (its origin a multiple of ``anchor`` in scene pixels, as tiles are anchored to the
+    map grid) reaching past at least one of the crop's edges, mirrored there (``tiling.mirror_window``). Returns
+    the tile and its window in scene pixels."""
+    h, w = (int(v) for v in rng.integers(160, 700, 2))
+    r0, c0 = int(rng.integers(0, scene.shape[0] - h + 1)), int(rng.integers(0, scene.shape[1] - w + 1))
+    crop = scene[r0 : r0 + h, c0 : c0 + w]
+
+    def offset(start: int, size: int) -> int:  # tile origin relative to the crop, on the scene's grid
+        low, high = -(-(start - tile // 2) // anchor), (start + size - tile // 2) // anchor
+        return int(rng.integers(low, high + 1)) * anchor - start
+
+    window = Window(offset(c0, w), offset(r0, h), tile, tile)
+    inside = clip_window(window, h, w)
+    return mirror_window(crop[inside.toslices()], window, inside), Window(c0 + window.col_off, r0 + window.row_off, tile, tile), (r0, c0, h, w)
+
+
+def real_mask(scene_window: Window, crop: tuple[int, int, int, int], tile: int = 512) -> torch.Tensor:
+    """(1, tile/4, tile/4): the 1/4-resolution places of a tile whose 4x4 pixels all lie inside the crop."""
+    r0, c0, h, w = crop
+    rows = np.arange(tile // 4) * 4 + scene_window.row_off
+    cols = np.arange(tile // 4) * 4 + scene_window.col_off
+    inside_rows = (rows >= r0) & (rows + 4 <= r0 + h)
+    inside_cols = (cols >= c0) & (cols + 4 <= c0 + w)
+    return torch.from_numpy(inside_rows[:, None] & inside_cols[None, :])[None]
 
 
 @torch.no_grad()
 def cache_edges(teacher_path: Path) -> None:
-    """The bundled head's inputs and outputs on tiles at crops' edges (``edge_tiles``) of the train split: the
-    student must also agree with it where a tile is mostly mirrored ground (the crop-consistency tests)."""
+    """Tiles at crops' edges (``edge_tile``) of the train split, each with the bundled head's outputs for the
+    *whole* scene at the same places (cached by ``cache``) and the mask of the crop's real places: a student
+    learns to give a crop's places the colours the whole scene gives them (the crop-consistency tests), not
+    to copy the bundled head's guess from mirrored ground."""
     teacher = TorchModel(teacher_path, device="cpu").generator
+    whole = torch.load(OUT / "train.pt")["targets"]
     rng = np.random.default_rng(2)
-    inputs, targets = [], []
-    for pair in load_split(ROOT, "train"):
-        for tile in edge_tiles(pair.sar.astype(np.float32) / 255.0, rng):
-            x = teacher.head_inputs(torch.from_numpy(np.ascontiguousarray(tile)[None, None]))
-            inputs.append(x[0].half())
-            targets.append(blurred_heads(teacher, x)[0].half())
+    inputs, targets, masks = [], [], []
+    for i, pair in enumerate(load_split(ROOT, "train")):
+        for t, k in enumerate(TRANSFORMS):
+            scene = dihedral(pair.sar, k).astype(np.float32) / 255.0
+            for _ in range(EDGE_TILES // len(TRANSFORMS)):
+                tile, window, crop = edge_tile(scene, rng)
+                inputs.append(teacher.head_inputs(torch.from_numpy(np.ascontiguousarray(tile)[None, None]))[0].half())
+                target = torch.zeros(whole.shape[1], 128, 128, dtype=torch.half)
+                mask = real_mask(window, crop)
+                r, c = window.row_off // 4, window.col_off // 4
+                rows, cols = slice(max(0, -r), min(128, whole.shape[2] - r)), slice(max(0, -c), min(128, whole.shape[3] - c))
+                target[:, rows, cols] = whole[i * len(TRANSFORMS) + t, :, rows.start + r : rows.stop + r, cols.start + c : cols.stop + c]
+                targets.append(target)
+                masks.append(mask)
         log.info("edges of %s cached", pair.id)
-    torch.save({"inputs": torch.stack(inputs), "targets": torch.stack(targets)}, OUT / "edges.pt")
+    torch.save({"inputs": torch.stack(inputs), "targets": torch.stack(targets), "masks": torch.stack(masks)}, OUT / "edges_scene.pt")
 
 
 @torch.no_grad()
@@ -122,16 +150,41 @@ def loss_of(model: LiteColorNet, inputs: torch.Tensor, targets: torch.Tensor, sc
     return ((blurred_heads(model, inputs)[inner] - targets[inner]) / scale).square().mean()
 
 
+def masked_loss(model: LiteColorNet, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """The squared error at the places ``masks`` marks (a crop's real places; the rest is mirrored context)."""
+    error = ((blurred_heads(model, inputs) - targets) / scale).square().mean(1, keepdim=True)
+    return (error * masks).sum() / masks.sum().clamp_min(1)
+
+
+def optical_quarters() -> torch.Tensor:
+    """The train split's optical at the heads' 1/4 resolution, in the order and transforms of the ``cache``."""
+    quarters = []
+    for pair in load_split(ROOT, "train"):
+        for k in TRANSFORMS:
+            optical = torch.from_numpy(dihedral(pair.optical, k).astype(np.float32) / 255.0)[None]
+            quarters.append(torch.nn.functional.avg_pool2d(optical, 4)[0].half())
+    return torch.stack(quarters)
+
+
+def smooth_error(model: LiteColorNet, inputs: torch.Tensor, optical: torch.Tensor, margin: int) -> torch.Tensor:
+    """Squared error of the smooth colour (detail 0) at 1/4 resolution against the optical, away from the edges."""
+    logits = model.blurred_heads(model.mix(inputs))[0]
+    inner = (..., slice(margin, -margin or None), slice(margin, -margin or None))
+    return (model.saturate(torch.sigmoid(logits))[inner] - optical[inner]).square().mean()
+
+
 def train(teacher: Path, name: str, width: int, depth: int, steps: int = 3000, start_from: Path | None = None,
-          batch: int = 8, lr: float = 2e-3) -> None:
+          lr: float = 2e-3, edge_weight: float = 1.0, optical_weight: float = 0.0, batch: int = 8) -> None:
     """Each step: a batch of crops of whole scenes (the loss away from the crops' edges, where the blurs would see
-    past them) and, when cached, a batch of edge tiles (the loss everywhere: the student sees the whole tile the
-    bundled head saw). ``start_from``: a student checkpoint to continue."""
+    past them), with ``optical_weight`` also the smooth colour's error against the optical there, and, when
+    cached, a batch of edge tiles (the loss at the crop's real places, times ``edge_weight``). ``start_from``: a
+    student checkpoint to continue."""
     torch.manual_seed(0)
     torch.set_num_threads(2)
     data, val = torch.load(OUT / "train.pt"), torch.load(OUT / "val.pt")
-    edges = torch.load(OUT / "edges.pt") if (OUT / "edges.pt").exists() else None
+    edges = torch.load(OUT / "edges_scene.pt") if (OUT / "edges_scene.pt").exists() else None
     inputs, targets = data["inputs"], data["targets"]
+    optical = optical_quarters() if optical_weight else None
     scale = targets.float().std((0, 2, 3), keepdim=True)[0]
     student, state = student_of(teacher, width, depth)
     if start_from is not None:  # a shallower student's weights: the blocks it lacks start as identities
@@ -152,9 +205,12 @@ def train(teacher: Path, name: str, width: int, depth: int, steps: int = 3000, s
             y, x = (int(v) for v in rng.integers(0, size - CROP + 1, 2))
             window = (idx, slice(None), slice(y, y + CROP), slice(x, x + CROP))
             loss = loss_of(student, inputs[window].float(), targets[window].float(), scale, MARGIN)
+            if optical is not None:  # the train scenes' own colours, in units of the smooth model's squared error
+                loss = loss + optical_weight * smooth_error(student, inputs[window].float(), optical[window].float(), MARGIN) / 0.02
             if edges is not None:
                 idx = torch.from_numpy(rng.integers(0, len(edges["inputs"]), batch // 2))
-                loss = loss + loss_of(student, edges["inputs"][idx].float(), edges["targets"][idx].float(), scale, 0)
+                loss = loss + edge_weight * masked_loss(student, edges["inputs"][idx].float(), edges["targets"][idx].float(),
+                                          edges["masks"][idx].float(), scale)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -181,9 +237,12 @@ def main(argv: list[str]) -> None:
     if argv[0] == "cache":
         cache(Path(argv[1]))
         cache_edges(Path(argv[1]))
+    elif argv[0] == "cache-edges":
+        cache_edges(Path(argv[1]))
     elif argv[0] == "train":
         teacher, name, width, depth = Path(argv[1]), argv[2], int(argv[3]), int(argv[4])
-        train(teacher, name, width, depth, *(int(v) for v in argv[5:6]), *(Path(v) for v in argv[6:7]))
+        train(teacher, name, width, depth, *(int(v) for v in argv[5:6]), *(Path(v) for v in argv[6:7]),
+              *(float(v) for v in argv[7:10]))
     else:
         raise SystemExit(__doc__)
 
