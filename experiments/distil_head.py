@@ -10,12 +10,14 @@ sessions 12 and 13 (crops of a scene agree less than with the bundled head).
 
     T=sarcolor/weights/default.pt                                 # the teacher: the bundled model
     python experiments/distil_head.py cache $T                    # runs/distil/{train,val,edges_scene}.pt
-    python experiments/distil_head.py train $T NAME WIDTH DEPTH [STEPS] [FROM.pt] [LR] [EDGE_WEIGHT] [OPTICAL_WEIGHT]
+    python experiments/distil_head.py train $T NAME WIDTH DEPTH [STEPS] [FROM.pt] [LR] [EDGE_WEIGHT] [OPTICAL_WEIGHT] [HEAD_POOL]
                                                   # runs/distil/NAME/{last.pt,config.yaml,log.jsonl}
     # session 12 (edge tiles then imitated the bundled head on the tile itself): s32x1_long 32 1 6000;
     # s32x1_edges 32 1 2000 runs/distil/s32x1_long/last.pt; s32x2_edges 32 2 1500 runs/distil/s32x1_edges/last.pt
     # session 13 (edge tiles with the whole scene's outputs): c32x2 32 2 1500 runs/distil/s32x2_edges/last.pt 1e-3;
-    # c32x2b 32 2 1000 runs/distil/c32x2/last.pt 5e-4 3; c32x2c 32 2 750 runs/distil/c32x2b/last.pt 5e-4 3 1
+    # c32x2b 32 2 1000 runs/distil/c32x2/last.pt 5e-4 3; c32x2c 32 2 750 runs/distil/c32x2b/last.pt 5e-4 3 1;
+    # the head at 1/8 from the bundled head's own weights: coarse8 64 2 1500 $T 1e-3 3 0 2;
+    # coarse8b 64 2 750 runs/distil/coarse8/last.pt 5e-4 3 0 2
     sarcolor export runs/distil/NAME/last.pt -o runs/distil/NAME.onnx --calibrate ../shared/data/s1s2-pairs
     sarcolor evaluate --model runs/distil/NAME.onnx --data ../shared/data/s1s2-pairs
 """
@@ -54,7 +56,7 @@ def dihedral(a: np.ndarray, k: int) -> np.ndarray:
 
 def blurred_heads(model: LiteColorNet, inputs: torch.Tensor) -> torch.Tensor:
     """The head's outputs at 1/4 resolution after the model's fixed blurs: logits, gains, raw error."""
-    return torch.cat([h for h in model.blurred_heads(model.mix(inputs)) if h is not None], 1)
+    return torch.cat([h for h in model.blurred_heads(model.mix(model.pooled(inputs))) if h is not None], 1)
 
 
 def edge_tile(scene: np.ndarray, rng: np.random.Generator, tile: int = 512, anchor: int = 32) -> tuple[np.ndarray, Window]:
@@ -128,11 +130,11 @@ def cache(teacher_path: Path) -> None:
         torch.save({"inputs": torch.stack(inputs), "targets": torch.stack(targets)}, OUT / f"{split}.pt")
 
 
-def student_of(teacher_path: Path, width: int, depth: int) -> tuple[LiteColorNet, dict]:
+def student_of(teacher_path: Path, width: int, depth: int, head_pool: int = 1) -> tuple[LiteColorNet, dict]:
     """The bundled model's architecture with a head of ``width`` and ``depth``, the bundled weights everywhere
     else, and its checkpoint dict (config changed to match)."""
     state = torch.load(teacher_path, map_location="cpu", weights_only=False)
-    state["config"]["model"].update(head_width=width, head_depth=depth)
+    state["config"]["model"].update(head_width=width, head_depth=depth, head_pool=head_pool)
     student = build_generator(config_from_dict(state["config"]).model)
     kept = {k: v for k, v in state["ema"].items() if not k.startswith(("mix.", "colour_head", "gain_head", "error_head"))}
     missing, unexpected = student.load_state_dict(kept, strict=False)
@@ -168,13 +170,13 @@ def optical_quarters() -> torch.Tensor:
 
 def smooth_error(model: LiteColorNet, inputs: torch.Tensor, optical: torch.Tensor, margin: int) -> torch.Tensor:
     """Squared error of the smooth colour (detail 0) at 1/4 resolution against the optical, away from the edges."""
-    logits = model.blurred_heads(model.mix(inputs))[0]
+    logits = model.blurred_heads(model.mix(model.pooled(inputs)))[0]
     inner = (..., slice(margin, -margin or None), slice(margin, -margin or None))
     return (model.saturate(torch.sigmoid(logits))[inner] - optical[inner]).square().mean()
 
 
 def train(teacher: Path, name: str, width: int, depth: int, steps: int = 3000, start_from: Path | None = None,
-          lr: float = 2e-3, edge_weight: float = 1.0, optical_weight: float = 0.0, batch: int = 8) -> None:
+          lr: float = 2e-3, edge_weight: float = 1.0, optical_weight: float = 0.0, head_pool: int = 1, batch: int = 8) -> None:
     """Each step: a batch of crops of whole scenes (the loss away from the crops' edges, where the blurs would see
     past them), with ``optical_weight`` also the smooth colour's error against the optical there, and, when
     cached, a batch of edge tiles (the loss at the crop's real places, times ``edge_weight``). ``start_from``: a
@@ -186,7 +188,7 @@ def train(teacher: Path, name: str, width: int, depth: int, steps: int = 3000, s
     inputs, targets = data["inputs"], data["targets"]
     optical = optical_quarters() if optical_weight else None
     scale = targets.float().std((0, 2, 3), keepdim=True)[0]
-    student, state = student_of(teacher, width, depth)
+    student, state = student_of(teacher, width, depth, head_pool)
     if start_from is not None:  # a shallower student's weights: the blocks it lacks start as identities
         missing, _ = student.load_state_dict(torch.load(start_from, map_location="cpu", weights_only=False)["ema"], strict=False)
         for key in missing:
@@ -202,7 +204,8 @@ def train(teacher: Path, name: str, width: int, depth: int, steps: int = 3000, s
     with (out / "log.jsonl").open("w") as log_file:
         for step in range(1, steps + 1):
             idx = torch.from_numpy(rng.integers(0, len(inputs), batch))
-            y, x = (int(v) for v in rng.integers(0, size - CROP + 1, 2))
+            # A head at 1/8 (head_pool 2) sees the crop on the scene's 1/8 grid: an even offset at 1/4.
+            y, x = (head_pool * int(v) for v in rng.integers(0, (size - CROP) // head_pool + 1, 2))
             window = (idx, slice(None), slice(y, y + CROP), slice(x, x + CROP))
             loss = loss_of(student, inputs[window].float(), targets[window].float(), scale, MARGIN)
             if optical is not None:  # the train scenes' own colours, in units of the smooth model's squared error
@@ -242,7 +245,7 @@ def main(argv: list[str]) -> None:
     elif argv[0] == "train":
         teacher, name, width, depth = Path(argv[1]), argv[2], int(argv[3]), int(argv[4])
         train(teacher, name, width, depth, *(int(v) for v in argv[5:6]), *(Path(v) for v in argv[6:7]),
-              *(float(v) for v in argv[7:10]))
+              *(float(v) for v in argv[7:10]), *(int(v) for v in argv[10:11]))
     else:
         raise SystemExit(__doc__)
 

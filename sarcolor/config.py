@@ -19,6 +19,10 @@ class ModelConfig:
     lateral_width: int = 32  # lite0: channels taken from each encoder tap
     head_width: int = 64  # lite0: width of the head at 1/4 resolution
     head_depth: int = 2  # lite0: ConvNeXt blocks in the head
+    # lite0: 2 runs the head (mix and the head convolutions) at 1/8 resolution on 2x2-averaged inputs, its outputs
+    # upsampled to 1/4 before the fixed blurs: a quarter of the head's cost, and the blurred outputs barely need
+    # 1/4 (issue 23, experiments/README.md session 13); 1 = at 1/4.
+    head_pool: int = 1
     taps: int = 3  # lite0: encoder features used, at SAR strides 8, 16, 32 (and 64 with 4)
     smoothing: float = 2.0  # lite0: sigma (1/4-resolution pixels) of the fixed blur on the heads' outputs; 0 = none
     error_head: bool = False  # lite0: a fourth output channel, the expected colour error per pixel (loss.error_nll trains it)

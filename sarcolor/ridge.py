@@ -72,8 +72,8 @@ def head_blur(model, x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def head_features(model, sar: torch.Tensor) -> torch.Tensor:
-    """What the heads read (N, width, H/4, W/4), blurred as their outputs are."""
-    return head_blur(model, model.features(sar))
+    """What the heads read (N, width, H/4, W/4), brought to 1/4 resolution and blurred as their outputs are."""
+    return head_blur(model, model.to_quarter(model.features(sar)))
 
 
 @torch.no_grad()

@@ -102,6 +102,14 @@ def test_a_numpy_array_is_coloured_as_an_ungeoreferenced_raster(tmp_path, api_mo
     assert 0.2 < np.abs(rgb.values.astype(int) - on_grid).mean() < 5
 
 
+def assert_same_levels(got: np.ndarray, expected: np.ndarray) -> None:
+    """The same 8-bit colours, but for a rare pixel one level off: a one-thread, one-tile-per-call run's last float
+    bit is not always a two-thread, two-tile one's (onnxruntime), and a value on a rounding boundary goes the other
+    way (1 pixel in 12.6 million here). A seam or a misplaced tile moves many pixels by many levels."""
+    diff = np.abs(got.astype(int) - expected)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-5, (diff.max(), (diff > 0).mean())
+
+
 def test_a_dask_scene_on_a_cluster_gets_the_cli_pixels_without_seams(tmp_path, amplitude_scene, amplitude_cli):
     from dask.distributed import Client, LocalCluster, Lock
 
@@ -115,10 +123,10 @@ def test_a_dask_scene_on_a_cluster_gets_the_cli_pixels_without_seams(tmp_path, a
         valid = rgb.valid.values
         loads = client.run(lambda: _loaded.cache_info())
     api = read_all(tmp_path / "api.tif")[0]
-    np.testing.assert_array_equal(api, cli)
+    assert_same_levels(api, cli)
     for border in (CHUNK - 1, CHUNK):  # both sides of the chunk borders, across and along
-        np.testing.assert_array_equal(api[:, border], cli[:, border])
-        np.testing.assert_array_equal(api[:, :, border], cli[:, :, border])
+        assert_same_levels(api[:, border], cli[:, border])
+        assert_same_levels(api[:, :, border], cli[:, :, border])
     np.testing.assert_array_equal(valid, cli_valid)
     assert not valid[NODATA_CORNER].any() and valid.mean() > 0.99 and not api[:, ~valid].any()
     assert rgb.attrs["input_scale"] == "amplitude"

@@ -17,7 +17,7 @@ def build_generator(model_config, pretrained: bool = False) -> LiteColorNet | Sa
         return LiteColorNet(
             model_config.lateral_width, model_config.head_width, model_config.head_depth, model_config.taps,
             model_config.smoothing, pretrained, model_config.error_head, model_config.chroma_gain,
-            model_config.detail_smoothing,
+            model_config.detail_smoothing, model_config.head_pool,
         )
     return SarColorNet(
         widths=tuple(model_config.widths),

@@ -82,10 +82,14 @@ class LiteColorNet(nn.Module):
     def __init__(
         self, lateral_width: int = 32, width: int = 64, depth: int = 2, taps: int = 3, smoothing: float = 2.0,
         pretrained: bool = True, error_head: bool = False, chroma_gain: float = 1.0, detail_smoothing: float = 0.0,
+        head_pool: int = 1,
     ) -> None:
         super().__init__()
         if not 1 <= taps <= len(TAP_BLOCKS):
             raise ValueError(f"taps must be 1 to {len(TAP_BLOCKS)}, got {taps}")
+        if head_pool not in (1, 2):
+            raise ValueError(f"head_pool must be 1 (the head at 1/4 resolution) or 2 (at 1/8), got {head_pool}")
+        self.head_pool = head_pool
         # The deepest tap (stride 64 in SAR pixels) reaches so far that a crop's edge changes colours
         # hundreds of pixels inside it; three taps keep the same place the same colour wherever a scene
         # is cut (experiments/README.md).
@@ -157,8 +161,12 @@ class LiteColorNet(nn.Module):
         return torch.cat([context, *laterals], 1)
 
     def features(self, amplitude: torch.Tensor) -> torch.Tensor:
-        """The head's features at 1/4 resolution."""
-        return self.mix(self.head_inputs(amplitude))
+        """The head's features, at 1/4 resolution (at 1/8 with ``head_pool`` 2)."""
+        return self.mix(self.pooled(self.head_inputs(amplitude)))
+
+    def pooled(self, head_inputs: torch.Tensor) -> torch.Tensor:
+        """The head's inputs at the head's resolution."""
+        return F.avg_pool2d(head_inputs, self.head_pool) if self.head_pool > 1 else head_inputs
 
     def forward(self, amplitude: torch.Tensor, detail: torch.Tensor | None = None) -> torch.Tensor:
         """RGB (N,3,H,W), and with an error head a fourth channel: the expected mean absolute colour error."""
@@ -185,10 +193,16 @@ class LiteColorNet(nn.Module):
     def blurred_heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """At 1/4 resolution, after the fixed blurs: the colour logits, the detail gains and the error head's raw
         output (None without an error head)."""
-        heads = self.smoothing(self._head_convs(features))
+        heads = self.smoothing(self.to_quarter(self._head_convs(features)))
         gain_end = 3 * (1 + SarHighPass.bands)
         error = heads[:, gain_end:] if self.error_head is not None else None
         return heads[:, :3], self.gain_smoothing(heads[:, 3:gain_end]), error
+
+    def to_quarter(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` at the head's resolution, at 1/4 resolution (upsampled when the head runs at 1/8)."""
+        if self.head_pool == 1:
+            return x
+        return F.interpolate(x, scale_factor=float(self.head_pool), mode="bilinear", align_corners=False)
 
     def _head_convs(self, features: torch.Tensor) -> torch.Tensor:
         """The colour, gain and error heads as one convolution (their kernels stacked): one padding and one
