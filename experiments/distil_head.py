@@ -8,7 +8,8 @@ and flipped. The student then replaces the head in a copy of the bundled checkpo
 ``sarcolor export`` and ``sarcolor evaluate`` take as any other. Measured and not shipped: experiments/README.md,
 sessions 12 and 13 (crops of a scene agree less than with the bundled head).
 
-    T=sarcolor/weights/default.pt                                 # the teacher: the bundled model
+    T=sarcolor/weights/default.pt       # the teacher: the bundled model; for sessions 12-13's runs, the one before
+                                        # the head at 1/8: git show b95790c:sarcolor/weights/default.pt > teacher.pt
     python experiments/distil_head.py cache $T                    # runs/distil/{train,val,edges_scene}.pt
     python experiments/distil_head.py train $T NAME WIDTH DEPTH [STEPS] [FROM.pt] [LR] [EDGE_WEIGHT] [OPTICAL_WEIGHT] [HEAD_POOL]
                                                   # runs/distil/NAME/{last.pt,config.yaml,log.jsonl}
@@ -16,8 +17,10 @@ sessions 12 and 13 (crops of a scene agree less than with the bundled head).
     # s32x1_edges 32 1 2000 runs/distil/s32x1_long/last.pt; s32x2_edges 32 2 1500 runs/distil/s32x1_edges/last.pt
     # session 13 (edge tiles with the whole scene's outputs): c32x2 32 2 1500 runs/distil/s32x2_edges/last.pt 1e-3;
     # c32x2b 32 2 1000 runs/distil/c32x2/last.pt 5e-4 3; c32x2c 32 2 750 runs/distil/c32x2b/last.pt 5e-4 3 1;
-    # the head at 1/8 from the bundled head's own weights: coarse8 64 2 1500 $T 1e-3 3 0 2;
-    # coarse8b 64 2 750 runs/distil/coarse8/last.pt 5e-4 3 0 2
+    # the head at 1/8 from the teacher's own weights: coarse8 64 2 1500 $T 1e-3 3 0 2;
+    # coarse8b 64 2 750 runs/distil/coarse8/last.pt 5e-4 3 0 2; coarse8c 64 2 500 runs/distil/coarse8/last.pt 3e-4 3 0.2 2;
+    # the shipped default.pt: 0.9 x coarse8 + 0.1 x coarse8c, weight by weight (experiments/README.md, session 13):
+    python experiments/distil_head.py average runs/distil/coarse8/last.pt runs/distil/coarse8c/last.pt 0.1 runs/distil/mix10/last.pt
     sarcolor export runs/distil/NAME/last.pt -o runs/distil/NAME.onnx --calibrate ../shared/data/s1s2-pairs
     sarcolor evaluate --model runs/distil/NAME.onnx --data ../shared/data/s1s2-pairs
 """
@@ -235,6 +238,14 @@ def train(teacher: Path, name: str, width: int, depth: int, steps: int = 3000, s
     save_config(config_from_dict(state["config"]), out / "config.yaml")
 
 
+def average(first: Path, second: Path, weight: float, out: Path) -> None:
+    """A checkpoint whose weights are (1 - ``weight``) x ``first``'s + ``weight`` x ``second``'s (the rest: ``first``'s)."""
+    a, b = (torch.load(p, map_location="cpu", weights_only=False) for p in (first, second))
+    a["ema"] = {k: v * (1 - weight) + b["ema"][k] * weight if v.is_floating_point() else v for k, v in a["ema"].items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save(a, out)
+
+
 def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if argv[0] == "cache":
@@ -242,6 +253,8 @@ def main(argv: list[str]) -> None:
         cache_edges(Path(argv[1]))
     elif argv[0] == "cache-edges":
         cache_edges(Path(argv[1]))
+    elif argv[0] == "average":
+        average(Path(argv[1]), Path(argv[2]), float(argv[3]), Path(argv[4]))
     elif argv[0] == "train":
         teacher, name, width, depth = Path(argv[1]), argv[2], int(argv[3]), int(argv[4])
         train(teacher, name, width, depth, *(int(v) for v in argv[5:6]), *(Path(v) for v in argv[6:7]),

@@ -3,7 +3,8 @@
 - Colour: EfficientNet-Lite0 (pretrained, frozen) reads the SAR at half resolution (a 2x2
   multi-look: 20 m pixels, less speckle, a quarter of the cost) and gives features at 80 to 640 m;
   with the fixed despeckled statistics of SpeckleContext they feed a small trainable head at 1/4
-  resolution that predicts a colour per place.
+  resolution that predicts a colour per place (with ``head_pool`` 2, as in the bundled model, the head runs
+  at 1/8 on 2x2-averaged inputs and its outputs are upsampled to 1/4 before the fixed blur).
 - Detail: per-place gains on two full-resolution high-pass bands of the log amplitude, added to the
   colour's logits and scaled by a detail strength (an input: 0 gives the smooth colour alone, 1 the
   trained amount). The bands are box-filter differences at every pixel, so the detail added at a
