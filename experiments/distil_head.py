@@ -42,19 +42,15 @@ from sarcolor.config import config_from_dict, save_config
 from sarcolor.data import load_split
 from sarcolor.models import build_generator
 from sarcolor.models.litecolor import LiteColorNet
+from sarcolor.ridge import dihedral
 from sarcolor.tiling import clip_window, mirror_window
 
 ROOT = Path("../shared/data/s1s2-pairs")
 OUT = Path("runs/distil")
-TRANSFORMS = (0, 3)  # as they are, and turned a quarter and flipped (dihedral)
+TRANSFORMS = (0, 7)  # as they are, and turned three quarters and flipped (``ridge.dihedral``)
 EDGE_TILES = 4  # per train scene
 CROP, MARGIN = 96, 24  # 1/4-resolution crop, and the border left out of the loss: the gains' blur reaches 24 px
 log = logging.getLogger("distil_head")
-
-
-def dihedral(a: np.ndarray, k: int) -> np.ndarray:
-    a = np.rot90(a, k % 4, axes=(-2, -1))
-    return np.ascontiguousarray(a[..., ::-1] if k >= 2 else a)
 
 
 def blurred_heads(model: LiteColorNet, inputs: torch.Tensor) -> torch.Tensor:
@@ -150,14 +146,19 @@ def head_parameters(model: LiteColorNet) -> list[torch.nn.Parameter]:
     return [p for module in heads for p in module.parameters()]
 
 
-def loss_of(model: LiteColorNet, inputs: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor, margin: int) -> torch.Tensor:
-    inner = (..., slice(margin, -margin or None), slice(margin, -margin or None))
-    return ((blurred_heads(model, inputs)[inner] - targets[inner]) / scale).square().mean()
+def interior(t: torch.Tensor, margin: int) -> torch.Tensor:
+    return t[..., margin : -margin or None, margin : -margin or None]
 
 
-def masked_loss(model: LiteColorNet, inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def loss_of(outputs: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor, margin: int) -> torch.Tensor:
+    """The squared error, each channel in units of its spread, of the head's outputs (``blurred_heads``) away from
+    the crop's edges."""
+    return (interior(outputs - targets, margin) / scale).square().mean()
+
+
+def masked_loss(outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """The squared error at the places ``masks`` marks (a crop's real places; the rest is mirrored context)."""
-    error = ((blurred_heads(model, inputs) - targets) / scale).square().mean(1, keepdim=True)
+    error = ((outputs - targets) / scale).square().mean(1, keepdim=True)
     return (error * masks).sum() / masks.sum().clamp_min(1)
 
 
@@ -171,11 +172,10 @@ def optical_quarters() -> torch.Tensor:
     return torch.stack(quarters)
 
 
-def smooth_error(model: LiteColorNet, inputs: torch.Tensor, optical: torch.Tensor, margin: int) -> torch.Tensor:
-    """Squared error of the smooth colour (detail 0) at 1/4 resolution against the optical, away from the edges."""
-    logits = model.blurred_heads(model.mix(model.pooled(inputs)))[0]
-    inner = (..., slice(margin, -margin or None), slice(margin, -margin or None))
-    return (model.saturate(torch.sigmoid(logits))[inner] - optical[inner]).square().mean()
+def smooth_error(model: LiteColorNet, outputs: torch.Tensor, optical: torch.Tensor, margin: int) -> torch.Tensor:
+    """Squared error of the smooth colour (detail 0; the logits of the head's ``outputs``) at 1/4 resolution against
+    the optical, away from the edges."""
+    return interior(model.saturate(torch.sigmoid(outputs[:, :3])) - optical, margin).square().mean()
 
 
 def train(teacher: Path, name: str, width: int, depth: int, steps: int = 3000, start_from: Path | None = None,
@@ -210,13 +210,14 @@ def train(teacher: Path, name: str, width: int, depth: int, steps: int = 3000, s
             # A head at 1/8 (head_pool 2) sees the crop on the scene's 1/8 grid: an even offset at 1/4.
             y, x = (head_pool * int(v) for v in rng.integers(0, (size - CROP) // head_pool + 1, 2))
             window = (idx, slice(None), slice(y, y + CROP), slice(x, x + CROP))
-            loss = loss_of(student, inputs[window].float(), targets[window].float(), scale, MARGIN)
+            outputs = blurred_heads(student, inputs[window].float())
+            loss = loss_of(outputs, targets[window].float(), scale, MARGIN)
             if optical is not None:  # the train scenes' own colours, in units of the smooth model's squared error
-                loss = loss + optical_weight * smooth_error(student, inputs[window].float(), optical[window].float(), MARGIN) / 0.02
+                loss = loss + optical_weight * smooth_error(student, outputs, optical[window].float(), MARGIN) / 0.02
             if edges is not None:
                 idx = torch.from_numpy(rng.integers(0, len(edges["inputs"]), batch // 2))
-                loss = loss + edge_weight * masked_loss(student, edges["inputs"][idx].float(), edges["targets"][idx].float(),
-                                          edges["masks"][idx].float(), scale)
+                edge_outputs = blurred_heads(student, edges["inputs"][idx].float())
+                loss = loss + edge_weight * masked_loss(edge_outputs, edges["targets"][idx].float(), edges["masks"][idx].float(), scale)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -224,7 +225,7 @@ def train(teacher: Path, name: str, width: int, depth: int, steps: int = 3000, s
             if step % 250 == 0 or step == steps:
                 with torch.no_grad():
                     val_loss = float(np.mean([
-                        loss_of(student, val["inputs"][i : i + 1].float(), val["targets"][i : i + 1].float(), scale, MARGIN)
+                        loss_of(blurred_heads(student, val["inputs"][i : i + 1].float()), val["targets"][i : i + 1].float(), scale, MARGIN)
                         for i in range(len(val["inputs"]))
                     ]))
                 record = {"step": step, "loss": loss.item(), "val": val_loss, "minutes": (time.time() - start) / 60}
