@@ -79,6 +79,10 @@ def write_onnx(module: torch.nn.Module, example: tuple, input_names: list[str], 
                 dynamic_axes={"sar": dynamic, "rgb": dynamic}, opset_version=opset, dynamo=False,
             )
         proto = onnx.load(str(tmp))
+        # Channels are fixed (3, or 4 with an error head); the export cannot always infer that through reshapes.
+        with torch.no_grad():
+            channels = module(*example).shape[1]
+        proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value = channels
         for key, value in metadata.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value

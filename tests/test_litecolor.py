@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from torch.nn import functional as F
 
 from sarcolor.config import load_config
 from sarcolor.data import load_split
@@ -10,7 +11,7 @@ from sarcolor.models import LiteColorNet
 from sarcolor.models.encoder import Lite0Encoder
 from sarcolor.metrics import false_colour
 from sarcolor.models.lab import rgb_to_lab
-from sarcolor.models.litecolor import DetailBound, SarHighPass
+from sarcolor.models.litecolor import DetailBound, SarHighPass, upsampled_and_pooled
 from sarcolor.train import Trainer
 
 from conftest import FIELDS, PAIRS
@@ -84,6 +85,30 @@ def test_heads_run_as_one_convolution_in_their_own_order():
         torch.testing.assert_close(net._head_convs(features), separate)
         out = net(real_sar(128))
     assert out.shape[1] == 4 and float(out[:, 3].min()) > 0
+
+
+def test_the_head_at_one_eighth_reads_its_inputs_without_building_them_at_one_quarter():
+    """Issue 23: with ``head_pool`` 2 the lateral layers go straight to 1/8 (an upsampling by half as much, or a
+    [1, 6, 1] / 8 blur for the layer already there); that must be the 1/4 inputs 2x2-averaged, edges included."""
+    torch.manual_seed(0)
+    half_step = LiteColorNet(pretrained=False).half_step
+    size = (24, 36)
+    for side in (1, 2, 4, 3):  # upsampled by 2, 4, 8 (the taps' cases) and 6 (odd: the long way round), then averaged
+        x = torch.randn(2, 32, 24 // side, 36 // side)
+        long_way = F.avg_pool2d(F.interpolate(x, size=(48, 72), mode="bilinear", align_corners=False), 2)
+        torch.testing.assert_close(upsampled_and_pooled(x, size, 2, half_step), long_way, rtol=0, atol=1e-5)
+    net = LiteColorNet(pretrained=True, head_pool=2).eval()
+    sar = real_sar(128)[..., :96]
+    with torch.no_grad():
+        quarter = net.head_inputs(sar)
+        torch.testing.assert_close(net.head_inputs(sar, 2), F.avg_pool2d(quarter, 2), rtol=0, atol=1e-5)
+
+
+def test_saturation_pushes_colours_away_from_their_grey():
+    net = LiteColorNet(pretrained=False, chroma_gain=1.25)
+    rgb = torch.rand(2, 3, 8, 8)
+    grey = rgb.mean(1, keepdim=True)
+    torch.testing.assert_close(net.saturate(rgb), (grey + 1.25 * (rgb - grey)).clamp(0, 1))
 
 
 def test_torch_cielab_is_skimages():

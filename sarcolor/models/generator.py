@@ -55,12 +55,11 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-class GaussianBlur(nn.Module):
-    """Fixed separable Gaussian blur of every channel, edges replicated."""
+class SeparableBlur(nn.Module):
+    """Fixed separable blur of every channel by a 1-D kernel of odd length (along x, then y), edges replicated."""
 
-    def __init__(self, sigma: float, channels: int) -> None:
+    def __init__(self, kernel: torch.Tensor, channels: int) -> None:
         super().__init__()
-        kernel = gaussian_kernel(sigma)
         self.radius = kernel.numel() // 2
         self.register_buffer("kernel_x", kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), persistent=False)
         self.register_buffer("kernel_y", kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), persistent=False)
@@ -69,6 +68,13 @@ class GaussianBlur(nn.Module):
         r, groups = self.radius, self.kernel_x.shape[0]
         x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), self.kernel_x, groups=groups)
         return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), self.kernel_y, groups=groups)
+
+
+class GaussianBlur(SeparableBlur):
+    """Fixed separable Gaussian blur of every channel, edges replicated."""
+
+    def __init__(self, sigma: float, channels: int) -> None:
+        super().__init__(gaussian_kernel(sigma), channels)
 
 
 class SpeckleContext(nn.Module):

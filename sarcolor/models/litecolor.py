@@ -32,7 +32,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from sarcolor.models.encoder import TAP_BLOCKS, TAP_CHANNELS, Lite0Encoder
-from sarcolor.models.generator import PADDING, ConvNeXtBlock, GaussianBlur, SpeckleContext, box_mean, log_amplitude
+from sarcolor.models.generator import (
+    PADDING, ConvNeXtBlock, GaussianBlur, SeparableBlur, SpeckleContext, box_mean, log_amplitude,
+)
 from sarcolor.models.lab import lab_jacobian, mix_channels
 
 
@@ -128,6 +130,8 @@ class LiteColorNet(nn.Module):
         gains = 3 * SarHighPass.bands
         self.gain_smoothing = GaussianBlur(detail_smoothing, gains) if detail_smoothing > 0 else nn.Identity()
         self.detail_bound = DetailBound()
+        # A lateral layer already at 1/8 resolution, upsampled to 1/4 and 2x2-averaged back (upsampled_and_pooled)
+        self.half_step = SeparableBlur(torch.tensor([1.0, 6.0, 1.0]) / 8.0, lateral_width)
 
     def _raw_taps(self, amplitude: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features of the 2x2-multi-looked SAR."""
@@ -151,22 +155,25 @@ class LiteColorNet(nn.Module):
         """The speckle statistics at 1/4 resolution, standardised."""
         return (self.context(amplitude) - self.context_mean) / self.context_std
 
-    def head_inputs(self, amplitude: torch.Tensor) -> torch.Tensor:
-        """What ``mix`` reads at 1/4 resolution: the standardised speckle statistics and the upsampled lateral layers."""
+    def head_inputs(self, amplitude: torch.Tensor, pool: int = 1) -> torch.Tensor:
+        """What ``mix`` reads: the standardised speckle statistics and the upsampled lateral layers, at 1/4
+        resolution, ``pool`` x ``pool``-averaged (``pool`` 2: at 1/8, the head's resolution with ``head_pool`` 2)."""
         context = self.context_features(amplitude)
+        if pool > 1:
+            context = F.avg_pool2d(context, pool)
         size = context.shape[-2:]
         laterals = [
-            F.interpolate(lateral(tap), size=size, mode="bilinear", align_corners=False)
+            upsampled_and_pooled(lateral(tap), size, pool, self.half_step)
             for lateral, tap in zip(self.laterals, self._taps(amplitude))
         ]
         return torch.cat([context, *laterals], 1)
 
     def features(self, amplitude: torch.Tensor) -> torch.Tensor:
         """The head's features, at 1/4 resolution (at 1/8 with ``head_pool`` 2)."""
-        return self.mix(self.pooled(self.head_inputs(amplitude)))
+        return self.mix(self.head_inputs(amplitude, self.head_pool))
 
     def pooled(self, head_inputs: torch.Tensor) -> torch.Tensor:
-        """The head's inputs at the head's resolution."""
+        """The head's inputs at the head's resolution, from ``head_inputs`` at 1/4."""
         return F.avg_pool2d(head_inputs, self.head_pool) if self.head_pool > 1 else head_inputs
 
     def forward(self, amplitude: torch.Tensor, detail: torch.Tensor | None = None) -> torch.Tensor:
@@ -185,18 +192,18 @@ class LiteColorNet(nn.Module):
         (N,1; None without an error head). The error's softplus is taken at 1/4 resolution, before the
         upsampling: the same map to within the upsampling's rounding, at a sixteenth of the cost."""
         logits, gains, error = self.blurred_heads(self.features(amplitude))
-        low = [logits, gains] + ([F.softplus(error)] if error is not None else [])
-        heads = _upsample4(torch.cat(low, 1))
-        gain_end = 3 * (1 + SarHighPass.bands)
-        error = heads[:, gain_end:] if self.error_head is not None else None
-        return heads[:, :3], heads[:, 3:gain_end], error
+        # Upsampled one by one: one upsampling of their concatenation is as fast, but splitting it at full
+        # resolution is a copy of every channel.
+        error = _upsample4(F.softplus(error)) if error is not None else None
+        gains = tuple(_upsample4(gains[:, 3 * b : 3 * (b + 1)]) for b in range(SarHighPass.bands))
+        return _upsample4(logits), gains, error
 
     def blurred_heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """At 1/4 resolution, after the fixed blurs: the colour logits, the detail gains and the error head's raw
         output (None without an error head)."""
         heads = self.smoothing(self.to_quarter(self._head_convs(features)))
         gain_end = 3 * (1 + SarHighPass.bands)
-        error = heads[:, gain_end:] if self.error_head is not None else None
+        error = heads[:, gain_end : gain_end + 1] if self.error_head is not None else None
         return heads[:, :3], self.gain_smoothing(heads[:, 3:gain_end]), error
 
     def to_quarter(self, x: torch.Tensor) -> torch.Tensor:
@@ -214,17 +221,35 @@ class LiteColorNet(nn.Module):
         return F.conv2d(F.pad(features, (1, 1, 1, 1), mode=PADDING), weight, bias)
 
     @staticmethod
-    def texture(gains: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
-        """The detail in logits (N,3,H,W): each colour's gains (N,3*bands) times the SAR's high-pass bands."""
-        return sum(gains[:, 3 * b : 3 * (b + 1)] * bands[:, b : b + 1] for b in range(SarHighPass.bands))
+    def texture(gains: tuple[torch.Tensor, ...], bands: torch.Tensor) -> torch.Tensor:
+        """The detail in logits (N,3,H,W): each band's colour gains (N,3) times that high-pass band of the SAR."""
+        return sum(gain * bands[:, b : b + 1] for b, gain in enumerate(gains))
 
     def saturate(self, rgb: torch.Tensor) -> torch.Tensor:
         """Colours pushed away from each pixel's grey by ``chroma_gain``."""
         if self.chroma_gain == 1.0:
             return rgb
-        grey = rgb.mean(1, keepdim=True)
-        return (grey + self.chroma_gain * (rgb - grey)).clamp(0.0, 1.0)
+        # grey + gain * (rgb - grey) as one 3x3 matrix: one pass over the pixels instead of four
+        mix = torch.full((3, 3), (1.0 - self.chroma_gain) / 3.0) + self.chroma_gain * torch.eye(3)
+        return mix_channels(mix.to(rgb), rgb).clamp(0.0, 1.0)
 
 
 def _upsample4(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=4.0, mode="bilinear", align_corners=False)
+
+
+def upsampled_and_pooled(x: torch.Tensor, size: torch.Size, pool: int, half_step: nn.Module) -> torch.Tensor:
+    """``x`` bilinearly upsampled to ``size`` times ``pool``, then ``pool`` x ``pool``-averaged to ``size``, without
+    building the larger map when ``pool`` is 2.
+
+    Upsampled by 2k, the two pixels averaged into one lie in the same interpolation cell when k is even, so
+    their mean is the bilinear upsampling by k straight to ``size``, and at the edges both clamp alike. When k
+    is 1 (``x`` already at ``size``), the mean of each pair is ``half_step``, a [1, 6, 1] / 8 blur with edges
+    replicated. Both equal the long way round but for float rounding."""
+    factor = size[-1] // x.shape[-1]
+    if pool == 1 or (pool == 2 and factor % 2 == 0):
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    if pool == 2 and factor == 1:
+        return half_step(x)
+    upsampled = F.interpolate(x, size=[side * pool for side in size], mode="bilinear", align_corners=False)
+    return F.avg_pool2d(upsampled, pool)
