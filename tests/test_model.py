@@ -37,6 +37,17 @@ def test_bundled_models_are_small_onnx_with_convention(name):
     assert default_model_path() == bundled_model_path("default")
 
 
+def test_a_batch_split_between_two_sessions_comes_back_whole_and_in_order():
+    """Issue 23: on two cores or more the model runs two onnxruntime sessions, each on part of every batch; the
+    tiles must come back in their order (an odd batch included) with exactly one session's outputs."""
+    sar = load_split(PAIRS, "val")[0].sar.astype(np.float32) / 255.0
+    batch = np.stack([sar[:128, :128], sar[128:256, :128], sar[:128, 128:256]])[:, None]
+    split, whole = load_model("default", threads=2), load_model("default", threads=1)
+    assert (len(split.sessions), len(whole.sessions)) == (2, 1)
+    np.testing.assert_array_equal(split(batch), whole(batch))
+    np.testing.assert_array_equal(split(batch[1:]), whole(batch)[1:])
+
+
 def test_smooth_is_the_default_network_at_detail_zero():
     sar = load_split(PAIRS, "val")[0].sar[None, None, :256, :256].astype(np.float32) / 255.0
     default, smooth = load_model("default"), load_model("smooth")
