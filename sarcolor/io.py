@@ -114,7 +114,8 @@ class SarScaling:
     fill: float  # model-input value used for nodata and outside-the-image pixels
 
     def apply(self, raw: np.ndarray, dtype: str) -> np.ndarray:
-        return np.clip(to_amplitude(raw, self.scale, dtype) / np.float32(self.reference), 0.0, 1.0)
+        scaled = np.divide(to_amplitude(raw, self.scale, dtype), np.float32(self.reference), dtype=np.float32)
+        return np.clip(scaled, 0.0, 1.0, out=scaled)  # in place: a strip's new array costs more than the clip
 
 
 class Calibration(Protocol):
