@@ -40,11 +40,19 @@ class SamePadConv(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convolve_padded(self.same_pad(x))
+
+    def same_pad(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with the edges this convolution needs, replicated."""
         k, s = self.kernel_size[0], self.stride[0]
         total = max(k - s, 0)
-        if total:  # a 1x1 convolution needs none; an empty Pad would still cost a copy in the exported graph
-            before = total // 2
-            x = F.pad(x, (before, total - before, before, total - before), mode="replicate")
+        if not total:  # a 1x1 convolution needs none; an empty Pad would still cost a copy in the exported graph
+            return x
+        before = total // 2
+        return F.pad(x, (before, total - before, before, total - before), mode="replicate")
+
+    def convolve_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution of an input ``same_pad`` has already padded."""
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, 1, self.groups)
 
 
@@ -63,8 +71,13 @@ class MBConv(nn.Module):
         self.residual = stride == 1 and in_channels == out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        # The depthwise convolution's edges are replicated before the 1x1 expansion, not after: the same values
+        # (a per-pixel operation of replicated pixels), padded at a sixth of the channels, and in onnxruntime the
+        # expansion's output goes straight on to the depthwise convolution, without leaving its blocked layout.
+        y = self._depthwise_conv.same_pad(x)
+        if self.expand:
+            y = F.relu6(self._bn0(self._expand_conv(y)))
+        y = F.relu6(self._bn1(self._depthwise_conv.convolve_padded(y)))
         y = self._bn2(self._project_conv(y))
         return x + y if self.residual else y
 
