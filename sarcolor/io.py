@@ -114,8 +114,11 @@ class SarScaling:
     fill: float  # model-input value used for nodata and outside-the-image pixels
 
     def apply(self, raw: np.ndarray, dtype: str) -> np.ndarray:
-        scaled = np.divide(to_amplitude(raw, self.scale, dtype), np.float32(self.reference), dtype=np.float32)
-        return np.clip(scaled, 0.0, 1.0, out=scaled)  # in place: a strip's new array costs more than the clip
+        amplitude = to_amplitude(raw, self.scale, dtype)
+        # In place where to_amplitude made a new array: a strip's fresh array costs more than the arithmetic.
+        out = amplitude if amplitude is not raw and amplitude.dtype == np.float32 else None
+        scaled = np.divide(amplitude, np.float32(self.reference), out=out, dtype=np.float32)
+        return np.clip(scaled, 0.0, 1.0, out=scaled)
 
 
 class Calibration(Protocol):
@@ -297,7 +300,10 @@ class SarReader:
         inside_valid = self._valid(raw, mask)
         rows = np.arange(inside.row_off, inside.row_off + inside.height)
         cols = np.arange(inside.col_off, inside.col_off + inside.width)
-        values = self.scaling.apply(np.where(inside_valid, self._calibrated(raw, rows, cols), 0), self.value_dtype)
+        values = self._calibrated(raw, rows, cols)
+        if not np.issubdtype(values.dtype, np.integer):  # NaN, inf or absurd values where invalid: out of the way first
+            values = np.where(inside_valid, values, 0)
+        values = self.scaling.apply(values, self.value_dtype)
         values[~inside_valid] = self.scaling.fill
         valid[Window(inside.col_off - window.col_off, inside.row_off - window.row_off, inside.width, inside.height).toslices()] = inside_valid
         return mirror_window(values.astype(np.float32, copy=False), window, inside), valid
