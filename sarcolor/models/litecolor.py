@@ -187,9 +187,9 @@ class LiteColorNet(nn.Module):
             return rgb
         return torch.cat([rgb, error], 1)
 
-    def heads(self, amplitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """At full resolution: the colour logits (N,3), the detail gains (N,3*bands) and the expected error
-        (N,1; None without an error head). The error's softplus is taken at 1/4 resolution, before the
+    def heads(self, amplitude: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor | None]:
+        """At full resolution: the colour logits (N,3), the detail gains (one (N,3) per high-pass band) and the
+        expected error (N,1; None without an error head). The error's softplus is taken at 1/4 resolution, before the
         upsampling: the same map to within the upsampling's rounding, at a sixteenth of the cost."""
         logits, gains, error = self.blurred_heads(self.features(amplitude))
         # Upsampled one by one: one upsampling of their concatenation is as fast, but splitting it at full
