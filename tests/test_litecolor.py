@@ -41,7 +41,6 @@ def test_encoder_blocks_replicate_edges_before_their_expansion_as_after_it():
     the replicated edge pixels must come out as the long way round gives them (strides 1 and 2, kernels 3 and 5)."""
     encoder = Lite0Encoder()
     encoder.load_pretrained()
-    relu6 = F.relu6
     torch.manual_seed(0)
     for index in (1, 2, 3, 4):
         block = encoder._blocks[index]
@@ -50,8 +49,8 @@ def test_encoder_blocks_replicate_edges_before_their_expansion_as_after_it():
         kernel, stride = depthwise.kernel_size[0], depthwise.stride[0]
         before, after = (kernel - stride) // 2, (kernel - stride) - (kernel - stride) // 2  # TensorFlow's "same"
         with torch.no_grad():
-            expanded = F.pad(relu6(block._bn0(block._expand_conv(x))), (before, after, before, after), mode="replicate")
-            y = relu6(block._bn1(F.conv2d(expanded, depthwise.weight, None, stride, 0, 1, depthwise.groups)))
+            expanded = F.pad(F.relu6(block._bn0(block._expand_conv(x))), (before, after, before, after), mode="replicate")
+            y = F.relu6(block._bn1(F.conv2d(expanded, depthwise.weight, None, stride, 0, 1, depthwise.groups)))
             y = block._bn2(block._project_conv(y))
             torch.testing.assert_close(block(x), x + y if block.residual else y, rtol=0, atol=1e-5)
 

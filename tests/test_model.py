@@ -44,8 +44,9 @@ def test_a_batch_split_between_two_sessions_comes_back_whole_and_in_order():
     batch = np.stack([sar[:128, :128], sar[128:256, :128], sar[:128, 128:256]])[:, None]
     split, whole = load_model("default", threads=2), load_model("default", threads=1)
     assert (len(split.sessions), len(whole.sessions)) == (2, 1)
-    np.testing.assert_array_equal(split(batch), whole(batch))
-    np.testing.assert_array_equal(split(batch[1:]), whole(batch)[1:])
+    # onnxruntime's last bit may depend on the batch and the threads; a tile out of place moves values by tenths
+    np.testing.assert_allclose(split(batch), whole(batch), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(split(batch[1:]), whole(batch)[1:], rtol=0, atol=1e-5)
 
 
 def test_smooth_is_the_default_network_at_detail_zero():
