@@ -38,17 +38,12 @@ from sarcolor.models.encoder import Lite0Encoder
 from sarcolor.models.litecolor import LiteColorNet
 from sarcolor.train import linear_decay, shift_disagreement
 from sarcolor.novelty import STAT_NAMES, scene_statistics
+from sarcolor.ridge import dihedral
 
 ROOT = Path("../shared/data/s1s2-pairs")
 CACHE = Path("runs/cache")
 ALIGN = 64  # the stride of the deepest of the four taps, in SAR pixels
 log = logging.getLogger("cached_head")
-
-
-def dihedral(a: np.ndarray, k: int) -> np.ndarray:
-    """The k-th (0..7) rotation/flip of a (..., H, W) array."""
-    a = np.rot90(a, k % 4, axes=(-2, -1))
-    return np.ascontiguousarray(a[..., ::-1] if k >= 4 else a)
 
 
 @torch.no_grad()
