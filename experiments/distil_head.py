@@ -58,11 +58,13 @@ def blurred_heads(model: LiteColorNet, inputs: torch.Tensor) -> torch.Tensor:
     return torch.cat([h for h in model.blurred_heads(model.mix(model.pooled(inputs))) if h is not None], 1)
 
 
-def edge_tile(scene: np.ndarray, rng: np.random.Generator, tile: int = 512, anchor: int = 32) -> tuple[np.ndarray, Window]:
+def edge_tile(
+    scene: np.ndarray, rng: np.random.Generator, tile: int = 512, anchor: int = 32
+) -> tuple[np.ndarray, Window, tuple[int, int, int, int]]:
     """A tile as ``colorize`` builds it at a crop's edge: a random crop of the scene (160 to 700 px a side), a tile
     window on the scene's grid (its origin a multiple of ``anchor`` in scene pixels, as tiles are anchored to the
     map grid) reaching past at least one of the crop's edges, mirrored there (``tiling.mirror_window``). Returns
-    the tile and its window in scene pixels."""
+    the tile, its window in scene pixels and the crop (row, column, height, width: what ``real_mask`` takes)."""
     h, w = (int(v) for v in rng.integers(160, 700, 2))
     r0, c0 = int(rng.integers(0, scene.shape[0] - h + 1)), int(rng.integers(0, scene.shape[1] - w + 1))
     crop = scene[r0 : r0 + h, c0 : c0 + w]
