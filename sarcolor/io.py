@@ -36,9 +36,9 @@ from scipy import ndimage
 
 from sarcolor.errors import SarcolorError, check_choice, first_line, write_failure
 from sarcolor.novelty import scene_statistics
-from sarcolor.scale import (  # noqa: F401  (INPUT_SCALES, guess_input_scale: also imported from here)
-    DB_MAX_ABS, INPUT_SCALES, RasterMetadata, ScaleDecision, decide_scale, forced_scale_warning, guess_input_scale,
-    to_amplitude,
+from sarcolor.scale import (  # noqa: F401  (INPUT_SCALES: also imported from here)
+    DB_MAX_ABS, INPUT_SCALES, LOCAL_BLOCK, LocalStatistics, RasterMetadata, Rescaled, ScaleDecision, check_not_constant,
+    check_speckled, decide_scale, forced_db, forced_scale_warning, parse_db_range, to_amplitude,
 )
 from sarcolor.tiling import clip_window, mirror_window
 
@@ -105,6 +105,12 @@ def raster_metadata(src: rasterio.DatasetReader, band: int) -> RasterMetadata:
     )
 
 
+def band_rescaling(src: rasterio.DatasetReader, band: int) -> Rescaled | None:
+    """A band's own scale and offset (GDAL metadata, e.g. dB x 100 stored as int16 with scale 0.01), or None."""
+    scale, offset = src.scales[band - 1], src.offsets[band - 1]
+    return None if (scale, offset) == (1.0, 0.0) else Rescaled(scale, offset)
+
+
 @dataclass(frozen=True)
 class SarScaling:
     """How a raster's values map to model input: x = clip(amplitude(v) / reference, 0, 1)."""
@@ -143,15 +149,17 @@ class SarReader:
     def __init__(
         self, src: rasterio.DatasetReader, band: int = 1, input_scale: str = "auto", quantile: float = 0.99,
         calibration: Calibration | None = None, metadata: RasterMetadata | None = None,
+        db_range: tuple[float, float] | str | None = None,
     ):
         self.src = src
         self.band = band
         self.dtype = src.dtypes[band - 1] if 1 <= band <= src.count else ""
         self._check_band()
         self.zero_is_nodata = self.dtype == "uint16" and src.nodatavals[band - 1] is None
-        self.calibration = calibration
-        self.value_dtype = "float32" if calibration else self.dtype  # the type of the values that are scaled
+        self.calibration = calibration or band_rescaling(src, band)
+        self.value_dtype = "float32" if self.calibration else self.dtype  # the type of the values that are scaled
         self.metadata = metadata or raster_metadata(src, band)
+        self.db_range = parse_db_range(db_range)
         self.scaling = self._measure_scaling(input_scale, quantile)
 
     @property
@@ -226,14 +234,35 @@ class SarReader:
         rows, cols = (decimated_positions(length, n) for length, n in zip((self.height, self.width), raw.shape))
         return self._calibrated(raw, rows, cols), valid
 
-    def _decide_scale(self, input_scale: str, values: np.ndarray) -> ScaleDecision:
+    def _local_block(self) -> tuple[np.ndarray, np.ndarray]:
+        """(values, valid) of a full-resolution block at the scene's centre, for speckle statistics; an integer
+        type's extremes are left out (clipped values carry no speckle)."""
+        height, width = min(self.height, LOCAL_BLOCK), min(self.width, LOCAL_BLOCK)
+        window = Window((self.width - width) // 2, (self.height - height) // 2, width, height)
+        try:
+            raw = self.src.read(self.band, window=window)
+            valid = self._valid(raw, self.src.read_masks(self.band, window=window))
+        except RasterioIOError as exc:
+            raise SarcolorError(f"cannot read {self.src.name}: {first_line(exc)}") from None
+        if np.issubdtype(raw.dtype, np.integer):
+            limits = np.iinfo(raw.dtype)
+            valid &= (raw > limits.min) & (raw < limits.max)
+        rows = np.arange(window.row_off, window.row_off + height)
+        cols = np.arange(window.col_off, window.col_off + width)
+        return self._calibrated(raw, rows, cols), valid
+
+    def _decide_scale(self, input_scale: str, values: np.ndarray, local: LocalStatistics | None) -> ScaleDecision:
         # A product's calibration fixes the scale; a mere rescaling (a STAC asset's scale and offset) leaves it open.
         if self.calibration is not None and self.calibration.decision is not None:
             return self.calibration.decision
+        if self.db_range is not None and input_scale not in ("auto", "db"):
+            raise SarcolorError(f"--db-range is for dB values (--input-scale db or auto), not --input-scale {input_scale}")
+        if input_scale == "db" and np.issubdtype(np.dtype(self.value_dtype), np.integer):
+            return forced_db(self.value_dtype, values, self.metadata.name, self.db_range, "given with --input-scale db")
         if input_scale != "auto":
-            warning = forced_scale_warning(input_scale, self.value_dtype, values, self.metadata)
+            warning = forced_scale_warning(input_scale, self.value_dtype, values, self.metadata, local)
             return ScaleDecision(input_scale, "given with --input-scale", warning)
-        return decide_scale(self.value_dtype, values, self.metadata)
+        return decide_scale(self.value_dtype, values, self.metadata, local, self.db_range)
 
     def _measure_scaling(self, input_scale: str, quantile: float) -> SarScaling:
         check_choice("--input-scale", input_scale, INPUT_SCALES)
@@ -241,7 +270,14 @@ class SarReader:
         if not valid.any():
             raise SarcolorError(f"{self.src.name} has no valid pixels (all NaN or nodata)")
         values = calibrated[valid]
-        self.scale_decision = decision = self._decide_scale(input_scale, values)
+        check_not_constant(self.src.name, values)
+        product = self.calibration is not None and self.calibration.decision is not None
+        block, block_valid = (None, None) if product else self._local_block()
+        local = None if product else LocalStatistics.of(block, block_valid)
+        self.scale_decision = decision = self._decide_scale(input_scale, values, local)
+        if decision.stretch is not None:  # integers that encode dB: read their dB from now on
+            self.calibration, self.value_dtype = decision.stretch, "float32"
+            values, block = decision.stretch.values(values), decision.stretch.values(block) if block is not None else None
         scale = decision.scale
         if scale == "db" and np.abs(values).max() > DB_MAX_ABS:
             raise SarcolorError(
@@ -262,6 +298,9 @@ class SarReader:
                     f"{self.src.name}: the {quantile:.0%} amplitude quantile is {reference:g}; "
                     "is --input-scale right for this data?"
                 )
+        if block is not None:
+            power = np.square(to_amplitude(np.where(block_valid, block, 0), scale, self.value_dtype), dtype=np.float64)
+            check_speckled(self.src.name, power, block_valid, given=input_scale != "auto")
         model_input = np.clip(amplitude / reference, 0, 1)
         self.scene_statistics = scene_statistics(model_input)  # for the "unlike the training data" check
         return SarScaling(scale=scale, reference=reference, fill=float(np.median(model_input)))

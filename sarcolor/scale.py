@@ -12,10 +12,20 @@ Amplitude and linear power cannot be told apart by the sign of their values. Two
   amplitude of the same scene; and
 - for calibrated values (σ0 lies well below 1), the median backscatter each reading implies.
 Each reading is scored by how far these fall from what real Sentinel-1 scenes show (see
-``SPREAD_DB`` and ``MEDIAN_DB``); one reading must win by ``DECISIVE_MARGIN``.
+``SPREAD_DB`` and ``MEDIAN_DB``); one reading must win by ``DECISIVE_MARGIN``. Both cues depend on the
+scene's level and spread, and fail on dark scenes (land and water). Speckle does not: where a
+full-resolution block is at hand (``LocalStatistics``), the local coefficient of variation of the values
+read as power lies within ``SPECKLE_CV`` for real scenes, and reading amplitude as power halves it while
+reading power as amplitude doubles it. Speckle also tells a linear image from a dB one (local spread
+grows with the local mean in the first, not in the second) and SAR from optical (no speckle).
+
+8-bit rasters hold one of two conventions: amplitude / the scene's 99 % quantile, clipped (the training
+images; their 99 % quantile is the clip at 255), or sigma0 in dB stretched linearly between two levels
+(Earth Engine exports, SEN1-2 and the data sets built on it: -25 to 0 dB by default, ``DB_RANGE``).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
@@ -55,6 +65,23 @@ UNCALIBRATED_MARGIN = 8.0
 # A share of values exactly at 1.0 as large as this is the clip of the model convention (amplitude / q99).
 CLIP_SHARE = 0.005
 READINGS = {"amplitude": 20.0, "intensity": 10.0}  # dB = factor * log10(value)
+# An 8-bit dB export's stretch when nothing says otherwise: Earth Engine's and SEN1-2's -25..0 dB.
+DB_RANGE = (-25.0, 0.0)
+# 8-bit amplitude / 99 % quantile has its 99 % quantile at the clip, 255; a dB stretch lies far below it.
+EIGHT_BIT_CLIP_Q99 = 250
+# Local spread against local mean (log-log slope): about 1 for linear values (multiplicative speckle), about 0
+# for dB (additive). Measured on real scenes (experiments/scale_8bit.py): linear 0.29-1.37, dB stretches -1.2-0.6.
+LINEAR_SLOPE_MIN, DB_SLOPE_MAX = 0.7, 0.25
+# Pooled local coefficient of variation of the values read as power, in the more homogeneous half of 5 x 5
+# windows (experiments/scale_8bit.py): real scenes' linear power 0.27-0.37 and their amplitude 0.14-0.19, over
+# s1s2-pairs, BigEarthNet, SSL4EO, SEN12MS-CR and Sen1Floods11; optical reflectance 0.05-0.09.
+SPECKLE_CV = (0.21, 0.245, 0.5)  # below the first: amplitude; between the second and the third: power
+# Below this, the values' power as read varies too little for radar: an optical band (0.05-0.13), not SAR (correctly
+# read real scenes: 0.27 and above). A scale the user gives is held to a lower floor (a despeckled image, read on purpose).
+NO_SPECKLE_CV = {"auto": 0.2, "given": 0.1}
+LOCAL_WINDOW = 5
+LOCAL_MIN_WINDOWS = 400  # fewer valid windows than this: no speckle statistics
+LOCAL_BLOCK = 1024  # the side of the full-resolution block they are measured on
 
 
 @dataclass(frozen=True)
@@ -62,6 +89,7 @@ class ScaleDecision:
     scale: str
     reason: str  # why, for the log line
     warning: str | None = None  # evidence that disagrees with the decision, said loudly
+    stretch: "Rescaled | None" = None  # integer values that encode dB (an 8-bit stretch, dB x 100): their dB first
 
 
 @dataclass(frozen=True)
@@ -213,6 +241,63 @@ class ValueStatistics:
         return 0 < self.median <= CALIBRATED_MAX_MEDIAN
 
 
+def local_moments(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, standard deviation) of every ``LOCAL_WINDOW``-square window wholly valid and of positive mean."""
+    from scipy import ndimage
+
+    x = np.where(valid, values, 0).astype(np.float64)
+    mean = ndimage.uniform_filter(x, LOCAL_WINDOW, mode="constant")
+    var = ndimage.uniform_filter(x * x, LOCAL_WINDOW, mode="constant") - mean * mean
+    inside = ndimage.minimum_filter(valid.astype(np.uint8), LOCAL_WINDOW, mode="constant") > 0
+    keep = inside & (mean > 0)
+    return mean[keep], np.sqrt(np.maximum(var[keep], 0))
+
+
+def pooled_cv(values: np.ndarray, valid: np.ndarray) -> float:
+    """The coefficient of variation of the values' more homogeneous half of windows (speckle, little texture)."""
+    mean, std = local_moments(values, valid)
+    if mean.size < LOCAL_MIN_WINDOWS:
+        return float("nan")
+    cv = std / mean
+    return float(np.sqrt(np.mean(np.square(cv[cv <= np.median(cv)]))))
+
+
+def spread_slope(values: np.ndarray, valid: np.ndarray) -> float:
+    """The log-log slope of local spread against local mean, over ten bins of local mean (robust to texture)."""
+    mean, std = local_moments(values, valid)
+    keep = std > 0
+    if keep.sum() < LOCAL_MIN_WINDOWS:
+        return float("nan")
+    log_mean, log_std = np.log(mean[keep]), np.log(std[keep])
+    bins = np.digitize(log_mean, np.quantile(log_mean, np.linspace(0.05, 0.95, 10)))
+    centres = [(np.median(log_mean[bins == b]), np.median(log_std[bins == b])) for b in range(1, 10) if (bins == b).sum() >= 20]
+    if len(centres) < 3:
+        return float("nan")
+    x, y = np.array(centres).T
+    return float(np.polyfit(x, y, 1)[0]) if np.ptp(x) > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class LocalStatistics:
+    """Speckle statistics of a full-resolution block: what the values' local structure says, whatever their level."""
+
+    cv_as_power: float  # pooled local coefficient of variation of the values read as power (NaN: too few windows)
+    cv_as_amplitude: float  # the same of the values squared: read as amplitude, as power
+    slope: float  # of local spread against local mean (log-log): ~1 linear, ~0 dB
+
+    @classmethod
+    def of(cls, values: np.ndarray, valid: np.ndarray) -> "LocalStatistics":
+        values = np.asarray(values, np.float64)
+        valid = valid & np.isfinite(values)
+        linear_valid = valid & (values > 0)
+        return cls(pooled_cv(values, linear_valid), pooled_cv(values * values, linear_valid), spread_slope(values, valid))
+
+    def cv(self, scale: str) -> float:
+        """The speckle's coefficient of variation as power when the values are read as ``scale``."""
+        return self.cv_as_amplitude if scale == "amplitude" else self.cv_as_power
+
+
+
 def reading_scores(stats: ValueStatistics, pol: str | None = None) -> dict[str, float]:
     """How unlike real Sentinel-1 backscatter each reading (amplitude, linear power) makes the values: a sum of
     squared spreads from the centre of real scenes (lower is likelier). The median counts for calibrated values
@@ -232,35 +317,149 @@ def describe(stats: ValueStatistics) -> str:
     return f"median {stats.median:.4g}, interquartile range {stats.spread_db:.2f} dB as power"
 
 
-def amplitude_or_power(stats: ValueStatistics, pol: str | None = None) -> tuple[str | None, str]:
-    """The likelier of amplitude and linear power for non-negative values, or None when neither wins clearly."""
+def speckle_reading(local: LocalStatistics | None) -> tuple[str | None, str]:
+    """The reading (amplitude or linear power) that the speckle's local variation gives, or None."""
+    if local is None or local.cv_as_power != local.cv_as_power:
+        return None, "no speckle statistics"
+    cv = local.cv_as_power
+    amplitude_max, power_min, power_max = SPECKLE_CV
+    reading = "amplitude" if cv < amplitude_max else "intensity" if power_min < cv <= power_max else None
+    reason = (f"speckle: local variation {cv:.3f} read as power (real scenes: amplitude below {amplitude_max}, "
+              f"power {power_min}-{power_max})")
+    return reading, reason
+
+
+def amplitude_or_power(stats: ValueStatistics, pol: str | None = None, local: LocalStatistics | None = None) -> tuple[str | None, str]:
+    """The likelier of amplitude and linear power for non-negative values, or None when neither wins clearly.
+
+    Speckle decides where it can (it does not depend on the scene's level or spread); the level and spread
+    scores decide otherwise, and may not overrule speckle by less than a decisive margin."""
+    by_speckle, speckle_reason = speckle_reading(local)
     scores = reading_scores(stats, pol)
     (best, best_score), (other, other_score) = sorted(scores.items(), key=lambda item: item[1])
     margin = DECISIVE_MARGIN if stats.calibrated else UNCALIBRATED_MARGIN
     calibrated = f"calibrated {pol or 'cross-pol'} values" if stats.calibrated else "uncalibrated values"
     reason = f"{calibrated}, {describe(stats)}: score {best_score:.1f} as {best}, {other_score:.1f} as {other}"
+    if by_speckle is not None:
+        return by_speckle, f"{speckle_reason}: {SCALE_NAMES[by_speckle]}"
+    if local is not None and local.cv_as_power == local.cv_as_power:
+        reason = f"{reason}; {speckle_reason}, neither reading fits"
     return (best if other_score - best_score >= margin else None), reason
 
 
-def values_scale(dtype: str, values: np.ndarray, name: str = "", pol: str | None = None) -> ScaleDecision:
+def check_speckled(name: str, power: np.ndarray, valid: np.ndarray, given: bool) -> None:
+    """Refuse an image without speckle (an optical band, a drawing): its linear power, as the scale reads it,
+    varies too little within windows of homogeneous ground for radar."""
+    cv = pooled_cv(power, valid & (power > 0))
+    if cv == cv and cv < NO_SPECKLE_CV["given" if given else "auto"]:
+        raise SarcolorError(
+            f"{name}: no radar speckle (local variation {cv:.3f} as power, real Sentinel-1 scenes "
+            f"{SPECKLE_CV[1]}-{SPECKLE_CV[2]}): not a SAR image (an optical band?); a speckle-filtered one needs --input-scale"
+        )
+
+
+def check_not_constant(name: str, values: np.ndarray) -> None:
+    """A constant image (a failed export) has nothing to colour."""
+    if values.size and np.all(values == values.flat[0]):
+        raise SarcolorError(f"{name}: every valid pixel has the value {values.flat[0]:g}; a failed export?")
+
+
+def parse_db_range(text: str | tuple[float, float] | None) -> tuple[float, float] | None:
+    """``--db-range LO,HI``: the dB levels an integer stretch's lowest and highest values stand for."""
+    if text is None or isinstance(text, tuple):
+        low_high = text
+    else:
+        try:
+            low_high = tuple(float(part) for part in str(text).split(","))
+        except ValueError:
+            low_high = ()
+    if low_high is None:
+        return None
+    if len(low_high) != 2 or not all(np.isfinite(low_high)) or not low_high[0] < low_high[1] or max(map(abs, low_high)) > DB_MAX_ABS:
+        raise SarcolorError(f"--db-range {text}: give two dB levels LO,HI with LO < HI, e.g. -25,0")
+    return float(low_high[0]), float(low_high[1])
+
+
+@dataclass(frozen=True)
+class Rescaled:
+    """Values rescaled before the scale is decided: ``value * scale + offset`` (a STAC asset's ``raster:bands``
+    scale and offset, a band's own scale and offset, the dB levels of an integer stretch)."""
+
+    scale: float
+    offset: float
+    decision: ScaleDecision | None = None  # None: decided on the rescaled values, as for any raster
+
+    def values(self, raw: np.ndarray, rows: np.ndarray = None, cols: np.ndarray = None) -> np.ndarray:
+        return raw.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset)
+
+
+def db_stretch(dtype: str, db_range: tuple[float, float], how: str) -> Rescaled:
+    """An unsigned integer stretch of dB: 0 stands for the range's low end, the type's maximum for its high end."""
+    top = np.iinfo(np.dtype(dtype)).max
+    low, high = db_range
+    reason = f"{dtype} values stretch sigma0 from {low:g} dB (0) to {high:g} dB ({top}), {how}"
+    return Rescaled((high - low) / top, low, ScaleDecision("db", reason))
+
+
+def integer_db(dtype: str, values: np.ndarray, name: str) -> Rescaled | None:
+    """Signed integers of dB times 100 or 10 (a common packing of float dB): the factor whose median is a scene's
+    backscatter level (-35..-3 dB), or None when the values are plain dB already."""
+    if np.abs(values).max() <= DB_MAX_ABS:
+        return None
+    median = float(np.median(values))
+    fits = [factor for factor in (100, 10) if -35 <= median / factor <= -3 and np.abs(values).max() / factor <= DB_MAX_ABS]
+    if len(fits) != 1:
+        raise SarcolorError(f"{name}: {dtype} values from {values.min():g} to {values.max():g} (median {median:g}) are neither "
+                            "dB nor dB x 10 or x 100; give the band a scale (gdal_edit.py -scale) or convert it to float dB")
+    reason = f"{dtype} values below 0 with median {median:g}: sigma0 in dB x {fits[0]} (median {median / fits[0]:.1f} dB)"
+    return Rescaled(1.0 / fits[0], 0.0, ScaleDecision("db", reason))
+
+
+def eight_bit_scale(values: np.ndarray, name: str, local: LocalStatistics | None, db_range: tuple[float, float] | None) -> ScaleDecision:
+    """8-bit values: amplitude / 99 % quantile (the training images: the quantile is the clip at 255), or a dB
+    stretch (the quantile far below 255, local spread that does not grow with the mean). Refused when unsure."""
+    q99 = float(np.quantile(values, 0.99))
+    slope = local.slope if local is not None else float("nan")
+    measured = f"99 % quantile {q99:.0f}" + (f", local spread ~ mean^{slope:.2f}" if slope == slope else "")
+    if q99 >= EIGHT_BIT_CLIP_Q99 and not slope <= DB_SLOPE_MAX - 0.5:  # NaN slope: the clip alone decides
+        return ScaleDecision("normalized", f"8-bit values clipped at 255 ({measured}): amplitude / 99 % quantile, like the training images")
+    if slope >= LINEAR_SLOPE_MIN:  # a tile of a scene normalised as a whole: its own quantile lies below the clip
+        return ScaleDecision("normalized", f"8-bit linear values ({measured}): amplitude / a scene's 99 % quantile, like the training images")
+    if q99 < EIGHT_BIT_CLIP_Q99 and slope <= DB_SLOPE_MAX:
+        how = "given with --db-range" if db_range else "the Earth Engine and SEN1-2 convention (--db-range sets another)"
+        stretch = db_stretch("uint8", db_range or DB_RANGE, how)
+        return ScaleDecision("db", f"8-bit dB stretch ({measured}): {stretch.decision.reason}", stretch=stretch)
+    raise SarcolorError(
+        f"{name}: cannot tell whether these 8-bit values are amplitude / 99 % quantile or a dB stretch ({measured}); "
+        "give --input-scale normalized, or --input-scale db with --db-range LO,HI"
+    )
+
+
+def values_scale(dtype: str, values: np.ndarray, name: str = "", pol: str | None = None, local: LocalStatistics | None = None,
+                 db_range: tuple[float, float] | None = None) -> ScaleDecision:
     """The scale the values alone give (no metadata), with its reason; refused when they do not settle it."""
+    check_not_constant(name, values)
     if dtype == "uint8":
-        return ScaleDecision("normalized", "8-bit values: amplitude already scaled to [0, 1] (x/255), like the training images")
+        return eight_bit_scale(values, name, local, db_range)
     stats = ValueStatistics.of(values)
     if np.issubdtype(np.dtype(dtype), np.integer):
         if stats.negative_share > 0:
-            raise SarcolorError(f"{name}: {dtype} values below 0 are neither amplitude nor power (scaled dB?); give --input-scale")
+            rescaled = integer_db(dtype, values, name)
+            if rescaled is None:
+                return ScaleDecision("db", f"{dtype} values, {stats.negative_share:.0%} below 0 (median {stats.median:.3g}): dB")
+            return ScaleDecision("db", rescaled.decision.reason, stretch=rescaled)
         return ScaleDecision("amplitude", f"{dtype} values: digital numbers, which in GRD products are amplitudes")
     if stats.median < 0 or stats.negative_share > 0.5:
         return ScaleDecision("db", f"float values, {stats.negative_share:.0%} negative (median {stats.median:.3g}): dB")
     if stats.clip_share >= CLIP_SHARE and float(np.max(values)) == 1.0:
         return ScaleDecision("normalized", f"float values clipped at 1 ({stats.clip_share:.1%} of them): amplitude / 99 % quantile")
-    if not stats.calibrated:
+    by_speckle, _ = speckle_reading(local)
+    if not stats.calibrated and by_speckle is None:
         raise SarcolorError(
             f"{name}: float values with median {stats.median:.4g} are not calibrated backscatter, and nothing says "
             "whether they are amplitude or power; give --input-scale amplitude or --input-scale intensity"
         )
-    scale, reason = amplitude_or_power(stats, pol)
+    scale, reason = amplitude_or_power(stats, pol, local)
     if scale is None:
         raise SarcolorError(
             f"{name}: cannot tell whether the values are amplitude or linear power ({reason}); "
@@ -269,48 +468,63 @@ def values_scale(dtype: str, values: np.ndarray, name: str = "", pol: str | None
     return ScaleDecision(scale, reason)
 
 
-def disagreement(scale: str, dtype: str, values: np.ndarray, pol: str | None = None) -> str | None:
+def disagreement(scale: str, dtype: str, values: np.ndarray, pol: str | None = None, local: LocalStatistics | None = None) -> str | None:
     """Why the values contradict ``scale`` (given by metadata or by the user), or None when they do not."""
     stats = ValueStatistics.of(values)
     floating = np.issubdtype(np.dtype(dtype), np.floating)
-    if scale == "db" and stats.negative_share == 0 and stats.median > 0:
+    if scale == "db" and stats.negative_share == 0 and stats.median > 0 and floating:
         return f"dB values of a scene are mostly negative, these are all positive (median {stats.median:.4g})"
     if scale != "db" and floating and (stats.median < 0 or stats.negative_share > 0.5):
         return f"{stats.negative_share:.0%} of the values are negative (median {stats.median:.3g}), as in dB"
     if scale == "normalized" and floating and stats.median > 1:
         return f"normalised values lie in [0, 1], these have median {stats.median:.4g}"
     if scale in READINGS and stats.spread_db == stats.spread_db:  # not NaN: enough positive values
-        likelier, reason = amplitude_or_power(stats, pol)
+        likelier, reason = amplitude_or_power(stats, pol, local)
         if likelier is not None and likelier != scale:
             return f"the values look like {SCALE_NAMES[likelier]} ({reason})"
     return None
 
 
-def decide_scale(dtype: str, values: np.ndarray, meta: RasterMetadata) -> ScaleDecision:
+def decide_scale(dtype: str, values: np.ndarray, meta: RasterMetadata, local: LocalStatistics | None = None,
+                 db_range: tuple[float, float] | None = None) -> ScaleDecision:
     """``--input-scale auto``: metadata first, checked against the values; then the values alone."""
     clue, pol = metadata_scale(meta), polarisation(meta)
     if clue is None:
-        return values_scale(dtype, values, meta.name, pol)
-    conflict = disagreement(clue.scale, dtype, values, pol)
+        return values_scale(dtype, values, meta.name, pol, local, db_range)
+    if clue.scale == "db" and np.issubdtype(np.dtype(dtype), np.integer):
+        return forced_db(dtype, values, meta.name, db_range, clue.source)
+    conflict = disagreement(clue.scale, dtype, values, pol, local)
     if conflict is None:
         return ScaleDecision(clue.scale, clue.source)
     if not clue.strong:
-        decision = values_scale(dtype, values, meta.name, pol)
-        return ScaleDecision(decision.scale, f"{decision.reason} ({clue.source}, but the values decide)")
+        decision = values_scale(dtype, values, meta.name, pol, local, db_range)
+        return dataclasses.replace(decision, reason=f"{decision.reason} ({clue.source}, but the values decide)")
     if clue.scale == "db" or "negative" in conflict:
         raise SarcolorError(f"{meta.name}: {clue.source}, but {conflict}; give --input-scale")
     return ScaleDecision(clue.scale, clue.source, warning=f"{clue.source}, but {conflict}: check --input-scale")
 
 
-def forced_scale_warning(scale: str, dtype: str, values: np.ndarray, meta: RasterMetadata) -> str | None:
+def forced_db(dtype: str, values: np.ndarray, name: str, db_range: tuple[float, float] | None, said: str) -> ScaleDecision:
+    """Integer values said to be dB: an unsigned stretch (8-bit: -25..0 dB unless --db-range says), or signed dB
+    (times 100 or 10 where the values say so)."""
+    if np.issubdtype(np.dtype(dtype), np.unsignedinteger):
+        if db_range is None and dtype != "uint8":
+            raise SarcolorError(f"{name}: {dtype} dB values need the stretch they were exported with: give --db-range LO,HI")
+        how = "given with --db-range" if db_range else "the Earth Engine and SEN1-2 convention (--db-range sets another)"
+        stretch = db_stretch(dtype, db_range or DB_RANGE, how)
+        return ScaleDecision("db", f"{said}; {stretch.decision.reason}", stretch=stretch)
+    if db_range is not None:
+        raise SarcolorError(f"{name}: --db-range is for unsigned integer stretches (uint8, uint16), not {dtype}")
+    rescaled = integer_db(dtype, values, name)
+    if rescaled is None:
+        return ScaleDecision("db", said)
+    return ScaleDecision("db", f"{said}; {rescaled.decision.reason}", stretch=rescaled)
+
+
+def forced_scale_warning(scale: str, dtype: str, values: np.ndarray, meta: RasterMetadata, local: LocalStatistics | None = None) -> str | None:
     """A one-line warning when the values contradict a scale the user forced (power read as amplitude, ...)."""
-    conflict = disagreement(scale, dtype, values, polarisation(meta))
+    conflict = disagreement(scale, dtype, values, polarisation(meta), local)
     return f"--input-scale {scale} looks wrong: {conflict}" if conflict else None
-
-
-def guess_input_scale(dtype: str, sample: np.ndarray) -> str:
-    """What ``--input-scale auto`` decides from the data type and valid values alone."""
-    return values_scale(dtype, sample).scale
 
 
 def to_amplitude(values: np.ndarray, scale: str, dtype: str) -> np.ndarray:

@@ -4,7 +4,8 @@ import rasterio
 from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError
-from sarcolor.io import SarReader, guess_input_scale, open_raster, to_amplitude
+from sarcolor.io import SarReader, open_raster, to_amplitude
+from sarcolor.scale import values_scale
 
 from conftest import COAST, PAIRS
 
@@ -81,12 +82,12 @@ def test_uint16_zero_is_grd_nodata(tmp_path):
     assert not valid[:, :20].any() and valid[:, 20:].all()
 
 
-def test_guess_input_scale():
-    assert guess_input_scale("uint8", np.array([3])) == "normalized"
-    assert guess_input_scale("float32", np.array([-12.5, 3.0])) == "db"
-    with pytest.raises(SarcolorError, match="amplitude or power"):  # uncalibrated floats: nothing tells (test_scale.py)
-        guess_input_scale("float32", np.array([0.1, 2.0]))
-    assert guess_input_scale("uint16", np.array([100])) == "amplitude"
+def test_values_alone_decide_the_plain_cases():
+    assert values_scale("uint8", np.array([3, 255, 255])).scale == "normalized"  # the clip at 255
+    assert values_scale("float32", np.array([-12.5, 3.0])).scale == "db"
+    with pytest.raises(SarcolorError, match="amplitude or power"):  # uncalibrated floats without speckle: nothing tells
+        values_scale("float32", np.array([0.1, 2.0]))
+    assert values_scale("uint16", np.array([100, 120])).scale == "amplitude"
     np.testing.assert_allclose(to_amplitude(np.array([-20.0, 0.0]), "db", "float32"), [0.1, 1.0], rtol=1e-6)
 
 
@@ -123,9 +124,9 @@ def test_grid_origin_places_cuts_of_one_grid_exactly_their_offset_apart(tmp_path
         profile = dict(driver="GTiff", width=8, height=8, count=1, dtype="uint8", crs="EPSG:32611",
                        transform=rasterio.transform.from_origin(x0 + 10 * col, 3_800_005 - 10 * row, 10, 10))
         with rasterio.open(path, "w", **profile) as dst:
-            dst.write(np.full((8, 8), 100, np.uint8), 1)
+            dst.write(np.arange(100, 164, dtype=np.uint8).reshape(8, 8), 1)
         with rasterio.open(path) as src:
-            origins.append(SarReader(src).grid_origin)
+            origins.append(SarReader(src, input_scale="normalized").grid_origin)
     assert (origins[1][0] - origins[0][0], origins[1][1] - origins[0][1]) == (300, 301)
 
 

@@ -15,7 +15,6 @@ from sarcolor.io import SarReader, open_raster
 from sarcolor.scale import RasterMetadata, decide_scale, values_scale
 
 from conftest import COAST, ROOT, read_all, run_cli
-from test_cli import assert_clean_failure
 from test_readers import FIXTURE
 
 PYROSAR_DB = ROOT.parent / "shared" / "data" / "s1-products" / "S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"
@@ -129,14 +128,14 @@ def test_values_that_do_not_settle_it_are_refused():
     sigma0 = coast_sigma0()
     with pytest.raises(SarcolorError, match="not calibrated backscatter.*give --input-scale amplitude or --input-scale intensity"):
         values_scale("float32", (np.sqrt(sigma0) * DN_GAIN).astype(np.float32).ravel(), "dn.tif")
-    with pytest.raises(SarcolorError, match="below 0 are neither amplitude nor power"):
-        values_scale("int16", np.array([-1500, -1200, 300], np.int16), "scaled.tif")
+    with pytest.raises(SarcolorError, match="neither dB nor dB x 10 or x 100"):
+        values_scale("int16", np.array([-5, -3, 400], np.int16), "scaled.tif")
 
 
 def test_power_read_as_amplitude_was_the_issue_and_is_now_read_as_power(tmp_path):
     path = write_like(tmp_path / "rtc.tif", units_of(coast_sigma0())["power"], COAST)
     result = run_cli("colorize", path, "-o", tmp_path / "rgb.tif", check=True)
-    assert "input scale auto -> intensity: calibrated cross-pol values" in " ".join(result.stderr.split())
+    assert "input scale auto -> intensity: speckle: local variation" in " ".join(result.stderr.split())
 
 
 @pytest.mark.parametrize("unit, forced, expected", [
@@ -155,11 +154,13 @@ def test_a_forced_wrong_scale_is_flagged_in_the_log_and_the_output(tmp_path, uni
     assert "looks wrong" not in right.stderr and "training data" not in right.stderr
 
 
-def test_uncalibrated_floats_are_a_one_line_error(tmp_path):
+def test_uncalibrated_floats_are_read_by_their_speckle(tmp_path):
+    """Digital-number-like floats (amplitude x 500): neither level nor spread tells, the speckle does."""
     path = write_like(tmp_path / "scene.tif", (np.sqrt(coast_sigma0()) * DN_GAIN).astype(np.float32), COAST)
-    out = tmp_path / "rgb.tif"
-    assert_clean_failure(run_cli("colorize", path, "-o", out), "give --input-scale amplitude or --input-scale intensity", out)
-    run_cli("colorize", path, "-o", out, "--input-scale", "amplitude", check=True)
+    result = run_cli("colorize", path, "-o", tmp_path / "rgb.tif", check=True)
+    assert "input scale auto -> amplitude: speckle: local variation" in " ".join(result.stderr.split())
+    run_cli("colorize", path, "-o", tmp_path / "forced.tif", "--input-scale", "amplitude", check=True)
+    np.testing.assert_array_equal(read_all(tmp_path / "rgb.tif"), read_all(tmp_path / "forced.tif"))
 
 
 def test_the_real_pyrosar_db_scene_is_read_as_db_from_its_name():

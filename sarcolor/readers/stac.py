@@ -31,7 +31,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from sarcolor.errors import SarcolorError, first_line
 from sarcolor.readers.calibration import GrdCalibration
 from sarcolor.readers.polarisation import CROSS_POLARISATIONS, co_pol_check
-from sarcolor.scale import RasterMetadata, ScaleDecision, named_polarisation
+from sarcolor.scale import RasterMetadata, Rescaled, named_polarisation
 
 log = logging.getLogger(__name__)
 
@@ -198,18 +198,6 @@ def asset_metadata(item, chosen: ItemAsset) -> RasterMetadata:
         name=Path(urlparse(chosen.href).path).name, description=text or None, units=band.get("unit") or None,
         tags=tags, polarisation=chosen.polarisation,
     )
-
-
-@dataclass(frozen=True)
-class Rescaled:
-    """An asset's ``raster:bands`` scale and offset, applied before the scale is decided (``value * scale + offset``)."""
-
-    scale: float
-    offset: float
-    decision: ScaleDecision | None = None  # decided on the rescaled values, as for any raster
-
-    def values(self, raw: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return raw.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset)
 
 
 def rescaling(chosen: ItemAsset) -> Rescaled | None:
