@@ -175,7 +175,7 @@ def colorize(
         if (scheduler or workers) and not is_scene_folder(input):
             raise SarcolorError("--scheduler/--workers are for folder inputs (many scenes)")
         if is_scene_folder(input):
-            jobs, skipped = folder_jobs(input, output, overwrite, confidence)
+            jobs, skipped = folder_jobs(input, output, overwrite, confidence, band)
             for path in skipped:
                 log.info("skipped %s: exists (use --overwrite to replace)", path)
         else:
