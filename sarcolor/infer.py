@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 import rasterio
 
-from sarcolor.confidence import calibrated_error
+from sarcolor.confidence import calibrated_error, legend_tag
 from sarcolor.errors import SarcolorError
 from sarcolor.io import (
     IMAGE_SUFFIXES, RasterWriter, SarReader, check_distinct_outputs, check_free_space, check_output_path,
@@ -93,12 +93,13 @@ def confidence_path(output_path: Path) -> Path:
 
 
 def error_map_tags(model) -> dict[str, str]:
-    """Band description and tags of a confidence map: its unit, from the model's calibration if it has one."""
+    """Band description and tags of a confidence map: its unit, from the model's calibration if it has one, and its
+    legend (for viewers: the QGIS plugin styles the layer with it)."""
     if model.error_calibration:
         unit = "expected CIEDE2000 colour difference (calibrated on the model's validation scenes)"
     else:
         unit = "expected mean absolute error of R, G and B, in 8-bit levels"
-    return {"description": "expected colour error", "unit": unit}
+    return {"description": "expected colour error", "unit": unit, "legend": legend_tag()}
 
 
 def error_values(error: np.ndarray, valid: np.ndarray, calibration: dict | None) -> np.ndarray:
