@@ -42,20 +42,18 @@ class OptionNames:
         if flag not in self.names:
             return match.group(0)
         name = self.names[flag]
-        if value is not None and not (value in CHOICES or value[-1].isdigit()):
-            return f"{name} {value}"  # a plain word after the flag ("--input-scale right for ..."), not its value
         if value is None:
             return name
+        if not (value in CHOICES or value[-1].isdigit()):
+            return f"{name} {value}"  # a plain word after the flag ("--input-scale right for ..."), not its value
         if self.style == "label":
             return f"{name} = {value}"
         return f"{name}={value}" if value[-1].isdigit() else f"{name}={value!r}"
 
-    def to_json(self) -> str:
-        return json.dumps({"names": self.names, "style": self.style})
-
     @classmethod
     def from_json(cls, text: str) -> OptionNames:
-        """The table a program hands over; an unreadable one names the options as the CLI does."""
+        """The table a program hands over, {"names": {...}, "style": ...}; an unreadable one names the options as
+        the CLI does."""
         try:
             given = json.loads(text)
             names, style = dict(given["names"]), given.get("style", "keyword")
@@ -72,7 +70,7 @@ def from_environment() -> OptionNames:
 @contextlib.contextmanager
 def named_for(names: OptionNames) -> Iterator[None]:
     """A SarcolorError raised inside names its options as ``names`` say (same exception, message rewritten).
-    Also a decorator: ``@named_for(API_NAMES)``."""
+    Also a decorator: ``@named_for(api.OPTION_NAMES)``."""
     try:
         yield
     except SarcolorError as exc:

@@ -206,6 +206,13 @@ def test_user_mistakes_raise_one_line_sarcolor_errors(api_model, make, options, 
     assert "\n" not in str(raised.value) and "--" not in str(raised.value)
 
 
+def test_messages_name_the_keywords_with_their_values_and_keep_flags_the_api_lacks():
+    from sarcolor.api import OPTION_NAMES
+
+    said = OPTION_NAMES.render("give --input-scale amplitude or --band 2; is --input-scale right? (use --overwrite)")
+    assert said == "give input_scale='amplitude' or band=2; is input_scale right? (use --overwrite)"
+
+
 def test_a_vv_only_path_names_the_keyword_that_allows_it(api_model, tmp_path, bigearthnet_pair):
     vv = shutil.copy(bigearthnet_pair[0], tmp_path / "scene_VV.tif")  # alone: no VH file beside it
     with pytest.raises(SarcolorError, match=r"or allow_co_pol=True to colourise VV anyway$"):
