@@ -146,7 +146,7 @@ DIALOG_NAMES = json.dumps({"names": {"--band": "'Band (empty: automatic)'", "--a
                            "style": "label"})
 
 
-@pytest.mark.parametrize("executable", ["", f"{sys.executable} -m sarcolor"], ids=["library", "subprocess"])
+@pytest.mark.parametrize("executable", ["", str(SARCOLOR)], ids=["library", "subprocess"])
 def test_runner_colours_a_vv_only_layer_only_when_allowed(tmp_path, executable, bigearthnet_pair):
     vv = shutil.copy(bigearthnet_pair[0], tmp_path / "scene_VV.tif")  # alone: no VH file beside it
     request = runner.Request(str(vv), str(tmp_path / "refused.tif"), option_names=DIALOG_NAMES)
