@@ -19,6 +19,7 @@ from sarcolor.blockwise import colorize_chunks, colorize_window, valid_chunks
 from sarcolor.errors import SarcolorError
 from sarcolor.infer import tile_plan, error_map_tags
 from sarcolor.io import SarReader
+from sarcolor.option_names import OptionNames, named_for
 from sarcolor.readers import open_input
 from sarcolor.xarrays import (
     Grid, confidence_dataarray, dataarray_dataset, import_xarray, is_dask, is_dataarray, numpy_dataset,
@@ -26,6 +27,13 @@ from sarcolor.xarrays import (
 )
 
 log = logging.getLogger(__name__)
+
+# The CLI's options, as messages name them, as this API's keywords (``colorize``, ``load_model``).
+OPTION_NAMES = OptionNames({
+    "--input-scale": "input_scale", "--band": "band", "--allow-co-pol": "allow_co_pol=True", "--model": "model",
+    "--detail": "detail", "--confidence": "confidence=True", "--device": "device", "--tile": "tile",
+    "--overlap": "overlap", "--batch-size": "batch_size",
+})
 
 
 @functools.lru_cache(maxsize=8)
@@ -111,6 +119,7 @@ class Model:
         return f"Model({self.name!r}, device={self.device!r}, detail={self.detail}, has_error={self.has_error})"
 
 
+@named_for(OPTION_NAMES)
 def load_model(model: str | Path = "default", device: str = "auto", threads: int = 0, detail: float | None = None) -> Model:
     """A bundled model by name ("default", "smooth") or a model file (.onnx, or .pt with the train extra).
 
@@ -120,6 +129,7 @@ def load_model(model: str | Path = "default", device: str = "auto", threads: int
     return Model(name, device, threads, detail)
 
 
+@named_for(OPTION_NAMES)
 def colorize(
     data, model: str | Path | Model = "default", detail: float | None = None, confidence: bool = False, *,
     band: int | None = None, input_scale: str = "auto", tile: int = 512, overlap: int = 32, batch_size: int = 2,

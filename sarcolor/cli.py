@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sarcolor.backends import DEVICES
 from sarcolor.errors import SarcolorError, first_line
 from sarcolor.io import INPUT_SCALES, check_output_target, check_outputs_apart_from_inputs
+from sarcolor.option_names import from_environment
 
 app = typer.Typer(
     help="Turn Sentinel-1 SAR images into natural-colour, optical-like RGB images, georeferencing kept.",
@@ -66,8 +67,8 @@ def user_errors() -> Iterator[None]:
     """Every failure a user can cause ends as one line on stderr and a non-zero exit code."""
     try:
         yield
-    except SarcolorError as exc:
-        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    except SarcolorError as exc:  # in the options' names of the program running the CLI, if it gave them
+        stderr.print(f"[bold red]error:[/] {from_environment().render(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         stderr.print("[bold red]interrupted[/]")
@@ -175,7 +176,7 @@ def colorize(
         if (scheduler or workers) and not is_scene_folder(input):
             raise SarcolorError("--scheduler/--workers are for folder inputs (many scenes)")
         if is_scene_folder(input):
-            jobs, skipped = folder_jobs(input, output, overwrite, confidence)
+            jobs, skipped = folder_jobs(input, output, overwrite, confidence, band)
             for path in skipped:
                 log.info("skipped %s: exists (use --overwrite to replace)", path)
         else:

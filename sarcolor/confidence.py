@@ -8,6 +8,7 @@ reliability table (predicted vs actual per bin) shows how well the calibrated nu
 """
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 import numpy as np
@@ -23,6 +24,33 @@ BLOCK = 32  # pixels per block side: 320 m at 10 m pixels
 # CALIBRATION_P_VALUE level. Otherwise the line would turn a guess into numbers that look measured.
 MIN_CALIBRATION_PAIRS = 2
 CALIBRATION_P_VALUE = 0.05
+# The confidence map's legend, one for every face: the web page's preview, the QGIS layer's style, and a tag
+# of each map for other viewers. Magma (matplotlib's, sampled every tenth), dark = sure, from 0 to LEGEND_TOP
+# expected colour error or more, linear between the stops.
+LEGEND_TOP = 25.0
+LEGEND_COLOURS = ("#000004", "#140e36", "#3b0f70", "#641a80", "#8c2981", "#b73779",
+                  "#de4968", "#f7705c", "#fe9f6d", "#fecf92", "#fcfdbf")
+
+
+def legend_stops() -> list[tuple[float, str]]:
+    """The legend as (value, colour) stops, evenly spaced from 0 to LEGEND_TOP."""
+    step = LEGEND_TOP / (len(LEGEND_COLOURS) - 1)
+    return [(round(i * step, 6), colour) for i, colour in enumerate(LEGEND_COLOURS)]
+
+
+def legend_tag() -> str:
+    """The legend as a confidence map carries it: JSON [[value, "#rrggbb"], ...]."""
+    return json.dumps(legend_stops())
+
+
+def legend_rgb(error: np.ndarray) -> np.ndarray:
+    """Expected errors (any shape) as the legend's colours, uint8 (..., 3); NaN (no data) black."""
+    values, colours = zip(*legend_stops())
+    channels = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours], np.float64)
+    clipped = np.clip(np.nan_to_num(error, nan=0.0), 0.0, LEGEND_TOP)
+    rgb = np.stack([np.interp(clipped, values, channels[:, k]) for k in range(3)], axis=-1)
+    rgb[np.isnan(error)] = 0
+    return np.rint(rgb).astype(np.uint8)
 
 
 def block_means(image: np.ndarray, block: int = BLOCK) -> np.ndarray:

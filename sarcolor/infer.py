@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 import rasterio
 
-from sarcolor.confidence import calibrated_error
+from sarcolor.confidence import calibrated_error, legend_tag
 from sarcolor.errors import SarcolorError
 from sarcolor.io import (
     IMAGE_SUFFIXES, RasterWriter, SarReader, check_distinct_outputs, check_free_space, check_output_path,
@@ -17,6 +17,7 @@ from sarcolor.io import (
 )
 from sarcolor.geometry import check_warp, warp_target
 from sarcolor.readers import open_input
+from sarcolor.readers.polarisation import cross_pol_partner
 from sarcolor.readers.safe import PRODUCT_SUFFIXES, is_product
 from sarcolor.stac import OutputDescription, StacItemWriter, check_describable, check_stac_output, stac_item_path
 from sarcolor.tiling import TilePlan, blend_tiles, blend_to_array, plan_tiles
@@ -92,12 +93,13 @@ def confidence_path(output_path: Path) -> Path:
 
 
 def error_map_tags(model) -> dict[str, str]:
-    """Band description and tags of a confidence map: its unit, from the model's calibration if it has one."""
+    """Band description and tags of a confidence map: its unit, from the model's calibration if it has one, and its
+    legend (for viewers: the QGIS plugin styles the layer with it)."""
     if model.error_calibration:
         unit = "expected CIEDE2000 colour difference (calibrated on the model's validation scenes)"
     else:
         unit = "expected mean absolute error of R, G and B, in 8-bit levels"
-    return {"description": "expected colour error", "unit": unit}
+    return {"description": "expected colour error", "unit": unit, "legend": legend_tag()}
 
 
 def error_values(error: np.ndarray, valid: np.ndarray, calibration: dict | None) -> np.ndarray:
@@ -240,10 +242,27 @@ def output_name(scene: Path) -> str:
     return f"{scene.stem}.tif" if scene.suffix.lower() in PRODUCT_SUFFIXES else scene.name
 
 
+def without_co_pol_partners(scenes: list[Path]) -> list[Path]:
+    """``scenes`` less each co-pol file whose cross-pol partner is among them (that one is coloured instead)."""
+    listed = set(scenes)
+    kept = []
+    for scene in scenes:
+        partner = cross_pol_partner(scene) if scene.suffix.lower() in IMAGE_SUFFIXES else None
+        if partner in listed:
+            log.info("%s: taken as %s's co-pol partner; the scene is coloured once, from %s", scene.name, partner.name, partner.name)
+        else:
+            kept.append(scene)
+    return kept
+
+
 def folder_jobs(
-    input_dir: str | Path, output_dir: str | Path, overwrite: bool, confidence: bool = False,
+    input_dir: str | Path, output_dir: str | Path, overwrite: bool, confidence: bool = False, band: int | None = None,
 ) -> tuple[list[tuple[Path, Path]], list[Path]]:
     """(input, output) pairs to run and outputs that already exist (skipped unless overwrite).
+
+    Without ``band``, a co-pol file beside its cross-pol partner (``X_VV.tif`` beside ``X_VH.tif``) is one scene
+    with it: coloured once, from the cross-pol file, under that file's name (as every output is named after the
+    file it is coloured from), not a second time under the co-pol name.
 
     Checked before any work: the output folder is not the input folder (nor inside it, nor around it), and
     no two scenes write the same file (a.tif's confidence map and a_confidence.tif's image, b.png and b.tif)."""
@@ -252,6 +271,8 @@ def folder_jobs(
         raise SarcolorError(f"output {output_dir} is a file; a folder input needs a folder output")
     check_outputs_apart_from_inputs([output_dir], [input_dir])
     scenes = list_images(input_dir, products=True)  # before the output folder is made: a folder of none leaves nothing behind
+    if band is None:
+        scenes = without_co_pol_partners(scenes)
     planned = {scene: planned_outputs(output_dir / output_name(scene), confidence) for scene in scenes}
     check_distinct_outputs([
         (path, f"{'the confidence map' if i else 'the image'} of {scene.name}")

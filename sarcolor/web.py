@@ -25,6 +25,7 @@ import gradio as gr
 import numpy as np
 
 from sarcolor.backends import BUNDLED_MODELS
+from sarcolor.confidence import LEGEND_TOP, legend_rgb
 from sarcolor.errors import SarcolorError
 from sarcolor.infer import PLAIN_OUTPUT_MAX_PIXELS, ColorizeOptions, colorize_file, confidence_path
 from sarcolor.readers import open_input
@@ -37,7 +38,6 @@ T = TypeVar("T")
 
 PREVIEW_SIDE = 1024
 EXAMPLE_THUMB_SIDE = 192
-ERROR_PREVIEW_TOP = 25.0  # expected CIEDE2000 shown brightest in the confidence preview
 # An upload larger than this runs only when no other large one is running: the other slot stays
 # free for small images (a 100,000 px square header once filled both slots for 46 min each).
 LARGE_JOB_PIXELS = 16_000_000
@@ -146,15 +146,10 @@ def reader_preview(reader, max_side: int = PREVIEW_SIDE) -> tuple[np.ndarray, in
     return np.repeat(reader.preview(max_side)[..., None], 3, axis=-1), reader.band
 
 
-def error_preview(path: Path, max_side: int, top: float = ERROR_PREVIEW_TOP) -> np.ndarray:
-    """A confidence map as an RGB picture: magma from 0 (dark, sure) to ``top`` or more (bright); no data black."""
-    from matplotlib import colormaps
-
+def error_preview(path: Path, max_side: int) -> np.ndarray:
+    """A confidence map as an RGB picture in the legend's colours (``confidence.LEGEND_COLOURS``); no data black."""
     (error,), valid = read_preview(path, [1], max_side)
-    valid &= np.isfinite(error)
-    rgb = colormaps["magma"](np.clip(np.nan_to_num(error, nan=0.0) / top, 0, 1))[..., :3]
-    rgb[~valid] = 0
-    return np.rint(rgb * 255).astype(np.uint8)
+    return legend_rgb(np.where(valid, error, np.float32(np.nan)))
 
 
 def markdown_text(text: str) -> str:
@@ -369,7 +364,7 @@ def build_app(options: ServeOptions, work: WorkFolders):
                 summary = gr.Markdown(elem_id="summary")
                 with gr.Accordion("How sure is the model? (confidence map)", open=False):
                     confidence = gr.Image(
-                        label=f"Expected colour error: dark = sure, bright = a guess (CIEDE2000, brightest at {ERROR_PREVIEW_TOP:g} or more)",
+                        label=f"Expected colour error: dark = sure, bright = a guess (CIEDE2000, brightest at {LEGEND_TOP:g} or more)",
                         type="numpy", elem_id="confidence", interactive=False,
                     )
                 downloads = gr.File(label="Downloads (GeoTIFF, PNG, confidence GeoTIFF)", file_count="multiple", elem_id="downloads")

@@ -1,6 +1,7 @@
 """The Python API: sarcolor.colorize on DataArrays, NumPy arrays, paths and Dask, against the CLI's own outputs."""
 import importlib.util
 import pickle
+import shutil
 import subprocess
 import sys
 
@@ -192,14 +193,30 @@ def without_crs():
         (lambda: COAST.with_name("missing.tif"), {}, r"input not found"),
         (lambda: COAST, {"detail": 2.0}, r"detail must be in \[0, 1\]"),
         (lambda: COAST, {"tile": 500}, r"tile size must be a multiple of 32"),
+        (lambda: COAST, {"band": 3}, r"has 1 band\(s\); band=3 is out of range"),
+        (lambda: np.arange(-4096, 0, dtype=np.int16).reshape(64, 64), {}, r"neither amplitude nor power \(scaled dB\?\); give input_scale$"),
     ],
     ids=["4-d", "empty", "unknown dims", "x before y", "3 bands", "band 4 of 3", "band 2 of 1", "no crs", "all nan",
-         "complex", "a list", "missing file", "detail 2", "tile 500"],
+         "complex", "a list", "missing file", "detail 2", "tile 500", "a path's band 3 of 1", "negative integers"],
 )
 def test_user_mistakes_raise_one_line_sarcolor_errors(api_model, make, options, message):
+    """One line, naming this API's keywords, never the CLI's flags."""
     with pytest.raises(SarcolorError, match=message) as raised:
         sarcolor.colorize(make(), api_model, **options)
-    assert "\n" not in str(raised.value)
+    assert "\n" not in str(raised.value) and "--" not in str(raised.value)
+
+
+def test_messages_name_the_keywords_with_their_values_and_keep_flags_the_api_lacks():
+    from sarcolor.api import OPTION_NAMES
+
+    said = OPTION_NAMES.render("give --input-scale amplitude or --band 2; is --input-scale right? (use --overwrite)")
+    assert said == "give input_scale='amplitude' or band=2; is input_scale right? (use --overwrite)"
+
+
+def test_a_vv_only_path_names_the_keyword_that_allows_it(api_model, tmp_path, bigearthnet_pair):
+    vv = shutil.copy(bigearthnet_pair[0], tmp_path / "scene_VV.tif")  # alone: no VH file beside it
+    with pytest.raises(SarcolorError, match=r"or allow_co_pol=True to colourise VV anyway$"):
+        sarcolor.colorize(vv, api_model)
 
 
 def test_the_plain_install_needs_no_xarray():

@@ -1,4 +1,6 @@
 """Issue 13: the confidence map (expected colour error per pixel) and the 'unlike the training data' warning."""
+import json
+
 import numpy as np
 import pytest
 import rasterio
@@ -7,7 +9,7 @@ from conftest import FIELDS, PAIRS, ROOT, read_all, run_cli
 from test_cli import assert_clean_failure
 from test_io import write_variant
 
-from sarcolor.confidence import ErrorBlocks
+from sarcolor.confidence import ErrorBlocks, legend_rgb, legend_stops
 from sarcolor.evaluate import model_predictor
 from sarcolor.data import load_split
 from sarcolor.novelty import TrainingScenes, scene_statistics
@@ -25,6 +27,7 @@ def test_confidence_map_is_written_on_the_same_grid_with_nodata(tmp_path):
     with rasterio.open(FIELDS) as src, rasterio.open(error_path) as dst:
         assert profile["crs"] == src.crs and profile["transform"] == src.transform
         assert dst.descriptions == ("expected colour error",) and "CIEDE2000" in dst.tags()["unit"]
+        assert json.loads(dst.tags()["legend"]) == [[0.0, "#000004"], *[[v, c] for v, c in legend_stops()[1:-1]], [25.0, "#fcfdbf"]]
     assert error.shape == (1, 512, 512) and error.dtype == np.float32
     assert np.isnan(error[0, :64]).all() and np.isfinite(error[0, 64:]).all()
     assert 1 < np.nanmin(error) and np.nanmax(error) < 40  # CIEDE2000 of an 8-bit image: plausible values
@@ -32,6 +35,13 @@ def test_confidence_map_is_written_on_the_same_grid_with_nodata(tmp_path):
     assert_clean_failure(
         run_cli("colorize", FIELDS, "-o", tmp_path / "c.tif", "--confidence", "--cog"), "leave out --cog", tmp_path / "c.tif",
     )
+
+
+def test_the_legend_runs_from_sure_to_a_guess_and_no_data_is_black():
+    stops = legend_stops()
+    assert len(stops) == 11 and stops[5] == (12.5, "#b73779")
+    rgb = legend_rgb(np.array([[-1.0, 0.0, 12.5, 25.0, 40.0, np.nan]], np.float32))
+    assert rgb.tolist() == [[[0, 0, 4], [0, 0, 4], [183, 55, 121], [252, 253, 191], [252, 253, 191], [0, 0, 0]]]
 
 
 def test_a_warped_result_has_its_confidence_map_on_the_same_grid(tmp_path):

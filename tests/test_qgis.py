@@ -92,7 +92,9 @@ def test_plugin_mirrors_the_library_choices():
     from sarcolor.backends import BUNDLED_MODELS
     from sarcolor.infer import confidence_path
     from sarcolor.io import INPUT_SCALES
+    from sarcolor.option_names import ENVIRONMENT_VARIABLE
 
+    assert runner.OPTION_NAMES_VARIABLE == ENVIRONMENT_VARIABLE
     assert runner.BUNDLED_MODELS == tuple(BUNDLED_MODELS)
     assert runner.INPUT_SCALES == tuple(INPUT_SCALES)
     assert runner.confidence_output("/a/b/scene.tif") == confidence_path(Path("/a/b/scene.tif"))
@@ -139,11 +141,21 @@ def test_runner_colours_like_the_cli(tmp_path, executable):
     assert np.allclose(read_all(tmp_path / "plugin_confidence.tif")[0], read_all(tmp_path / "cli_confidence.tif")[0], equal_nan=True)
 
 
+# What the algorithm hands the runner: sarcolor's flags as the dialog's labels.
+DIALOG_NAMES = json.dumps({"names": {"--band": "'Band (empty: automatic)'", "--allow-co-pol": "'Allow a VV (HH) band' ticked"},
+                           "style": "label"})
+
+
 @pytest.mark.parametrize("executable", ["", str(SARCOLOR)], ids=["library", "subprocess"])
 def test_runner_colours_a_vv_only_layer_only_when_allowed(tmp_path, executable, bigearthnet_pair):
     vv = shutil.copy(bigearthnet_pair[0], tmp_path / "scene_VV.tif")  # alone: no VH file beside it
-    with pytest.raises(runner.RunError, match="the models expect VH"):
-        runner.colorize(runner.Request(str(vv), str(tmp_path / "refused.tif")), Feedback(), executable)
+    request = runner.Request(str(vv), str(tmp_path / "refused.tif"), option_names=DIALOG_NAMES)
+    with pytest.raises(runner.RunError, match="the models expect VH") as refused:
+        runner.colorize(request, Feedback(), executable)
+    assert str(refused.value).endswith("or 'Allow a VV (HH) band' ticked to colourise VV anyway")
+    request = runner.Request(str(COAST), str(tmp_path / "refused.tif"), band=3, option_names=DIALOG_NAMES)
+    with pytest.raises(runner.RunError, match=r"has 1 band\(s\); 'Band \(empty: automatic\)' = 3 is out of range$"):
+        runner.colorize(request, Feedback(), executable)
     assert not (tmp_path / "refused.tif").exists()
     run_cli("-q", "colorize", vv, "-o", tmp_path / "cli.tif", "--allow-co-pol", check=True)
     runner.colorize(runner.Request(str(vv), str(tmp_path / "plugin.tif"), allow_co_pol=True), Feedback(), executable)
@@ -242,14 +254,15 @@ def qgis_run(profiles: Path, library: bool, **parameters) -> subprocess.Complete
                           env=qgis_environment(profiles, library), timeout=300)
 
 
-@pytest.mark.parametrize("library, band", [(False, {}), (True, {"BAND": 2})],
-                         ids=["sarcolor-executable-band-automatic", "library-in-qgis-python-band-2"])
-def test_qgis_process_colours_like_the_cli(qgis_profiles, tmp_path, library, band):
-    """The VH band of a VV+VH stack, chosen by sarcolor (band left empty) or given, coloured as the CLI does."""
+@pytest.mark.parametrize("library, band, model", [(False, {}, 1), (True, {"BAND": 2}, "smooth")],
+                         ids=["sarcolor-executable-band-automatic-model-by-number", "library-in-qgis-python-band-2"])
+def test_qgis_process_colours_like_the_cli(qgis_profiles, tmp_path, library, band, model):
+    """The VH band of a VV+VH stack, chosen by sarcolor (band left empty) or given, coloured as the CLI does; the
+    model by name, or by its number as qgis_process help says ("Number of selected option")."""
     stack, reference = vv_vh_stack(tmp_path), tmp_path / "cli.tif"
     run_cli("-q", "colorize", stack, "-o", reference, "--band", "2", "--model", "smooth", "--confidence", check=True)
     started = time.monotonic()
-    done = qgis_run(qgis_profiles, library, INPUT=stack, **band, MODEL="smooth", CONFIDENCE="true", OUTPUT=tmp_path / "qgis.tif")
+    done = qgis_run(qgis_profiles, library, INPUT=stack, **band, MODEL=model, CONFIDENCE="true", OUTPUT=tmp_path / "qgis.tif")
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stdout + done.stderr
     assert ("the sarcolor library in QGIS's Python" in done.stdout) == library
@@ -272,6 +285,14 @@ def test_qgis_process_error_is_sarcolor_one_line_message(qgis_profiles, tmp_path
     assert done.returncode != 0
     assert f"ERROR:\tcannot load model {bad_model}: " in output and "Traceback" not in output
     assert not (tmp_path / "qgis.tif").exists()
+
+
+def test_qgis_process_errors_name_the_dialog_s_parameters(qgis_profiles, tmp_path, bigearthnet_pair):
+    vv = shutil.copy(bigearthnet_pair[0], tmp_path / "scene_VV.tif")  # alone: no VH file beside it
+    done = qgis_run(qgis_profiles, True, INPUT=vv, INPUT_SCALE=4, OUTPUT=tmp_path / "qgis.tif")
+    output = done.stdout + done.stderr
+    assert "or 'Allow a VV (HH) band (the models expect VH)' ticked to colourise VV anyway" in output, output
+    assert "--" not in output.split("ERROR:")[1]
 
 
 QGIS_PYTHON_PROLOGUE = """
@@ -302,14 +323,22 @@ def run_in_qgis_python(profiles: Path, library: bool, script: str, **values) -> 
                           env=qgis_environment(profiles, library), timeout=300)
 
 
-def test_qgis_loads_the_image_and_its_confidence_map_into_the_project(qgis_profiles):
-    done = run_in_qgis_python(qgis_profiles, False, """
+def test_qgis_loads_the_image_and_its_confidence_map_named_after_the_input_and_in_the_legend(qgis_profiles):
+    """The confidence map in the web page's legend (sarcolor.confidence's), on its fixed range."""
+    from sarcolor.confidence import legend_stops
+
+    done = run_in_qgis_python(qgis_profiles, True, """
         processing.runAndLoadResults("sarcolor:colorize", {{"INPUT": {input!r}, "CONFIDENCE": True, "OUTPUT": "TEMPORARY_OUTPUT"}})
         for layer in QgsProject.instance().mapLayers().values():
-            print("layer:", layer.name(), layer.bandCount(), layer.crs().authid())
+            print("layer:", layer.name(), layer.bandCount(), layer.crs().authid(), layer.renderer().type())
+            if layer.bandCount() == 1:
+                ramp = layer.renderer().shader().rasterShaderFunction()
+                print("ramp:", [(item.value, item.color.name()) for item in ramp.colorRampItemList()])
     """, input=str(COAST))
     assert sorted(line for line in done.stdout.splitlines() if line.startswith("layer:")) == [
-        "layer: Colourised 3 EPSG:3395", "layer: Confidence map 1 EPSG:3395"], done.stdout + done.stderr
+        "layer: s1_vh_coast_california colourised 3 EPSG:3395 multibandcolor",
+        "layer: s1_vh_coast_california confidence map 1 EPSG:3395 singlebandpseudocolor"], done.stdout + done.stderr
+    assert f"ramp: {legend_stops()}" in done.stdout
 
 
 def test_qgis_uses_the_executable_set_in_the_processing_options(qgis_profiles, tmp_path):

@@ -409,6 +409,23 @@ def test_either_file_of_a_side_by_side_pair_gives_the_vh_colours(tmp_path, bigea
         np.testing.assert_array_equal(scene.reader.src.read(1), direct.read(1))
 
 
+def test_a_folder_with_both_files_of_a_pair_colours_the_scene_once(tmp_path, bigearthnet_pair, vh_colours):
+    """X_VV.tif beside X_VH.tif is one scene: one output, named after the VH file it is coloured from; with
+    --band each file is its own scene again (band 1 of X_VV.tif is VV)."""
+    vv, vh = bigearthnet_pair
+    folder, out = tmp_path / "pair", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(vv, folder / vv.name)
+    shutil.copy(vh, folder / vh.name)
+    result = run_cli("colorize", folder, "-o", out, check=True)
+    assert sorted(p.name for p in out.iterdir()) == [vh.name]
+    np.testing.assert_array_equal(read_all(out / vh.name)[0], read_all(vh_colours)[0])
+    said = " ".join(result.stderr.split())
+    assert f"{vv.name}: taken as {vh.name}'s co-pol partner" in said
+    run_cli("colorize", folder, "-o", tmp_path / "by_band", "--band", "1", "--allow-co-pol", check=True)
+    assert sorted(p.name for p in (tmp_path / "by_band").iterdir()) == sorted([vv.name, vh.name])
+
+
 def test_the_vh_file_read_beside_the_input_is_never_an_output(tmp_path, bigearthnet_pair):
     vv, vh = bigearthnet_pair
     folder = tmp_path / "pair"

@@ -18,6 +18,7 @@ from test_cli import tiled_example
 
 gradio = pytest.importorskip("gradio", reason="the web extra (gradio) is not installed")
 
+from sarcolor.confidence import legend_rgb  # noqa: E402
 from sarcolor.errors import SarcolorError  # noqa: E402
 from sarcolor.web import (  # noqa: E402
     DEFAULT_MODEL, Cancelled, ServeOptions, WorkFolders, colorize_upload, markdown_text, public_message,
@@ -57,6 +58,7 @@ def test_upload_is_colourised_like_the_cli(options, tmp_path):
     assert result.confidence.shape == (512, 512, 3) and result.confidence.dtype == np.uint8
     brightness = result.confidence.mean(-1)
     assert np.corrcoef(brightness.ravel(), np.clip(error[0] / 25, 0, 1).ravel())[0, 1] > 0.9
+    np.testing.assert_array_equal(result.confidence, legend_rgb(error[0]))  # the legend QGIS gets too
     assert "512 × 512 px" in result.summary and "normalized" in result.summary
 
 

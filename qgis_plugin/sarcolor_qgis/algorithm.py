@@ -1,9 +1,14 @@
 """The Processing algorithm "Colourise SAR (sarcolor)": QGIS parameters in, a ``runner.Request`` out."""
+import json
+
 from qgis.core import (
-    QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException, QgsProcessingOutputRasterLayer,
-    QgsProcessingParameterBand, QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile,
-    QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
+    QgsColorRampShader, QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface, QgsProcessingOutputRasterLayer, QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer, QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
 )
+from qgis.PyQt.QtGui import QColor
 
 from . import runner
 
@@ -18,6 +23,7 @@ band is which (band descriptions, a Sentinel-1 product's manifest), else band 1.
 <b>Detail</b>: 0 gives the smooth colour alone, 1 the full SAR detail; empty: the model's own.
 <b>Confidence map</b>: also writes NAME_confidence.tif, the expected colour error per pixel (higher = less sure).
 <b>Input scale</b>: the unit of the values; auto decides from the data type, the values and the metadata.
+(qgis_process takes Model and Input scale by name, e.g. --MODEL=smooth, or by number, e.g. --MODEL=1.)
 <b>VV (HH)</b>: a layer whose band is named VV or HH (co-polarisation) is refused unless this is ticked; its colours are then less faithful, and the log says so.
 
 sarcolor runs as the command set in Processing options > Providers > sarcolor (or $SARCOLOR_EXECUTABLE) \
@@ -35,6 +41,9 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
     ALLOW_CO_POL = "ALLOW_CO_POL"
     OUTPUT = "OUTPUT"
     CONFIDENCE_MAP = "CONFIDENCE_MAP"
+    # sarcolor's messages name its CLI flags: each is shown as the parameter of this dialog that sets it.
+    FLAGS = {"--band": BAND, "--model": MODEL, "--detail": DETAIL, "--confidence": CONFIDENCE,
+             "--input-scale": INPUT_SCALE, "--allow-co-pol": ALLOW_CO_POL}
 
     def name(self):
         return "colorize"
@@ -73,8 +82,12 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Colourised"))
         self.addOutput(QgsProcessingOutputRasterLayer(self.CONFIDENCE_MAP, "Confidence map"))
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        return super().checkParameterValues(self.with_choice_names(parameters), context)
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        request = self.request(parameters, context)
+        layer = self.input_layer(parameters, context)
+        request = self.request(self.with_choice_names(parameters), context, layer)
         try:
             used = runner.colorize(request, feedback, executable_setting())
         except runner.RunError as exc:
@@ -83,18 +96,43 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException("cancelled: no output written") from None
         feedback.pushInfo(f"colourised with {used}")
         results = {self.OUTPUT: request.output}
+        if context.willLoadLayerOnCompletion(request.output):
+            context.layerToLoadOnCompletionDetails(request.output).name = f"{layer.name()} colourised"
         if request.confidence:
             results[self.CONFIDENCE_MAP] = str(runner.confidence_output(request.output))
-            details = QgsProcessingContext.LayerDetails("Confidence map", context.project(), self.CONFIDENCE_MAP)
+            details = QgsProcessingContext.LayerDetails(f"{layer.name()} confidence map", context.project(), self.CONFIDENCE_MAP)
+            details.setPostProcessor(LegendStyle.create())
             context.addLayerToLoadOnCompletion(results[self.CONFIDENCE_MAP], details)
         return results
 
-    def request(self, parameters, context) -> runner.Request:
+    def with_choice_names(self, parameters) -> dict:
+        """``parameters`` with each option list's choice as its name: given by name, or by its number as
+        ``qgis_process help`` says (``--MODEL=1``)."""
+        named = dict(parameters)
+        for name in (self.MODEL, self.INPUT_SCALE):
+            value, options = named.get(name), self.parameterDefinition(name).options()
+            if isinstance(value, (int, str)) and str(value).isdigit() and int(value) < len(options):
+                named[name] = options[int(value)]
+        return named
+
+    def option_names(self) -> str:
+        """The table (``sarcolor.option_names.OptionNames`` as JSON) that names sarcolor's flags by this dialog's labels."""
+        names = {}
+        for flag, name in self.FLAGS.items():
+            definition = self.parameterDefinition(name)
+            ticked = " ticked" if isinstance(definition, QgsProcessingParameterBoolean) else ""
+            names[flag] = f"'{definition.description()}'{ticked}"
+        return json.dumps({"names": names, "style": "label"})
+
+    def input_layer(self, parameters, context):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
         if layer.providerType() != "gdal":
             raise QgsProcessingException(f"{layer.name()} is a {layer.providerType()} layer: sarcolor reads files (GDAL layers)")
+        return layer
+
+    def request(self, parameters, context, layer) -> runner.Request:
         return runner.Request(
             input=layer.source(),
             output=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
@@ -105,12 +143,53 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
             confidence=self.parameterAsBoolean(parameters, self.CONFIDENCE, context),
             input_scale=self.parameterAsEnumString(parameters, self.INPUT_SCALE, context),
             allow_co_pol=self.parameterAsBoolean(parameters, self.ALLOW_CO_POL, context),
+            option_names=self.option_names(),
         )
 
     def optional_double(self, parameters, name, context):
         """None when the parameter is left empty (parameterAsDouble would give 0)."""
         value = parameters.get(name)
         return None if value is None or value == "" else self.parameterAsDouble(parameters, name, context)
+
+
+class LegendStyle(QgsProcessingLayerPostProcessorInterface):
+    """Shows a loaded confidence map in the legend its file carries (its ``legend`` tag: sarcolor's one legend,
+    the web page's too), on a fixed range rather than the layer's own stretch."""
+
+    instance = None  # Processing keeps a plain pointer to the post-processor: Python must keep the object
+
+    @classmethod
+    def create(cls) -> "LegendStyle":
+        cls.instance = cls()
+        return cls.instance
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802
+        stops = legend_stops(layer.source())
+        if not stops:
+            feedback.pushInfo(f"{layer.name()}: no legend in the file (an older sarcolor): left in grey")
+            return
+        ramp = QgsColorRampShader(stops[0][0], stops[-1][0])
+        ramp.setColorRampType(QgsColorRampShader.Interpolated)
+        ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(value, QColor(colour), f"{value:g}") for value, colour in stops])
+        shader = QgsRasterShader()
+        shader.setRasterShaderFunction(ramp)
+        renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+        renderer.setClassificationMin(stops[0][0])
+        renderer.setClassificationMax(stops[-1][0])
+        layer.setRenderer(renderer)
+        layer.triggerRepaint()
+
+
+def legend_stops(path: str) -> list:
+    """The [value, "#rrggbb"] stops of a confidence map's legend tag, or [] where it has none."""
+    from osgeo import gdal
+
+    dataset = gdal.Open(path)
+    text = dataset.GetMetadataItem("legend") if dataset is not None else None
+    try:
+        return [(float(value), str(colour)) for value, colour in json.loads(text)] if text else []
+    except (ValueError, TypeError):
+        return []
 
 
 def executable_setting() -> str:

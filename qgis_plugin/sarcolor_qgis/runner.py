@@ -22,6 +22,7 @@ from pathlib import Path
 BUNDLED_MODELS = ("default", "smooth")
 INPUT_SCALES = ("auto", "normalized", "amplitude", "intensity", "db")
 EXECUTABLE_VARIABLE = "SARCOLOR_EXECUTABLE"
+OPTION_NAMES_VARIABLE = "SARCOLOR_OPTION_NAMES"  # sarcolor.option_names.ENVIRONMENT_VARIABLE
 POLL_SECONDS = 0.2
 STOP_SECONDS = 30
 
@@ -44,6 +45,7 @@ class Request:
     confidence: bool = False
     input_scale: str = "auto"
     allow_co_pol: bool = False  # colourise a VV (HH) band, with a warning, where the input has no VH (HV)
+    option_names: str = ""  # sarcolor.option_names.OptionNames as JSON: errors name the options as the dialog does
 
 
 def confidence_output(output: str | Path) -> Path:
@@ -112,6 +114,7 @@ def colorize_in_process(request: Request, feedback) -> None:
     from sarcolor.backends import load_model
     from sarcolor.errors import SarcolorError, first_line
     from sarcolor.infer import ColorizeOptions, colorize_file
+    from sarcolor.option_names import OptionNames
 
     progress = TileProgress(feedback)
     handler = FeedbackLogHandler(feedback)
@@ -126,7 +129,7 @@ def colorize_in_process(request: Request, feedback) -> None:
         net = load_model(request.model, detail=request.detail)
         colorize_file(request.input, request.output, net, options, on_start=progress.start, on_tiles_done=progress.advance)
     except SarcolorError as exc:
-        raise RunError(str(exc)) from None
+        raise RunError(OptionNames.from_json(request.option_names or "{}").render(str(exc))) from None
     except Cancelled:
         raise
     except Exception as exc:  # a bug, not a user error: still one line, as the CLI reports it
@@ -160,11 +163,12 @@ def executable_command(executable: str) -> list[str]:
     return [executable] if shutil.which(executable) else shlex.split(executable)
 
 
-def start_process(executable: str, args: list[str]) -> subprocess.Popen:
+def start_process(executable: str, args: list[str], option_names: str = "") -> subprocess.Popen:
+    # Wide COLUMNS: rich would wrap warnings at 80 characters when stderr is not a terminal.
+    env = {**os.environ, "COLUMNS": "10000", **({OPTION_NAMES_VARIABLE: option_names} if option_names else {})}
     try:
-        # Wide COLUMNS: rich would wrap warnings at 80 characters when stderr is not a terminal.
         return subprocess.Popen(executable_command(executable) + args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "10000"},
+                                stderr=subprocess.PIPE, text=True, env=env,
                                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))  # no console window on Windows
     except OSError as exc:
         raise RunError(
@@ -223,7 +227,7 @@ class CliReport:
 
 
 def colorize_in_subprocess(request: Request, feedback, executable: str) -> None:
-    process = start_process(executable, cli_arguments(request))
+    process = start_process(executable, cli_arguments(request), request.option_names)
     report, lines = CliReport(feedback), stderr_lines(process)
     while True:
         if feedback.isCanceled():

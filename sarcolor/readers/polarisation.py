@@ -142,6 +142,16 @@ def sibling_choice(path: Path, sibling: Path, co_pol: str) -> BandChoice:
     return BandChoice(sibling, 1, pol, f"{sibling.name}, the {pol} file beside the {co_pol} one given: the models expect {pol}")
 
 
+def cross_pol_partner(path: Path) -> Path | None:
+    """The cross-pol file that colourising ``path`` without ``--band`` reads instead (``X_VV.tif`` ->
+    ``X_VH.tif``), or None: the two are one scene. A file that cannot be read is nobody's partner."""
+    try:
+        choice = choose_band(path, None, allow_co_pol=True)
+    except SarcolorError:
+        return None
+    return choice.path if choice.path != path else None
+
+
 def log_choice(choice: BandChoice) -> None:
     log.log(logging.DEBUG if choice.obvious else logging.INFO, "%s: %s", choice.path.name, choice.reason)
     if choice.warning:
