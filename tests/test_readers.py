@@ -171,8 +171,8 @@ def test_the_output_lands_at_the_annotation_coordinates_in_utm_at_10_m(tmp_path)
         assert not dst.dataset_mask()[:32].any() and dst.dataset_mask()[32:544, 32:544].all()  # DN 0 is nodata
 
 
-def zip_product(safe: Path, path: Path, folder_entries: bool) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+def zip_product(safe: Path, path: Path, folder_entries: bool, compression: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as archive:
         for item in sorted(safe.rglob("*")):
             name = f"{safe.name}/{item.relative_to(safe).as_posix()}"
             if item.is_dir():
@@ -269,6 +269,46 @@ def test_truncated_zip_and_product_options_are_one_line_errors(tmp_path):
     assert_clean_failure(run_cli("colorize", truncated, "-o", out), "is not a readable zip", out)
     assert_clean_failure(run_cli("colorize", MINI, "-o", out, "--band", "2"), "--band is for rasters", out)
     assert_clean_failure(run_cli("colorize", MINI, "-o", out, "--input-scale", "db"), "calibrated from its own tables", out)
+
+
+def uncompressed_measurement(tmp_path: Path) -> Path:
+    """The miniature with its VH measurement stored as real products store it: an uncompressed TIFF."""
+    def edit(safe: Path) -> None:
+        tiff = safe / "measurement" / f"{VH}.tiff"
+        with rasterio.open(tiff) as src:
+            dn = src.read()
+        profile = dict(driver="GTiff", width=src.width, height=src.height, count=1, dtype=dn.dtype)
+        with rasterio.open(tiff, "w", **profile) as dst:
+            dst.write(dn)
+    return edited_copy(tmp_path, edit)
+
+
+def flip_byte(zip_path: Path, member_suffix: str) -> None:
+    """Flip one byte in the middle of a member's (compressed) data, as a damaged download would."""
+    with zipfile.ZipFile(zip_path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(member_suffix))
+    with open(zip_path, "r+b") as f:
+        f.seek(info.header_offset + 26)
+        name_length, extra_length = map(int, np.frombuffer(f.read(4), "<u2"))
+        f.seek(info.header_offset + 30 + name_length + extra_length + info.compress_size // 2)
+        byte = f.read(1)[0]
+        f.seek(-1, 1)
+        f.write(bytes([byte ^ 0x10]))
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_a_zip_whose_vh_member_fails_its_crc_is_refused(tmp_path, compression):
+    """GDAL reads zip members without checking their CRC: a damaged VH member was coloured, exit 0."""
+    safe = uncompressed_measurement(tmp_path)
+    product = zip_product(safe, tmp_path / "product.zip", folder_entries=True, compression=compression)
+    intact = tmp_path / "intact.tif"
+    run_cli("colorize", product, "-o", intact, "--warp", "none", check=True)
+    np.testing.assert_array_equal(read_all(intact)[0], read_all(colorized_mini(tmp_path))[0])
+    flip_byte(product, f"{VH}.tiff")
+    out = tmp_path / "out.tif"
+    result = run_cli("colorize", product, "-o", out)
+    assert_clean_failure(result, f"measurement/{VH}.tiff is damaged", out)
+    assert result.returncode == 2 and "download the product again" in result.stderr
 
 
 # -- the full-size real product ----------------------------------------------------------------------
