@@ -569,6 +569,12 @@ class RasterWriter:
         except (OSError, RasterioIOError, CPLE_BaseError) as error:
             raise write_failure(self.path, error) from None
 
+    @property
+    def unwarped(self) -> Path:
+        """The temporary GeoTIFF as written, before any warp (kept until the rename): its outline is the data's,
+        where a warped grid's rectangle also holds the masked corners around a rotated swath."""
+        return self._tiff_path
+
     def discard(self) -> None:
         """Remove every temporary file of this writer (after a rename, the renamed one is gone already)."""
         for tmp in self._tmp_paths:

@@ -16,6 +16,7 @@ import zipfile
 import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import rasterio
@@ -166,11 +167,22 @@ def is_product(path: Path) -> bool:
     )
 
 
+def manifest_time(root: ET.Element, tag: str) -> datetime | None:
+    """A time of the manifest's acquisitionPeriod (``safe:startTime``, UTC without a zone), or None."""
+    text = (root.findtext(f".//{{*}}acquisitionPeriod/{{*}}{tag}") or "").strip()
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc) if text else None
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Manifest:
     product_type: str
     polarisations: tuple[str, ...]
     files: dict[tuple[str, str], str]  # (role, polarisation) -> path inside the product
+    start: datetime | None = None  # the acquisition's, whatever the product's folder or zip is named
+    stop: datetime | None = None
 
     @classmethod
     def parse(cls, text: bytes, source: str) -> "Manifest":
@@ -188,6 +200,8 @@ class Manifest:
             product_type=root.findtext(".//{*}productType", "").strip(),
             polarisations=tuple(p.text.strip() for p in root.iter() if p.tag.endswith("}transmitterReceiverPolarisation")),
             files=files,
+            start=manifest_time(root, "startTime"),
+            stop=manifest_time(root, "stopTime"),
         )
 
 
@@ -215,6 +229,7 @@ class GrdProduct:
     dataset: rasterio.DatasetReader
     calibration: GrdCalibration
     pixel_spacing: float | None
+    manifest: Manifest
 
     def tags(self) -> dict[str, str]:
         """Provenance for the output's metadata."""
@@ -271,4 +286,4 @@ def open_grd(path: Path, files: ProductFiles) -> GrdProduct:
     spacing = dataset.tags().get("PIXEL_SPACING")
     log.info("%s: %s band chosen, the cross-polarisation the models expect (the product has %s)",
              files.name, pol, ", ".join(manifest.polarisations))
-    return GrdProduct(files, pol, dataset, calibration, float(spacing) if spacing else None)
+    return GrdProduct(files, pol, dataset, calibration, float(spacing) if spacing else None, manifest)
