@@ -7,6 +7,7 @@ coast example's real texture as chosen sigma0 values. The full-size real product
 """
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import xml.etree.ElementTree as ET
@@ -253,6 +254,44 @@ def test_an_hh_hv_product_gives_its_hv_band(tmp_path):
     result = run_cli("colorize", product, "-o", tmp_path / "out.tif", "--warp", "none", check=True)
     assert "HV band chosen" in result.stderr and "(the product has HH, HV)" in result.stderr
     np.testing.assert_array_equal(read_all(tmp_path / "out.tif")[0], read_all(colorized_mini(tmp_path))[0])
+
+
+def to_single_vv(safe: Path) -> None:
+    """The product as a single-polarisation 1SSV one whose VV band holds the texture: VV and VH swapped in file
+    names, manifest and annotations, then the (now empty) VH files and the manifest's entries for them removed."""
+    swaps = (("-vv-", "-vh-"), (">VV<", ">VH<"), ("grdvv", "grdvh"))
+    for path in sorted(safe.rglob("*"), key=lambda p: -len(p.parts)):
+        if path.is_file() and path.suffix in (".safe", ".xml"):
+            text = path.read_text()
+            for a, b in swaps:
+                text = text.replace(a, "\0").replace(b, a).replace("\0", b)
+            path.write_text(text)
+        swapped = path.name.replace("-vv-", "\0").replace("-vh-", "-vv-").replace("\0", "-vh-")
+        if swapped != path.name:
+            path.rename(path.with_name(swapped))
+    for path in list(safe.rglob("*-vh-*")):
+        path.unlink()
+    manifest = safe / "manifest.safe"
+    text = manifest.read_text().replace("<s1sarl1:transmitterReceiverPolarisation>VH</s1sarl1:transmitterReceiverPolarisation>", "")
+    for tag in ("dataObject", "metadataObject", "xfdu:contentUnit"):  # the VH entries, whole
+        text = re.sub(rf"<{tag}\b[^>]*grdvh[^>]*>.*?</{tag}>", "", text, flags=re.S)
+    manifest.write_text(text)
+
+
+def test_a_single_vv_product_needs_allow_co_pol_and_gets_the_co_pol_warning(tmp_path):
+    product = edited_copy(tmp_path, to_single_vv)
+    out = tmp_path / "out.tif"
+    assert_clean_failure(run_cli("colorize", product, "-o", out, "--warp", "none"),
+                         "has VV polarisation only: the models expect the cross-polarisation (VH or HV), so use a "
+                         "dual-polarisation product (1SDV or 1SDH), or --allow-co-pol to colourise VV anyway", out)
+    result = run_cli("colorize", product, "-o", out, "--warp", "none", "--allow-co-pol", check=True)
+    assert "VV band chosen, on request (the product has VV)" in result.stderr
+    assert "VV colourised on request (--allow-co-pol)" in result.stderr
+    rgb, _ = read_all(out)
+    with rasterio.open(out) as dst:
+        assert dst.tags()["SARCOLOR_POLARISATION"] == "VV"
+        assert "VV colourised on request (--allow-co-pol)" in dst.tags()["SARCOLOR_WARNING"]
+    np.testing.assert_array_equal(rgb, read_all(colorized_mini(tmp_path))[0])  # the same texture, read as VV
 
 
 def colorized_mini(tmp_path: Path) -> Path:

@@ -112,13 +112,14 @@ def open_input(
             raise SarcolorError(f"--band is for rasters: {files.name}'s cross-polarisation band is chosen from its manifest")
         if input_scale != "auto":
             raise SarcolorError(f"--input-scale {input_scale}: a GRD product is calibrated from its own tables; leave it out")
-        product = open_grd(path, files)
+        product = open_grd(path, files, allow_co_pol)
     except BaseException:
         files.close()
         raise
     try:
         metadata = RasterMetadata(name=files.name, description=product.polarisation, polarisation=product.polarisation)
         reader = SarReader(product.dataset, 1, "auto", quantile, calibration=product.calibration, metadata=metadata)
+        add_warning(reader, product.warning)
         start = product.manifest.start or name_time(files.name)
         provenance = Provenance(str(path), str(path), product.polarisation, start, product.manifest.stop or start)
         yield SarInput(reader, {**product.tags(), **scale_tag(reader)}, WARP_UTM, product.pixel_spacing, provenance, [path])

@@ -24,6 +24,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from sarcolor.errors import SarcolorError, first_line
 from sarcolor.readers.calibration import GrdCalibration
+from sarcolor.readers.polarisation import ALLOW_CO_POL_FLAG, CROSS_POLARISATIONS, co_pol_check
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ ROLES = {
     "s1Level1NoiseSchema": "noise",
 }
 POLARISATION_IN_NAME = re.compile(r"-(vv|vh|hh|hv)-", re.I)
-CROSS_POLARISATIONS = ("VH", "HV")
+CO_POLARISATIONS = ("VV", "HH")
 CHECK_CHUNK = 2**22  # bytes read at a time when a zip member's CRC is checked
 
 
@@ -205,19 +206,24 @@ class Manifest:
         )
 
 
-def cross_polarisation(manifest: Manifest, name: str) -> str:
-    """The band the models expect (VH, or HV), or a one-line error saying why the product has none."""
+def chosen_polarisation(manifest: Manifest, name: str, allow_co_pol: bool) -> tuple[str, str | None]:
+    """(band, warning): the band the models expect (VH, or HV), or a single-polarisation product's co-pol band when
+    ``allow_co_pol`` (with the warning a co-pol raster gets); else a one-line error saying why there is none."""
     if manifest.product_type != "GRD":
         kind = manifest.product_type or "unknown"
         raise SarcolorError(f"{name} is a Sentinel-1 {kind} product; sarcolor reads GRD products (Level-1 Ground Range Detected)")
     cross = [p for p in manifest.polarisations if p in CROSS_POLARISATIONS]
-    if not cross:
-        pols = "+".join(manifest.polarisations) or "no"
-        raise SarcolorError(
-            f"{name} has {pols} polarisation only: the models expect the cross-polarisation (VH or HV), "
-            "so use a dual-polarisation product (1SDV or 1SDH)"
-        )
-    return cross[0]
+    if cross:
+        return cross[0], None
+    co = [p for p in manifest.polarisations if p in CO_POLARISATIONS]
+    if co and allow_co_pol:
+        return co[0], co_pol_check(name, co[0], allow_co_pol, "its only polarisation")
+    pols = "+".join(manifest.polarisations) or "no"
+    anyway = f", or {ALLOW_CO_POL_FLAG} to colourise {co[0]} anyway" if co else ""
+    raise SarcolorError(
+        f"{name} has {pols} polarisation only: the models expect the cross-polarisation (VH or HV), "
+        f"so use a dual-polarisation product (1SDV or 1SDH){anyway}"
+    )
 
 
 @dataclass
@@ -230,6 +236,7 @@ class GrdProduct:
     calibration: GrdCalibration
     pixel_spacing: float | None
     manifest: Manifest
+    warning: str | None = None  # a co-pol band colourised on request
 
     def tags(self) -> dict[str, str]:
         """Provenance for the output's metadata."""
@@ -269,10 +276,11 @@ def open_band(files: ProductFiles, pol: str) -> rasterio.DatasetReader:
         raise SarcolorError(f"cannot read {files.path} as a Sentinel-1 product: {first_line(exc)}") from None
 
 
-def open_grd(path: Path, files: ProductFiles) -> GrdProduct:
-    """Open the cross-polarisation band of the GRD product ``files`` (found at ``path``), calibrated."""
+def open_grd(path: Path, files: ProductFiles, allow_co_pol: bool = False) -> GrdProduct:
+    """Open the cross-polarisation band of the GRD product ``files`` (found at ``path``), calibrated; a
+    single-polarisation product's co-pol band with ``allow_co_pol``."""
     manifest = Manifest.parse(files.read(MANIFEST), str(path))
-    pol = cross_polarisation(manifest, files.name)
+    pol, warning = chosen_polarisation(manifest, files.name, allow_co_pol)
     files.check_intact(required_file(files, manifest, "measurement", pol))
     calibration_file = required_file(files, manifest, "calibration", pol)
     noise_file = required_file(files, manifest, "noise", pol, optional=True)
@@ -284,6 +292,8 @@ def open_grd(path: Path, files: ProductFiles) -> GrdProduct:
     )
     dataset = open_band(files, pol)
     spacing = dataset.tags().get("PIXEL_SPACING")
-    log.info("%s: %s band chosen, the cross-polarisation the models expect (the product has %s)",
-             files.name, pol, ", ".join(manifest.polarisations))
-    return GrdProduct(files, pol, dataset, calibration, float(spacing) if spacing else None, manifest)
+    why = "on request" if warning else "the cross-polarisation the models expect"
+    log.info("%s: %s band chosen, %s (the product has %s)", files.name, pol, why, ", ".join(manifest.polarisations))
+    if warning:
+        log.warning("%s: %s", files.name, warning)
+    return GrdProduct(files, pol, dataset, calibration, float(spacing) if spacing else None, manifest, warning)
