@@ -209,6 +209,10 @@ def test_a_folder_of_products_and_rasters_is_colourised_scene_by_scene(tmp_path)
         np.testing.assert_array_equal(read_all(tmp_path / "rgb" / name)[0], read_all(tmp_path / "alone.tif")[0])
 
 
+def cut_short(path: Path, size: int) -> None:
+    path.write_bytes(path.read_bytes()[:size])
+
+
 def edited_copy(tmp_path: Path, edit) -> Path:
     copy = tmp_path / MINI.name
     shutil.copytree(MINI, copy)
@@ -229,6 +233,11 @@ def replace_in_manifest(old: str, new: str):
     (replace_in_manifest("<s1sarl1:productType>GRD<", "<s1sarl1:productType>SLC<"), "is a Sentinel-1 SLC product; sarcolor reads GRD products"),
     (lambda safe: (safe / f"measurement/{VH}.tiff").unlink(), "the VH measurement file is missing"),
     (lambda safe: (safe / "manifest.safe").unlink(), "has no manifest.safe"),
+    (lambda safe: (safe / f"annotation/{VH}.xml").unlink(), f"the VH annotation file is missing (annotation/{VH}.xml): incomplete download?"),
+    (lambda safe: (safe / f"measurement/{VH}.tiff").write_bytes(b""), f"measurement/{VH}.tiff is empty (0 bytes): incomplete download?"),
+    (lambda safe: cut_short(safe / f"measurement/{VH}.tiff", 20000),
+     f"measurement/{VH}.tiff is cut short (20000 bytes, its image needs 251386): incomplete download?"),
+    (lambda safe: (safe / f"measurement/{VH}.tiff").write_text("<html>Service unavailable</html>"), f"measurement/{VH}.tiff is not a readable TIFF"),
 ])
 def test_unusable_products_are_one_line_errors(tmp_path, edit, expected):
     product = edited_copy(tmp_path, edit)

@@ -216,6 +216,19 @@ def test_a_remote_item_is_read_in_place_through_vsicurl(served, rtc_item, tmp_pa
     assert item.get_single_link("derived_from").href == f"{base}/item.json"
 
 
+def test_a_raster_url_given_as_the_input_is_a_one_line_error(served, rtc_item, tmp_path):
+    """A COG's URL given directly was fetched as an Item: 'UnicodeDecodeError'. A URL naming a raster is refused
+    before it is fetched; one that does not name it, by the bytes it serves."""
+    base, _ = served
+    shutil.copy(rtc_item.parent / "vh.tif", rtc_item.parent / "cog")
+    (rtc_item.parent / "blob").write_bytes(bytes(range(128, 256)))
+    out = tmp_path / "out.tif"
+    for name in ("vh.tif", "cog"):
+        assert_clean_failure(run_cli("colorize", f"{base}/{name}", "-o", out),
+                             f"{base}/{name} is a raster, not a STAC Item: sarcolor reads a remote raster through its STAC Item", out)
+    assert_clean_failure(run_cli("colorize", f"{base}/blob", "-o", out), f"{base}/blob is not a STAC Item: it holds binary data, not JSON text", out)
+
+
 # -- failures a user can cause ---------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ calibrated to sigma0 with thermal noise removed from the product's own tables (`
 from __future__ import annotations
 
 import logging
+import math
 import posixpath
 import re
 import warnings
@@ -59,8 +60,12 @@ class ProductFiles(ABC):
     def read(self, relative: str) -> bytes: ...
 
     @abstractmethod
-    def gdal_manifest(self) -> str:
-        """The manifest as GDAL's SAFE driver opens it."""
+    def size(self, relative: str) -> int:
+        """A file's size in bytes (uncompressed, in a zip)."""
+
+    @abstractmethod
+    def gdal_path(self, relative: str) -> str:
+        """A file as GDAL opens it (the manifest: as GDAL's SAFE driver opens the product)."""
 
     def check_intact(self, relative: str) -> None:
         """Refuse a file the product's packaging says is damaged, for files GDAL reads without checking."""
@@ -85,8 +90,11 @@ class FolderProduct(ProductFiles):
         except OSError as exc:
             raise SarcolorError(f"cannot read {self.path / relative}: {exc.strerror or first_line(exc)}") from None
 
-    def gdal_manifest(self) -> str:
-        return str(self.path / MANIFEST)
+    def size(self, relative: str) -> int:
+        return (self.path / relative).stat().st_size
+
+    def gdal_path(self, relative: str) -> str:
+        return str(self.path / relative)
 
 
 class ZipProduct(ProductFiles):
@@ -122,8 +130,11 @@ class ZipProduct(ProductFiles):
         except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error) as exc:
             raise SarcolorError(f"cannot read {relative} from {self.path} ({first_line(exc)}): truncated download?") from None
 
-    def gdal_manifest(self) -> str:
-        return f"/vsizip/{self.path.resolve()}/{self.member(MANIFEST)}"
+    def size(self, relative: str) -> int:
+        return self.zip.getinfo(self.member(relative)).file_size
+
+    def gdal_path(self, relative: str) -> str:
+        return f"/vsizip/{self.path.resolve()}/{self.member(relative)}"
 
     def check_intact(self, relative: str) -> None:
         """GDAL's /vsizip/ reads a member without checking its CRC, so a damaged download would be coloured: the
@@ -261,9 +272,40 @@ def required_file(files: ProductFiles, manifest: Manifest, role: str, pol: str, 
     return relative
 
 
+def tiff_data_end(tiff: rasterio.DatasetReader) -> int:
+    """Where the last block a TIFF lists ends, in bytes (0 when it lists none: a sparse file)."""
+    (block_rows, block_cols), end = tiff.block_shapes[0], 0
+    for row in range(math.ceil(tiff.height / block_rows)):
+        for col in range(math.ceil(tiff.width / block_cols)):
+            offset = tiff.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1)
+            if offset:
+                end = max(end, int(offset) + int(tiff.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1) or 0))
+    return end
+
+
+def check_measurement(files: ProductFiles, relative: str) -> None:
+    """Refuse in words, before any work, a measurement TIFF that GDAL would fail on vaguely or halfway through the
+    scene: empty, not a TIFF, or cut short (a block it lists ends past its end)."""
+    size = files.size(relative)
+    if size == 0:
+        raise SarcolorError(f"{files.name}: {relative} is empty (0 bytes): incomplete download? Download the product again")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(files.gdal_path(relative)) as tiff:
+                end = tiff_data_end(tiff)
+    except RasterioIOError as exc:
+        raise SarcolorError(f"{files.name}: {relative} is not a readable TIFF ({first_line(exc)}): download the product again") from None
+    if end > size:
+        raise SarcolorError(
+            f"{files.name}: {relative} is cut short ({size} bytes, its image needs {end}): incomplete download? "
+            "Download the product again"
+        )
+
+
 def open_band(files: ProductFiles, pol: str) -> rasterio.DatasetReader:
     """The ``pol`` measurement through GDAL's SAFE driver (uncalibrated DN, with the annotation's GCPs)."""
-    manifest = files.gdal_manifest()
+    manifest = files.gdal_path(MANIFEST)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -281,7 +323,10 @@ def open_grd(path: Path, files: ProductFiles, allow_co_pol: bool = False) -> Grd
     single-polarisation product's co-pol band with ``allow_co_pol``."""
     manifest = Manifest.parse(files.read(MANIFEST), str(path))
     pol, warning = chosen_polarisation(manifest, files.name, allow_co_pol)
-    files.check_intact(required_file(files, manifest, "measurement", pol))
+    measurement = required_file(files, manifest, "measurement", pol)
+    files.check_intact(measurement)
+    check_measurement(files, measurement)
+    required_file(files, manifest, "annotation", pol)  # GDAL's SAFE driver would only find no band
     calibration_file = required_file(files, manifest, "calibration", pol)
     noise_file = required_file(files, manifest, "noise", pol, optional=True)
     if noise_file is None:

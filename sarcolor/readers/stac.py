@@ -39,6 +39,8 @@ STAC_SUFFIXES = (".json", ".geojson")
 URL = re.compile(r"^(https?):/+", re.I)  # also a URL whose // a Path collapsed ("https:/host/item.json")
 RASTER_TYPES = ("image/tiff", "image/vnd.stac.geotiff", "application/x-geotiff")
 RASTER_SUFFIXES = (".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jp2")
+RASTER_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+", b"\x89PNG", b"\xff\xd8\xff")  # TIFF, BigTIFF, PNG, JPEG
 FETCH_TIMEOUT_S = 60
 DESCRIPTION_CHARS = 80  # of an asset's description, in the scale decision's reason (its first words say what it holds)
 # GDAL settings for remote assets: no directory listing on open (one request saved per file), retries on
@@ -108,18 +110,31 @@ def item_reference(item, where: str, pointer: str) -> str:
     return declared if declared and is_url(declared) else f"{where}#{pointer}"
 
 
+def raster_given_as_item(location: str) -> SarcolorError:
+    return SarcolorError(
+        f"{location} is a raster, not a STAC Item: sarcolor reads a remote raster through its STAC Item, so give "
+        "the Item's URL, or download the raster and give its path"
+    )
+
+
 def load_item(location: str):
     """The pystac Item at a local path or URL, its relative asset hrefs resolved against where it was read, and
     where the Item itself is (``item_reference``)."""
     pystac = import_pystac()
     if not is_url(location) and not Path(location).is_file():
         raise SarcolorError(f"input not found: {location}")
+    if is_url(location) and urlparse(location).path.lower().endswith(RASTER_SUFFIXES + IMAGE_SUFFIXES):
+        raise raster_given_as_item(location)  # before fetching what may be gigabytes
     text = read_href(location, "STAC item")
+    if text.startswith(RASTER_MAGIC):
+        raise raster_given_as_item(location)
     try:
         data, pointer = item_dict(json.loads(text), location)
         item = pystac.Item.from_dict(data, preserve_dict=False)
     except json.JSONDecodeError as exc:
         raise SarcolorError(f"{location} is not a STAC Item: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise SarcolorError(f"{location} is not a STAC Item: it holds binary data, not JSON text") from None
     except (KeyError, TypeError, ValueError, pystac.STACError) as exc:
         raise SarcolorError(f"{location} is not a valid STAC Item: {type(exc).__name__} {first_line(exc)}") from None
     where = location if is_url(location) else str(Path(location).resolve())
