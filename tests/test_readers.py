@@ -352,11 +352,13 @@ def test_a_zip_whose_vh_member_fails_its_crc_is_refused(tmp_path, compression):
     intact = tmp_path / "intact.tif"
     run_cli("colorize", product, "-o", intact, "--warp", "none", check=True)
     np.testing.assert_array_equal(read_all(intact)[0], read_all(colorized_mini(tmp_path))[0])
-    flip_byte(product, f"{VH}.tiff")
     out = tmp_path / "out.tif"
-    result = run_cli("colorize", product, "-o", out)
-    assert_clean_failure(result, f"measurement/{VH}.tiff is damaged", out)
-    assert result.returncode == 2 and "download the product again" in result.stderr
+    for member in (f"measurement/{VH}.tiff", f"annotation/{VH}.xml"):  # the files GDAL reads
+        damaged = Path(shutil.copy(product, tmp_path / "damaged.zip"))
+        flip_byte(damaged, member)
+        result = run_cli("colorize", damaged, "-o", out)
+        assert_clean_failure(result, f"{member} is damaged", out)
+        assert result.returncode == 2 and "download the product again" in result.stderr
 
 
 # -- the full-size real product ----------------------------------------------------------------------

@@ -324,10 +324,11 @@ def open_grd(path: Path, files: ProductFiles, allow_co_pol: bool = False) -> Grd
     manifest = Manifest.parse(files.read(MANIFEST), str(path))
     pol, warning = chosen_polarisation(manifest, files.name, allow_co_pol)
     measurement = required_file(files, manifest, "measurement", pol)
-    required_file(files, manifest, "annotation", pol)  # GDAL's SAFE driver would only find no band
+    annotation = required_file(files, manifest, "annotation", pol)  # GDAL's SAFE driver would only find no band
     calibration_file = required_file(files, manifest, "calibration", pol)
     noise_file = required_file(files, manifest, "noise", pol, optional=True)
-    files.check_intact(measurement)  # the slow check (seconds in a zip) once the product is known complete
+    for read_by_gdal in (annotation, measurement):  # the measurement's check takes seconds in a zip: once all is there
+        files.check_intact(read_by_gdal)
     check_measurement(files, measurement)
     if noise_file is None:
         log.warning("%s: no %s noise table; thermal noise is not removed", files.name, pol)
