@@ -6,6 +6,7 @@ clipped to [0, 1]. Every reader turns its input into that, whatever the input's 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import glob
 import logging
@@ -25,6 +26,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from affine import Affine
+from rasterio._err import CPLE_BaseError  # GDAL's errors raised by copies and closes (a full disk in a COG or PNG)
 from rasterio.crs import CRS
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioIOError
@@ -603,8 +605,14 @@ class RasterWriter:
         try:
             self.finished = self._finish()  # read by writers that describe it (sarcolor.stac)
             return self.finished
-        except (OSError, RasterioIOError) as error:
+        except (OSError, RasterioIOError, CPLE_BaseError) as error:
             raise write_failure(self.path, error) from None
+
+    @property
+    def unwarped(self) -> Path:
+        """The temporary GeoTIFF as written, before any warp (kept until the rename): its outline is the data's,
+        where a warped grid's rectangle also holds the masked corners around a rotated swath."""
+        return self._tiff_path
 
     def discard(self) -> None:
         """Remove every temporary file of this writer (after a rename, the renamed one is gone already)."""
@@ -617,21 +625,27 @@ class RasterWriter:
         check_tiff_complete(self._tiff_path)
         final = self._tiff_path
         if self.warp is not None:
-            final = self._tmp(".tif")
-            warp_raster(self._tiff_path, final, self.warp)
+            final = self._converted(final, ".tif", lambda tiff, out: warp_raster(tiff, out, self.warp))
             check_tiff_complete(final)
         if self.cog:
-            tiff, final = final, self._tmp(".tif")
-            write_cog(tiff, final)
+            final = self._converted(final, ".tif", write_cog)
             check_tiff_complete(final)
         if self.driver != "GTiff":
-            final = self._convert_plain(final)
+            final = self._converted(final, self.path.suffix, lambda tiff, out: write_plain_copy(tiff, out, self.driver))
         os.chmod(final, 0o666 & ~umask())  # mkstemp makes 0600 files; outputs get the usual mode
         return final
 
-    def _convert_plain(self, tiff: Path) -> Path:
-        out = self._tmp(self.path.suffix)
-        write_plain_copy(tiff, out, self.driver)
+    def _converted(self, source: Path, suffix: str, convert) -> Path:
+        """``convert(source, out)`` into a new temporary file; returns it. GDAL's copies report a full disk as their
+        own errors ('TIFFRewriteDirectory', 'libpng: Write Error') and may remove their partial file: a failure with
+        less room left than ``source`` takes is told as the full disk it is."""
+        out = self._tmp(suffix)
+        try:
+            convert(source, out)
+        except (OSError, RasterioIOError, CPLE_BaseError):
+            if shutil.disk_usage(out.parent).free < source.stat().st_size:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+            raise
         return out
 
 

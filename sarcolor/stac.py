@@ -1,9 +1,10 @@
 """``--stac``: the output's own STAC Item, written beside it (``NAME.json`` for ``NAME.tif``).
 
 The Item describes the GeoTIFF as written: its footprint in EPSG:4326 (the image's outline through its
-transform or GCPs), its projection, the acquisition time of the input (its STAC Item's, or the time a
-Sentinel-1 name carries), and where it came from: the input's path or URL (a ``derived_from`` link for an
-input Item), the polarisation read, the model and sarcolor's version (the processing extension). It is
+transform or GCPs, before any warp: a warped grid's rectangle also covers the masked corners around a rotated
+swath), its projection, the acquisition time of the input (its STAC Item's, a product manifest's, or the time a
+Sentinel-1 name carries), and where it came from: the input's absolute path or URL (a ``derived_from`` link
+to an input Item), the polarisation read, the model and sarcolor's version (the processing extension). It is
 written with the rasters, through ``io.writing_together``: to a temporary file once they are finished, and
 renamed with them, or not at all.
 """
@@ -56,7 +57,7 @@ def check_describable(provenance: Provenance | None, src: rasterio.DatasetReader
     if provenance is None or provenance.start is None:
         name = provenance.input if provenance else src.name
         raise SarcolorError(
-            f"--stac: no acquisition time known for {name} (a STAC item's datetime, or a Sentinel-1 name's YYYYMMDDTHHMMSS)"
+            f"--stac: no acquisition time known for {name} (a STAC item's datetime, a product manifest's startTime, or a Sentinel-1 name's YYYYMMDDTHHMMSS)"
         )
     if src.crs is None and not src.gcps[0]:
         raise SarcolorError(f"--stac: {Path(src.name).name} has no CRS or GCPs, so its output has no footprint")
@@ -101,23 +102,31 @@ def footprint(src: rasterio.DatasetReader) -> tuple[dict, list[float]]:
     return {"type": "Polygon", "coordinates": [ring]}, bbox
 
 
+def absolute(location: str) -> str:
+    """A URL as given, a path made absolute: an Item is read from anywhere, not from where the command ran."""
+    return location if is_url(location) or "://" in location else str(Path(location).resolve())
+
+
 def lineage(description: OutputDescription) -> str:
     p = description.provenance
     pol = f"the {p.polarisation} band" if p.polarisation else "band"
     detail = f" at detail {description.detail:g}" if description.detail is not None else ""
-    source = p.read if p.read == p.input else f"{p.read} (given {p.input})"
+    read, given = absolute(p.read), absolute(p.input)
+    source = read if read == given else f"{read} (given {given})"
     return (f"Optical-like RGB colourised by sarcolor {__version__} (model {description.model}{detail}) from {pol} of "
             f"{source}; input scale {description.input_scale}")
 
 
-def build_item(image: Path, written: Path, description: OutputDescription):
-    """The pystac Item of the GeoTIFF ``written`` (a finished temporary file) that will be at ``image``."""
+def build_item(image: Path, written: Path, description: OutputDescription, unwarped: Path | None = None):
+    """The pystac Item of the GeoTIFF ``written`` (a finished temporary file) that will be at ``image``; its
+    footprint is the outline of ``unwarped`` (the same pixels before a warp), where given."""
     pystac = import_pystac()
     from pystac.extensions.projection import ProjectionExtension
 
     p = description.provenance
-    with rasterio.open(written) as src:
+    with rasterio.open(unwarped or written) as src:
         geometry, bbox = footprint(src)
+    with rasterio.open(written) as src:
         crs, transform, shape = src.crs, src.transform, [src.height, src.width]
     start, end = p.start, p.end or p.start
     item = pystac.Item(
@@ -132,7 +141,7 @@ def build_item(image: Path, written: Path, description: OutputDescription):
         "processing:lineage": lineage(description),
         "processing:software": {"sarcolor": __version__},
         "sarcolor:model": description.model,
-        "sarcolor:input": p.input,
+        "sarcolor:input": absolute(p.input),
         "sarcolor:polarisation": p.polarisation,
         "sarcolor:input_scale": description.input_scale,
     })
@@ -157,7 +166,7 @@ def build_item(image: Path, written: Path, description: OutputDescription):
             title="Expected colour error per pixel (float32, NaN where there is no data)",
         ))
     if p.item is not None:
-        href = p.input if is_url(p.input) else str(Path(p.input).resolve())
+        href = p.item_href or absolute(p.input)
         item.add_link(pystac.Link("derived_from", href, media_type=pystac.MediaType.GEOJSON, title=f"Sentinel-1 item {p.item.id}"))
     return item
 
@@ -179,7 +188,8 @@ class StacItemWriter:
         pass
 
     def finish(self) -> Path:
-        item = build_item(self.image_writer.path, self.image_writer.finished, self.description)
+        writer = self.image_writer
+        item = build_item(writer.path, writer.finished, self.description, writer.unwarped)
         text = json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False), indent=2)
         try:
             fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".probe", dir=self.path.parent)

@@ -21,10 +21,10 @@ PAIRS = EXAMPLES / "pairs"
 SHARED_PAIRS = Path(os.environ.get("SARCOLOR_DATA", ROOT.parent / "shared" / "data" / "s1s2-pairs"))
 
 
-def run_cli(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess:
+def run_cli(*args: str | Path, check: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "sarcolor", *map(str, args)], capture_output=True, text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200"}, cwd=cwd,
     )
     if check:
         assert result.returncode == 0, result.stderr

@@ -13,7 +13,7 @@ from rasterio.control import GroundControlPoint
 
 from sarcolor.io import SarReader
 
-from conftest import COAST, EXAMPLES, FIELDS, PAIRS, read_all, run_cli
+from conftest import COAST, EXAMPLES, FIELDS, PAIRS, mounted_tmpfs, read_all, run_cli
 from test_io import example_normalised, write_variant
 
 
@@ -220,6 +220,18 @@ def test_full_disk_fails_and_keeps_the_existing_output(tmp_path, small_disk):
             pass
     result = run_cli("-q", "colorize", COAST, "-o", small_disk / "w.tif")
     assert_clean_failure(result, "not enough free space", small_disk / "w.tif")
+
+
+@pytest.mark.parametrize("name, extra", [("z.tif", ["--cog"]), ("y.png", [])])
+def test_a_disk_that_fills_during_the_conversion_is_the_one_line_no_space_error(tmp_path, name, extra):
+    """A 500 KB disk holds the coast example's GeoTIFF (320 KB) but not the COG or PNG made from it beside it: GDAL's
+    own error from the copy ('TIFFRewriteDirectory', 'libpng: Write Error') was an unexpected error, exit 1."""
+    with mounted_tmpfs(tmp_path / "small", "500k") as disk:
+        out = disk / name
+        result = run_cli("colorize", COAST, "-o", out, *extra)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1] == f"error: cannot write {out}: no space left on device"
+        assert list(disk.iterdir()) == []  # no temp file left, no partial output
 
 
 def test_sigterm_mid_run_removes_the_temporary_output(tmp_path):

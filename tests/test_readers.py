@@ -7,6 +7,7 @@ coast example's real texture as chosen sigma0 values. The full-size real product
 """
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import xml.etree.ElementTree as ET
@@ -171,8 +172,8 @@ def test_the_output_lands_at_the_annotation_coordinates_in_utm_at_10_m(tmp_path)
         assert not dst.dataset_mask()[:32].any() and dst.dataset_mask()[32:544, 32:544].all()  # DN 0 is nodata
 
 
-def zip_product(safe: Path, path: Path, folder_entries: bool) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+def zip_product(safe: Path, path: Path, folder_entries: bool, compression: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as archive:
         for item in sorted(safe.rglob("*")):
             name = f"{safe.name}/{item.relative_to(safe).as_posix()}"
             if item.is_dir():
@@ -208,6 +209,10 @@ def test_a_folder_of_products_and_rasters_is_colourised_scene_by_scene(tmp_path)
         np.testing.assert_array_equal(read_all(tmp_path / "rgb" / name)[0], read_all(tmp_path / "alone.tif")[0])
 
 
+def cut_short(path: Path, size: int) -> None:
+    path.write_bytes(path.read_bytes()[:size])
+
+
 def edited_copy(tmp_path: Path, edit) -> Path:
     copy = tmp_path / MINI.name
     shutil.copytree(MINI, copy)
@@ -228,6 +233,11 @@ def replace_in_manifest(old: str, new: str):
     (replace_in_manifest("<s1sarl1:productType>GRD<", "<s1sarl1:productType>SLC<"), "is a Sentinel-1 SLC product; sarcolor reads GRD products"),
     (lambda safe: (safe / f"measurement/{VH}.tiff").unlink(), "the VH measurement file is missing"),
     (lambda safe: (safe / "manifest.safe").unlink(), "has no manifest.safe"),
+    (lambda safe: (safe / f"annotation/{VH}.xml").unlink(), f"the VH annotation file is missing (annotation/{VH}.xml): incomplete download?"),
+    (lambda safe: (safe / f"measurement/{VH}.tiff").write_bytes(b""), f"measurement/{VH}.tiff is empty (0 bytes): incomplete download?"),
+    (lambda safe: cut_short(safe / f"measurement/{VH}.tiff", 20000),
+     f"measurement/{VH}.tiff is cut short (20000 bytes, its image needs 251386): incomplete download?"),
+    (lambda safe: (safe / f"measurement/{VH}.tiff").write_text("<html>Service unavailable</html>"), f"measurement/{VH}.tiff is not a readable TIFF"),
 ])
 def test_unusable_products_are_one_line_errors(tmp_path, edit, expected):
     product = edited_copy(tmp_path, edit)
@@ -255,6 +265,44 @@ def test_an_hh_hv_product_gives_its_hv_band(tmp_path):
     np.testing.assert_array_equal(read_all(tmp_path / "out.tif")[0], read_all(colorized_mini(tmp_path))[0])
 
 
+def to_single_vv(safe: Path) -> None:
+    """The product as a single-polarisation 1SSV one whose VV band holds the texture: VV and VH swapped in file
+    names, manifest and annotations, then the (now empty) VH files and the manifest's entries for them removed."""
+    swaps = (("-vv-", "-vh-"), (">VV<", ">VH<"), ("grdvv", "grdvh"))
+    for path in sorted(safe.rglob("*"), key=lambda p: -len(p.parts)):
+        if path.is_file() and path.suffix in (".safe", ".xml"):
+            text = path.read_text()
+            for a, b in swaps:
+                text = text.replace(a, "\0").replace(b, a).replace("\0", b)
+            path.write_text(text)
+        swapped = path.name.replace("-vv-", "\0").replace("-vh-", "-vv-").replace("\0", "-vh-")
+        if swapped != path.name:
+            path.rename(path.with_name(swapped))
+    for path in list(safe.rglob("*-vh-*")):
+        path.unlink()
+    manifest = safe / "manifest.safe"
+    text = manifest.read_text().replace("<s1sarl1:transmitterReceiverPolarisation>VH</s1sarl1:transmitterReceiverPolarisation>", "")
+    for tag in ("dataObject", "metadataObject", "xfdu:contentUnit"):  # the VH entries, whole
+        text = re.sub(rf"<{tag}\b[^>]*grdvh[^>]*>.*?</{tag}>", "", text, flags=re.S)
+    manifest.write_text(text)
+
+
+def test_a_single_vv_product_needs_allow_co_pol_and_gets_the_co_pol_warning(tmp_path):
+    product = edited_copy(tmp_path, to_single_vv)
+    out = tmp_path / "out.tif"
+    assert_clean_failure(run_cli("colorize", product, "-o", out, "--warp", "none"),
+                         "has VV polarisation only: the models expect the cross-polarisation (VH or HV), so use a "
+                         "dual-polarisation product (1SDV or 1SDH), or --allow-co-pol to colourise VV anyway", out)
+    result = run_cli("colorize", product, "-o", out, "--warp", "none", "--allow-co-pol", check=True)
+    assert "VV band chosen, on request (the product has VV)" in result.stderr
+    assert "VV colourised on request (--allow-co-pol)" in result.stderr
+    rgb, _ = read_all(out)
+    with rasterio.open(out) as dst:
+        assert dst.tags()["SARCOLOR_POLARISATION"] == "VV"
+        assert "VV colourised on request (--allow-co-pol)" in dst.tags()["SARCOLOR_WARNING"]
+    np.testing.assert_array_equal(rgb, read_all(colorized_mini(tmp_path))[0])  # the same texture, read as VV
+
+
 def colorized_mini(tmp_path: Path) -> Path:
     out = tmp_path / "mini_gcps.tif"
     run_cli("colorize", MINI, "-o", out, "--warp", "none", check=True)
@@ -269,6 +317,48 @@ def test_truncated_zip_and_product_options_are_one_line_errors(tmp_path):
     assert_clean_failure(run_cli("colorize", truncated, "-o", out), "is not a readable zip", out)
     assert_clean_failure(run_cli("colorize", MINI, "-o", out, "--band", "2"), "--band is for rasters", out)
     assert_clean_failure(run_cli("colorize", MINI, "-o", out, "--input-scale", "db"), "calibrated from its own tables", out)
+
+
+def uncompressed_measurement(tmp_path: Path) -> Path:
+    """The miniature with its VH measurement stored as real products store it: an uncompressed TIFF."""
+    def edit(safe: Path) -> None:
+        tiff = safe / "measurement" / f"{VH}.tiff"
+        with rasterio.open(tiff) as src:
+            dn = src.read()
+        profile = dict(driver="GTiff", width=src.width, height=src.height, count=1, dtype=dn.dtype)
+        with rasterio.open(tiff, "w", **profile) as dst:
+            dst.write(dn)
+    return edited_copy(tmp_path, edit)
+
+
+def flip_byte(zip_path: Path, member_suffix: str) -> None:
+    """Flip one byte in the middle of a member's (compressed) data, as a damaged download would."""
+    with zipfile.ZipFile(zip_path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(member_suffix))
+    with open(zip_path, "r+b") as f:
+        f.seek(info.header_offset + 26)
+        name_length, extra_length = map(int, np.frombuffer(f.read(4), "<u2"))
+        f.seek(info.header_offset + 30 + name_length + extra_length + info.compress_size // 2)
+        byte = f.read(1)[0]
+        f.seek(-1, 1)
+        f.write(bytes([byte ^ 0x10]))
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_a_zip_whose_vh_member_fails_its_crc_is_refused(tmp_path, compression):
+    """GDAL reads zip members without checking their CRC: a damaged VH member was coloured, exit 0."""
+    safe = uncompressed_measurement(tmp_path)
+    product = zip_product(safe, tmp_path / "product.zip", folder_entries=True, compression=compression)
+    intact = tmp_path / "intact.tif"
+    run_cli("colorize", product, "-o", intact, "--warp", "none", check=True)
+    np.testing.assert_array_equal(read_all(intact)[0], read_all(colorized_mini(tmp_path))[0])
+    out = tmp_path / "out.tif"
+    for member in (f"measurement/{VH}.tiff", f"annotation/{VH}.xml"):  # the files GDAL reads
+        damaged = Path(shutil.copy(product, tmp_path / "damaged.zip"))
+        flip_byte(damaged, member)
+        result = run_cli("colorize", damaged, "-o", out)
+        assert_clean_failure(result, f"{member} is damaged", out)
+        assert result.returncode == 2 and "download the product again" in result.stderr
 
 
 # -- the full-size real product ----------------------------------------------------------------------

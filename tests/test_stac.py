@@ -216,6 +216,19 @@ def test_a_remote_item_is_read_in_place_through_vsicurl(served, rtc_item, tmp_pa
     assert item.get_single_link("derived_from").href == f"{base}/item.json"
 
 
+def test_a_raster_url_given_as_the_input_is_a_one_line_error(served, rtc_item, tmp_path):
+    """A COG's URL given directly was fetched as an Item: 'UnicodeDecodeError'. A URL naming a raster is refused
+    before it is fetched; one that does not name it, by the bytes it serves."""
+    base, _ = served
+    shutil.copy(rtc_item.parent / "vh.tif", rtc_item.parent / "cog")
+    (rtc_item.parent / "blob").write_bytes(bytes(range(128, 256)))
+    out = tmp_path / "out.tif"
+    for name in ("vh.tif", "cog"):
+        assert_clean_failure(run_cli("colorize", f"{base}/{name}", "-o", out),
+                             f"{base}/{name} is a raster, not a STAC Item: sarcolor reads a remote raster through its STAC Item", out)
+    assert_clean_failure(run_cli("colorize", f"{base}/blob", "-o", out), f"{base}/blob is not a STAC Item: it holds binary data, not JSON text", out)
+
+
 # -- failures a user can cause ---------------------------------------------------------------------------
 
 
@@ -289,11 +302,12 @@ def test_stac_writes_the_outputs_item_beside_it(rtc_item, tmp_path):
     assert not [p for p in tmp_path.glob(".rgb*")]  # no temporary file left
 
 
-def test_stac_for_products_and_rasters_takes_the_time_their_names_carry(tmp_path):
+def test_stac_for_products_and_rasters_takes_the_time_their_manifest_or_names_carry(tmp_path):
     out = tmp_path / "mini.tif"
     run_cli("colorize", MINI, "-o", out, "--stac", "--cog", check=True)
     item = pystac.Item.from_file(str(tmp_path / "mini.json"))
-    assert item.datetime == datetime(2021, 1, 19, 3, 16, 53, tzinfo=timezone.utc)
+    assert item.properties["start_datetime"] == "2021-01-19T03:16:53.799379Z"  # the manifest's acquisitionPeriod
+    assert item.properties["end_datetime"] == "2021-01-19T03:17:18.797132Z" and item.datetime is None
     assert item.assets["image"].media_type == pystac.MediaType.COG
     west, south, east, north = item.bbox  # the data window of the miniature lies at 33.9-34.2 E, 17.8-18.1 S
     assert 33.85 < west < east < 34.25 and -18.1 < south < north < -17.8
@@ -327,3 +341,48 @@ def test_stac_outputs_follow_the_rules_of_every_output(tmp_path, rtc_item):
     assert not no_time.exists() and not (tmp_path / "no_time.json").exists()
     over_input = copy.copy(rtc_item.with_suffix(".tif"))  # item.tif's item would be item.json: the input itself
     assert_clean_failure(run_cli("colorize", rtc_item, "-o", over_input, "--stac", "--overwrite"), "inputs are never modified", over_input)
+
+
+def test_a_renamed_product_given_by_a_relative_path_is_described_from_its_manifest(tmp_path):
+    """A product folder renamed by its user carries no time in its name: its manifest's startTime and stopTime
+    say it. The input is recorded as an absolute path, not relative to where the command ran."""
+    shutil.copytree(MINI, tmp_path / "my scene.SAFE")
+    run_cli("colorize", "my scene.SAFE", "-o", "rgb.tif", "--stac", check=True, cwd=tmp_path)
+    props = pystac.Item.from_file(str(tmp_path / "rgb.json")).properties
+    assert (props["start_datetime"], props["end_datetime"]) == ("2021-01-19T03:16:53.799379Z", "2021-01-19T03:17:18.797132Z")
+    assert props["sarcolor:input"] == str(tmp_path / "my scene.SAFE")
+    assert f"from the VH band of {tmp_path / 'my scene.SAFE'}; input scale" in props["processing:lineage"]
+
+
+def test_a_warped_product_s_footprint_is_its_swath_not_the_utm_grid(tmp_path):
+    """Warped to UTM, a rotated swath fills only part of its north-up grid: the Item's footprint is the swath's
+    outline through the geolocation grid (the same as the unwarped output's), not the grid's rectangle."""
+    run_cli("colorize", MINI, "-o", tmp_path / "utm.tif", "--stac", check=True)
+    run_cli("colorize", MINI, "-o", tmp_path / "gcps.tif", "--warp", "none", "--stac", check=True)
+    warped, unwarped = (pystac.Item.from_file(str(tmp_path / f"{name}.json")) for name in ("utm", "gcps"))
+    assert warped.geometry == unwarped.geometry and warped.bbox == unwarped.bbox
+    with rasterio.open(tmp_path / "utm.tif") as dst:
+        grid = transform_bounds(dst.crs, "EPSG:4326", *dst.bounds)
+        valid = dst.dataset_mask() > 0
+    assert valid.mean() < 0.8  # the grid's masked corners, which the footprint leaves out
+    lons, lats = np.array(warped.geometry["coordinates"][0]).T
+    swath_area = 0.5 * abs(np.dot(lons[:-1], lats[1:]) - np.dot(lons[1:], lats[:-1]))
+    grid_area = (grid[2] - grid[0]) * (grid[3] - grid[1])
+    assert swath_area < 0.8 * grid_area
+
+
+@pytest.mark.parametrize("self_link", [None, "https://planetarycomputer.microsoft.com/api/stac/v1/collections/sentinel-1-rtc/items/S1"])
+def test_derived_from_a_search_result_points_to_the_item(tmp_path, rtc_item, self_link):
+    """A search's results (a FeatureCollection) saved with one Item: derived_from names the Item, by its own URL
+    when the API gave one, else by its place in the file, never the collection."""
+    feature = json.loads(rtc_item.read_text())
+    if self_link:  # as an API gives them: its own URL, absolute asset hrefs
+        feature["links"].append({"rel": "self", "href": self_link, "type": "application/geo+json"})
+        for asset in feature["assets"].values():
+            asset["href"] = str(rtc_item.parent / asset["href"])
+    search = rtc_item.parent / "search.json"
+    search.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    run_cli("colorize", search, "-o", tmp_path / "rgb.tif", "--stac", check=True)
+    item = pystac.Item.from_file(str(tmp_path / "rgb.json"))
+    assert item.get_single_link("derived_from").href == (self_link or f"{search}#/features/0")
+    assert item.properties["sarcolor:input"] == str(search)

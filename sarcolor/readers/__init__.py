@@ -40,6 +40,7 @@ class Provenance:
     start: datetime | None = None  # acquisition time, when the input says it
     end: datetime | None = None
     item: object | None = None  # the input's pystac.Item
+    item_href: str | None = None  # where that Item itself is: its file or URL, or its place in a search's results
 
 
 @dataclass
@@ -111,15 +112,16 @@ def open_input(
             raise SarcolorError(f"--band is for rasters: {files.name}'s cross-polarisation band is chosen from its manifest")
         if input_scale != "auto":
             raise SarcolorError(f"--input-scale {input_scale}: a GRD product is calibrated from its own tables; leave it out")
-        product = open_grd(path, files)
+        product = open_grd(path, files, allow_co_pol)
     except BaseException:
         files.close()
         raise
     try:
         metadata = RasterMetadata(name=files.name, description=product.polarisation, polarisation=product.polarisation)
         reader = SarReader(product.dataset, 1, "auto", quantile, calibration=product.calibration, metadata=metadata)
-        start = name_time(files.name)
-        provenance = Provenance(str(path), str(path), product.polarisation, start, start)
+        add_warning(reader, product.warning)
+        start = product.manifest.start or name_time(files.name)
+        provenance = Provenance(str(path), str(path), product.polarisation, start, product.manifest.stop or start)
         yield SarInput(reader, {**product.tags(), **scale_tag(reader)}, WARP_UTM, product.pixel_spacing, provenance, [path])
     finally:
         product.close()
@@ -158,7 +160,7 @@ def open_stac_item(location: str, band: int | None, input_scale: str, quantile: 
             reader = SarReader(opened.dataset, 1, input_scale, quantile, calibration=opened.calibration, metadata=opened.metadata)
             add_warning(reader, opened.warning)
             start, end = item_time(opened.item)
-            provenance = Provenance(location, opened.asset.href, opened.asset.polarisation, start, end, opened.item)
+            provenance = Provenance(location, opened.asset.href, opened.asset.polarisation, start, end, opened.item, opened.reference)
             files = [Path(href) for href in (location, opened.asset.href) if not is_url(href) and "://" not in href]
             yield SarInput(reader, {**opened.tags(), **scale_tag(reader)}, WARP_UTM if opened.has_gcps_only else None,
                            opened.pixel_spacing or metric_pixel_size(opened.dataset), provenance, files)

@@ -8,6 +8,7 @@ calibrated to sigma0 with thermal noise removed from the product's own tables (`
 from __future__ import annotations
 
 import logging
+import math
 import posixpath
 import re
 import warnings
@@ -16,6 +17,7 @@ import zipfile
 import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import rasterio
@@ -23,6 +25,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from sarcolor.errors import SarcolorError, first_line
 from sarcolor.readers.calibration import GrdCalibration
+from sarcolor.readers.polarisation import ALLOW_CO_POL_FLAG, CROSS_POLARISATIONS, co_pol_check
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,8 @@ ROLES = {
     "s1Level1NoiseSchema": "noise",
 }
 POLARISATION_IN_NAME = re.compile(r"-(vv|vh|hh|hv)-", re.I)
-CROSS_POLARISATIONS = ("VH", "HV")
+CO_POLARISATIONS = ("VV", "HH")
+CHECK_CHUNK = 2**22  # bytes read at a time when a zip member's CRC is checked
 
 
 class ProductFiles(ABC):
@@ -56,8 +60,15 @@ class ProductFiles(ABC):
     def read(self, relative: str) -> bytes: ...
 
     @abstractmethod
-    def gdal_manifest(self) -> str:
-        """The manifest as GDAL's SAFE driver opens it."""
+    def size(self, relative: str) -> int:
+        """A file's size in bytes (uncompressed, in a zip)."""
+
+    @abstractmethod
+    def gdal_path(self, relative: str) -> str:
+        """A file as GDAL opens it (the manifest: as GDAL's SAFE driver opens the product)."""
+
+    def check_intact(self, relative: str) -> None:
+        """Refuse a file the product's packaging says is damaged, for files GDAL reads without checking."""
 
     def close(self) -> None:
         """Release what the product holds open (a zip)."""
@@ -79,8 +90,11 @@ class FolderProduct(ProductFiles):
         except OSError as exc:
             raise SarcolorError(f"cannot read {self.path / relative}: {exc.strerror or first_line(exc)}") from None
 
-    def gdal_manifest(self) -> str:
-        return str(self.path / MANIFEST)
+    def size(self, relative: str) -> int:
+        return (self.path / relative).stat().st_size
+
+    def gdal_path(self, relative: str) -> str:
+        return str(self.path / relative)
 
 
 class ZipProduct(ProductFiles):
@@ -116,8 +130,24 @@ class ZipProduct(ProductFiles):
         except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error) as exc:
             raise SarcolorError(f"cannot read {relative} from {self.path} ({first_line(exc)}): truncated download?") from None
 
-    def gdal_manifest(self) -> str:
-        return f"/vsizip/{self.path.resolve()}/{self.member(MANIFEST)}"
+    def size(self, relative: str) -> int:
+        return self.zip.getinfo(self.member(relative)).file_size
+
+    def gdal_path(self, relative: str) -> str:
+        return f"/vsizip/{self.path.resolve()}/{self.member(relative)}"
+
+    def check_intact(self, relative: str) -> None:
+        """GDAL's /vsizip/ reads a member without checking its CRC, so a damaged download would be coloured: the
+        member is streamed through zipfile, which checks the CRC at its end. The cost is inflating it once more
+        (about 5 s for a GRDH's 870 MB band on two cores, 180 MB/s; the CRC itself is a twentieth of that)."""
+        try:
+            with self.zip.open(self.member(relative)) as member:
+                while member.read(CHECK_CHUNK):
+                    pass
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise SarcolorError(
+                f"{self.path}: {relative} is damaged ({first_line(exc)}): download the product again"
+            ) from None
 
     def close(self) -> None:
         self.zip.close()
@@ -149,11 +179,22 @@ def is_product(path: Path) -> bool:
     )
 
 
+def manifest_time(root: ET.Element, tag: str) -> datetime | None:
+    """A time of the manifest's acquisitionPeriod (``safe:startTime``, UTC without a zone), or None."""
+    text = (root.findtext(f".//{{*}}acquisitionPeriod/{{*}}{tag}") or "").strip()
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc) if text else None
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Manifest:
     product_type: str
     polarisations: tuple[str, ...]
     files: dict[tuple[str, str], str]  # (role, polarisation) -> path inside the product
+    start: datetime | None = None  # the acquisition's, whatever the product's folder or zip is named
+    stop: datetime | None = None
 
     @classmethod
     def parse(cls, text: bytes, source: str) -> "Manifest":
@@ -171,22 +212,29 @@ class Manifest:
             product_type=root.findtext(".//{*}productType", "").strip(),
             polarisations=tuple(p.text.strip() for p in root.iter() if p.tag.endswith("}transmitterReceiverPolarisation")),
             files=files,
+            start=manifest_time(root, "startTime"),
+            stop=manifest_time(root, "stopTime"),
         )
 
 
-def cross_polarisation(manifest: Manifest, name: str) -> str:
-    """The band the models expect (VH, or HV), or a one-line error saying why the product has none."""
+def chosen_polarisation(manifest: Manifest, name: str, allow_co_pol: bool) -> tuple[str, str | None]:
+    """(band, warning): the band the models expect (VH, or HV), or a single-polarisation product's co-pol band when
+    ``allow_co_pol`` (with the warning a co-pol raster gets); else a one-line error saying why there is none."""
     if manifest.product_type != "GRD":
         kind = manifest.product_type or "unknown"
         raise SarcolorError(f"{name} is a Sentinel-1 {kind} product; sarcolor reads GRD products (Level-1 Ground Range Detected)")
     cross = [p for p in manifest.polarisations if p in CROSS_POLARISATIONS]
-    if not cross:
-        pols = "+".join(manifest.polarisations) or "no"
-        raise SarcolorError(
-            f"{name} has {pols} polarisation only: the models expect the cross-polarisation (VH or HV), "
-            "so use a dual-polarisation product (1SDV or 1SDH)"
-        )
-    return cross[0]
+    if cross:
+        return cross[0], None
+    co = [p for p in manifest.polarisations if p in CO_POLARISATIONS]
+    if co and allow_co_pol:
+        return co[0], co_pol_check(name, co[0], allow_co_pol, "its only polarisation")
+    pols = "+".join(manifest.polarisations) or "no"
+    anyway = f", or {ALLOW_CO_POL_FLAG} to colourise {co[0]} anyway" if co else ""
+    raise SarcolorError(
+        f"{name} has {pols} polarisation only: the models expect the cross-polarisation (VH or HV), "
+        f"so use a dual-polarisation product (1SDV or 1SDH){anyway}"
+    )
 
 
 @dataclass
@@ -198,6 +246,8 @@ class GrdProduct:
     dataset: rasterio.DatasetReader
     calibration: GrdCalibration
     pixel_spacing: float | None
+    manifest: Manifest
+    warning: str | None = None  # a co-pol band colourised on request
 
     def tags(self) -> dict[str, str]:
         """Provenance for the output's metadata."""
@@ -222,9 +272,40 @@ def required_file(files: ProductFiles, manifest: Manifest, role: str, pol: str, 
     return relative
 
 
+def tiff_data_end(tiff: rasterio.DatasetReader) -> int:
+    """Where the last block a TIFF lists ends, in bytes (0 when it lists none: a sparse file)."""
+    (block_rows, block_cols), end = tiff.block_shapes[0], 0
+    for row in range(math.ceil(tiff.height / block_rows)):
+        for col in range(math.ceil(tiff.width / block_cols)):
+            offset = tiff.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1)
+            if offset:
+                end = max(end, int(offset) + int(tiff.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1) or 0))
+    return end
+
+
+def check_measurement(files: ProductFiles, relative: str) -> None:
+    """Refuse in words, before any work, a measurement TIFF that GDAL would fail on vaguely or halfway through the
+    scene: empty, not a TIFF, or cut short (a block it lists ends past its end)."""
+    size = files.size(relative)
+    if size == 0:
+        raise SarcolorError(f"{files.name}: {relative} is empty (0 bytes): incomplete download? Download the product again")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(files.gdal_path(relative)) as tiff:
+                end = tiff_data_end(tiff)
+    except RasterioIOError as exc:
+        raise SarcolorError(f"{files.name}: {relative} is not a readable TIFF ({first_line(exc)}): download the product again") from None
+    if end > size:
+        raise SarcolorError(
+            f"{files.name}: {relative} is cut short ({size} bytes, its image needs {end}): incomplete download? "
+            "Download the product again"
+        )
+
+
 def open_band(files: ProductFiles, pol: str) -> rasterio.DatasetReader:
     """The ``pol`` measurement through GDAL's SAFE driver (uncalibrated DN, with the annotation's GCPs)."""
-    manifest = files.gdal_manifest()
+    manifest = files.gdal_path(MANIFEST)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -237,13 +318,18 @@ def open_band(files: ProductFiles, pol: str) -> rasterio.DatasetReader:
         raise SarcolorError(f"cannot read {files.path} as a Sentinel-1 product: {first_line(exc)}") from None
 
 
-def open_grd(path: Path, files: ProductFiles) -> GrdProduct:
-    """Open the cross-polarisation band of the GRD product ``files`` (found at ``path``), calibrated."""
+def open_grd(path: Path, files: ProductFiles, allow_co_pol: bool = False) -> GrdProduct:
+    """Open the cross-polarisation band of the GRD product ``files`` (found at ``path``), calibrated; a
+    single-polarisation product's co-pol band with ``allow_co_pol``."""
     manifest = Manifest.parse(files.read(MANIFEST), str(path))
-    pol = cross_polarisation(manifest, files.name)
-    required_file(files, manifest, "measurement", pol)
+    pol, warning = chosen_polarisation(manifest, files.name, allow_co_pol)
+    measurement = required_file(files, manifest, "measurement", pol)
+    annotation = required_file(files, manifest, "annotation", pol)  # GDAL's SAFE driver would only find no band
     calibration_file = required_file(files, manifest, "calibration", pol)
     noise_file = required_file(files, manifest, "noise", pol, optional=True)
+    for read_by_gdal in (annotation, measurement):  # the measurement's check takes seconds in a zip: once all is there
+        files.check_intact(read_by_gdal)
+    check_measurement(files, measurement)
     if noise_file is None:
         log.warning("%s: no %s noise table; thermal noise is not removed", files.name, pol)
     calibration = GrdCalibration.from_xml(
@@ -252,6 +338,8 @@ def open_grd(path: Path, files: ProductFiles) -> GrdProduct:
     )
     dataset = open_band(files, pol)
     spacing = dataset.tags().get("PIXEL_SPACING")
-    log.info("%s: %s band chosen, the cross-polarisation the models expect (the product has %s)",
-             files.name, pol, ", ".join(manifest.polarisations))
-    return GrdProduct(files, pol, dataset, calibration, float(spacing) if spacing else None)
+    why = "on request" if warning else "the cross-polarisation the models expect"
+    log.info("%s: %s band chosen, %s (the product has %s)", files.name, pol, why, ", ".join(manifest.polarisations))
+    if warning:
+        log.warning("%s: %s", files.name, warning)
+    return GrdProduct(files, pol, dataset, calibration, float(spacing) if spacing else None, manifest, warning)

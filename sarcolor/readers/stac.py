@@ -39,6 +39,8 @@ STAC_SUFFIXES = (".json", ".geojson")
 URL = re.compile(r"^(https?):/+", re.I)  # also a URL whose // a Path collapsed ("https:/host/item.json")
 RASTER_TYPES = ("image/tiff", "image/vnd.stac.geotiff", "application/x-geotiff")
 RASTER_SUFFIXES = (".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jp2")
+RASTER_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+", b"\x89PNG", b"\xff\xd8\xff")  # TIFF, BigTIFF, PNG, JPEG
 FETCH_TIMEOUT_S = 60
 DESCRIPTION_CHARS = 80  # of an asset's description, in the scale decision's reason (its first words say what it holds)
 # GDAL settings for remote assets: no directory listing on open (one request saved per file), retries on
@@ -84,34 +86,61 @@ def read_href(href: str, what: str) -> bytes:
         raise SarcolorError(f"cannot read {what} {href}: {getattr(exc, 'strerror', None) or first_line(exc)}") from None
 
 
-def item_dict(data: object, location: str) -> dict:
-    """The Item in a parsed JSON document: the document itself, or the only feature of a search's results."""
+def item_dict(data: object, location: str) -> tuple[dict, str]:
+    """The Item in a parsed JSON document: the document itself, or the only feature of a search's results; and
+    the JSON pointer to it inside the document ('' for the document itself)."""
+    pointer = ""
     if isinstance(data, dict) and data.get("type") == "FeatureCollection":
         features = data.get("features") or []
         if len(features) != 1:
             raise SarcolorError(f"{location} holds {len(features)} STAC items (a search's results): save the one to colourise")
-        data = features[0]
+        data, pointer = features[0], "/features/0"
     if not isinstance(data, dict) or data.get("type") != "Feature":
         kind = data.get("type") if isinstance(data, dict) else type(data).__name__
         raise SarcolorError(f"{location} is not a STAC Item (its type is {kind!r}, not 'Feature')")
-    return data
+    return data, pointer
+
+
+def item_reference(item, where: str, pointer: str) -> str:
+    """Where the Item itself is, for a link to it: the file or URL read when it is the Item; inside a search's
+    results, the Item's own URL (a STAC API's, its ``self`` link) or else the feature in the file read."""
+    if not pointer:
+        return where
+    declared = next((link.href for link in item.links if link.rel == "self"), None)
+    return declared if declared and is_url(declared) else f"{where}#{pointer}"
+
+
+def raster_given_as_item(location: str) -> SarcolorError:
+    return SarcolorError(
+        f"{location} is a raster, not a STAC Item: sarcolor reads a remote raster through its STAC Item, so give "
+        "the Item's URL, or download the raster and give its path"
+    )
 
 
 def load_item(location: str):
-    """The pystac Item at a local path or URL, its relative asset hrefs resolved against where it was read."""
+    """The pystac Item at a local path or URL, its relative asset hrefs resolved against where it was read, and
+    where the Item itself is (``item_reference``)."""
     pystac = import_pystac()
     if not is_url(location) and not Path(location).is_file():
         raise SarcolorError(f"input not found: {location}")
+    if is_url(location) and urlparse(location).path.lower().endswith(RASTER_SUFFIXES + IMAGE_SUFFIXES):
+        raise raster_given_as_item(location)  # before fetching what may be gigabytes
     text = read_href(location, "STAC item")
+    if text.startswith(RASTER_MAGIC):
+        raise raster_given_as_item(location)
     try:
-        data = item_dict(json.loads(text), location)
+        data, pointer = item_dict(json.loads(text), location)
         item = pystac.Item.from_dict(data, preserve_dict=False)
     except json.JSONDecodeError as exc:
         raise SarcolorError(f"{location} is not a STAC Item: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise SarcolorError(f"{location} is not a STAC Item: it holds binary data, not JSON text") from None
     except (KeyError, TypeError, ValueError, pystac.STACError) as exc:
         raise SarcolorError(f"{location} is not a valid STAC Item: {type(exc).__name__} {first_line(exc)}") from None
-    item.set_self_href(location if is_url(location) else str(Path(location).resolve()))
-    return item
+    where = location if is_url(location) else str(Path(location).resolve())
+    reference = item_reference(item, where, pointer)
+    item.set_self_href(where)
+    return item, reference
 
 
 @dataclass(frozen=True)
@@ -246,6 +275,7 @@ class OpenedItem:
     calibration: object | None  # GrdCalibration or Rescaled
     pixel_spacing: float | None
     warning: str | None = None  # a co-pol asset colourised on request
+    reference: str | None = None  # where the Item itself is (``item_reference``)
 
     def tags(self) -> dict[str, str]:
         """Provenance for the output's metadata."""
@@ -262,7 +292,7 @@ class OpenedItem:
 
 def open_item(location: str, allow_co_pol: bool) -> OpenedItem:
     """Open the cross-pol asset of the STAC Item at ``location`` (a path or URL), with what the item says about it."""
-    item = load_item(location)
+    item, reference = load_item(location)
     chosen, reason, warning = choose_asset(item, allow_co_pol)
     dataset = open_asset(item, chosen)  # before the choice is said: an unreadable asset is the only line
     log.info("%s: %s", item.id, reason)
@@ -274,7 +304,7 @@ def open_item(location: str, allow_co_pol: bool) -> OpenedItem:
         calibration = grd_calibration(item, chosen, dataset) or rescaling(chosen)
         spacing = item.properties.get("sar:pixel_spacing_range") or chosen.raster_band.get("spatial_resolution")
         return OpenedItem(item, location, chosen, dataset, asset_metadata(item, chosen), calibration,
-                          float(spacing) if spacing else None, warning)
+                          float(spacing) if spacing else None, warning, reference)
     except BaseException:
         dataset.close()
         raise
