@@ -54,7 +54,7 @@ def test_the_source_metadata_leaves_the_package_fields_to_the_build():
 def test_licence_and_citation_agree_with_the_package():
     yaml = pytest.importorskip("yaml")
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
-    assert pyproject()["project"]["license"] == {"text": "MIT"}
+    assert pyproject()["project"]["license"] == "MIT"
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert citation["cff-version"] == "1.2.0" and citation["license"] == "MIT"
     assert str(citation["version"]) == sarcolor.__version__
