@@ -3,7 +3,7 @@ the plugin folder (qgis_plugin/sarcolor_qgis) at its top level.
 
 The plugin's version, e-mail and links are the package's, written into the zip's metadata.txt from
 sarcolor/__init__.py (``__version__``) and pyproject.toml (``authors``, ``[project.urls]``): one source of truth,
-so the plugin and the package cannot disagree. Needs Python 3.11 or newer (tomllib).
+so the plugin and the package cannot disagree.
 
     python scripts/build_qgis_plugin.py                 # -> dist/sarcolor_qgis-0.1.0.zip
     python scripts/build_qgis_plugin.py --out-dir /tmp
@@ -15,7 +15,6 @@ import ast
 import configparser
 import io
 import logging
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -35,9 +34,17 @@ def package_version(root: Path = ROOT) -> str:
     raise ValueError("sarcolor/__init__.py sets no __version__")
 
 
+def pyproject(root: Path = ROOT) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    return tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+
+
 def package_metadata(root: Path = ROOT) -> dict[str, str]:
     """The plugin's metadata fields that the package decides."""
-    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    project = pyproject(root)["project"]
     urls = project["urls"]
     return {"version": package_version(root), "email": project["authors"][0]["email"],
             "homepage": urls["Homepage"], "repository": urls["Repository"], "tracker": urls["Issues"]}

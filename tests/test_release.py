@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import configparser
 import sys
-import tomllib
 import zipfile
 
 import pytest
@@ -15,10 +14,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import build_qgis_plugin  # noqa: E402
 
 PLACEHOLDERS = ("example.org", "example.com", "TODO", "changeme")
-
-
-def pyproject() -> dict:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+pyproject = build_qgis_plugin.pyproject
 
 
 def test_the_package_takes_its_version_from_sarcolor_and_the_cli_prints_it():
