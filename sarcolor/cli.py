@@ -43,9 +43,18 @@ OVERLAP_OPTION = typer.Option(32, "--overlap", help="Overlap between tiles in pi
 DEVICE_OPTION = typer.Option(Device.auto, "--device", help="auto uses CUDA when available.")
 
 
+def print_version(value: bool) -> None:
+    if value:
+        from sarcolor import __version__
+
+        typer.echo(f"sarcolor {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log more detail."),
-         quiet: bool = typer.Option(False, "--quiet", "-q", help="Log errors only; no progress bars.")) -> None:
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="Log errors only; no progress bars."),
+         version: bool = typer.Option(False, "--version", callback=print_version, is_eager=True, help="Print sarcolor's version and exit.")) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=stderr, show_time=False, show_path=False)], force=True)
     for noisy in ("PIL", "matplotlib"):
