@@ -35,7 +35,7 @@ import numpy as np
 import rasterio
 
 from sarcolor.data import split_ids
-from sarcolor.io import SarReader, open_raster
+from sarcolor.readers.raster import SarReader, open_raster
 from sarcolor.novelty import STAT_NAMES, TrainingScenes, scene_statistics
 
 log = logging.getLogger("novelty_signals")

@@ -30,7 +30,7 @@ import rasterio
 from rasterio.io import MemoryFile
 
 from sarcolor.errors import SarcolorError
-from sarcolor.io import SarReader
+from sarcolor.readers.raster import SarReader
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ from sarcolor import backends
 from sarcolor.blockwise import colorize_chunks, colorize_window, valid_chunks
 from sarcolor.errors import SarcolorError
 from sarcolor.infer import tile_plan, error_map_tags
-from sarcolor.io import SarReader
+from sarcolor.readers.raster import SarReader
 from sarcolor.option_names import OptionNames, named_for
 from sarcolor.readers import open_input
 from sarcolor.xarrays import (
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 # The CLI's options, as messages name them, as this API's keywords (``colorize``, ``load_model``).
 OPTION_NAMES = OptionNames({
-    "--input-scale": "input_scale", "--band": "band", "--allow-co-pol": "allow_co_pol=True", "--model": "model",
-    "--detail": "detail", "--confidence": "confidence=True", "--device": "device", "--tile": "tile",
+    "--input-scale": "input_scale", "--db-range": "db_range", "--band": "band", "--allow-co-pol": "allow_co_pol=True",
+    "--model": "model", "--detail": "detail", "--confidence": "confidence=True", "--device": "device", "--tile": "tile",
     "--overlap": "overlap", "--batch-size": "batch_size",
 })
 
@@ -133,7 +133,7 @@ def load_model(model: str | Path = "default", device: str = "auto", threads: int
 def colorize(
     data, model: str | Path | Model = "default", detail: float | None = None, confidence: bool = False, *,
     band: int | None = None, input_scale: str = "auto", tile: int = 512, overlap: int = 32, batch_size: int = 2,
-    device: str = "auto", allow_co_pol: bool = False,
+    device: str = "auto", allow_co_pol: bool = False, db_range: tuple[float, float] | str | None = None,
 ):
     """Colourise a SAR scene; returns its colours on the input's grid.
 
@@ -141,7 +141,8 @@ def colorize(
     or a path to anything ``sarcolor colorize`` reads (a GeoTIFF, a Sentinel-1 GRD product, a STAC Item's path or
     URL). ``band`` (1-based) picks the SAR band of a multi-band input; left out, a path's VH band (or VH file) is
     chosen as ``sarcolor colorize`` chooses it, and ``allow_co_pol`` lets a VV-only input through, with a warning.
-    ``input_scale``: the unit of the values, as ``--input-scale``.
+    ``input_scale``: the unit of the values, as ``--input-scale``; ``db_range`` (LO, HI): the dB levels an 8-bit
+    dB export's 0 and 255 stand for (default -25, 0 dB, Earth Engine's and SEN1-2's), as ``--db-range``.
 
     Returns a DataArray ``band: [red, green, blue]`` (uint8) with the input's CRS, transform and coordinates.
     Where the input has no data the colours are 0 and, for an input that can have nodata, the ``valid``
@@ -163,7 +164,7 @@ def colorize(
     if batch_size < 1:
         raise SarcolorError(f"batch_size must be at least 1, got {batch_size}")
     if isinstance(data, (str, Path)):
-        with open_input(data, band, input_scale, net.convention["quantile"], allow_co_pol) as scene:
+        with open_input(data, band, input_scale, net.convention["quantile"], allow_co_pol, db_range) as scene:
             return _colorize_scene(scene.reader, raster_grid(scene.src), net, confidence, tile, overlap, batch_size)
     if is_dataarray(data):
         dataset, grid = dataarray_dataset(data, band)
@@ -171,7 +172,7 @@ def colorize(
         dataset, grid = numpy_dataset(data, band)
     else:
         raise SarcolorError(f"data must be an xarray.DataArray, a NumPy array or a path, not {type(data).__name__}")
-    reader = SarReader(dataset, 1, input_scale, net.convention["quantile"])
+    reader = SarReader(dataset, 1, input_scale, net.convention["quantile"], db_range=db_range)
     return _colorize_scene(reader, grid, net, confidence, tile, overlap, batch_size)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from sarcolor.infer import ColorizeOptions, channels_needed, error_values, to_uint8
-from sarcolor.io import SarReader
+from sarcolor.readers.raster import SarReader
 from sarcolor.tiling import TilePlan, blend_tiles, window_plan
 
 

@@ -20,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sarcolor.backends import DEVICES
 from sarcolor.errors import SarcolorError, first_line
-from sarcolor.io import INPUT_SCALES, check_output_target, check_outputs_apart_from_inputs
+from sarcolor.io import check_output_target, check_outputs_apart_from_inputs
+from sarcolor.scale import INPUT_SCALES, parse_db_range
 from sarcolor.option_names import from_environment
 
 app = typer.Typer(
@@ -41,6 +42,20 @@ Device = Enum("Device", {name: name for name in DEVICES}, type=str)
 TILE_OPTION = typer.Option(512, "--tile", help="Tile size in pixels (a multiple of the model's size multiple: 32 for the bundled model).")
 OVERLAP_OPTION = typer.Option(32, "--overlap", help="Overlap between tiles in pixels, blended with a Hann window (rounded down to a multiple of the model's size multiple when at least that).")
 DEVICE_OPTION = typer.Option(Device.auto, "--device", help="auto uses CUDA when available.")
+INPUT_SCALE_OPTION = typer.Option(
+    InputScale.auto, "--input-scale",
+    help="Unit of the input values. normalized: amplitude / a scene's 99% quantile in [0,1] (the training images; uint8 "
+    "is read as x/255); amplitude, intensity (linear sigma0) and db (sigma0 in dB; integers: an 8-bit stretch, see "
+    "--db-range, or dB x 100) are converted to amplitude and divided by the scene's 99% quantile. auto: the file's "
+    "metadata (names, units, tags), else its values: floats below 0 are dB, amplitude and power are told apart by "
+    "their speckle, 8-bit by their clip and speckle (amplitude or a dB stretch); refused when unsure, and images "
+    "without speckle (optical) or with one value are refused.",
+)
+DB_RANGE_OPTION = typer.Option(
+    None, "--db-range", metavar="LO,HI",
+    help="The dB levels an integer dB stretch's 0 and maximum (255 for 8-bit) stand for. Default for 8-bit: -25,0 "
+    "(Earth Engine and SEN1-2 exports). E.g. --db-range -30,0.",
+)
 
 
 def print_version(value: bool) -> None:
@@ -146,12 +161,8 @@ def colorize(
     tile: int = TILE_OPTION,
     overlap: int = OVERLAP_OPTION,
     band: Optional[int] = typer.Option(None, "--band", help="Band to colourise (1-based). Default: the band a VV+VH stack names VH, the VH file beside a VV one (NAME_VV.tif -> NAME_VH.tif), else band 1: the bundled models expect VH."),
-    input_scale: InputScale = typer.Option(
-        InputScale.auto, "--input-scale",
-        help="Unit of the input values. normalized: already amplitude / 99% quantile in [0,1] (uint8 is read as x/255); "
-        "amplitude, intensity (sigma0 linear) and db (sigma0 in dB) are converted to amplitude and divided by the scene's "
-        "99% quantile. auto: uint8 -> normalized, float with negative values -> db, anything else -> amplitude.",
-    ),
+    input_scale: InputScale = INPUT_SCALE_OPTION,
+    db_range: Optional[str] = DB_RANGE_OPTION,
     device: Device = DEVICE_OPTION,
     batch_size: int = typer.Option(2, "--batch-size", help="Tiles per model call (2 is the fastest on a CPU; a GPU wants more, e.g. 16)."),
     cog: bool = typer.Option(False, "--cog", help="Write a Cloud Optimized GeoTIFF with overviews (.tif outputs)."),
@@ -178,8 +189,9 @@ def colorize(
         check_tile_and_overlap(tile, overlap)
         if batch_size < 1:
             raise SarcolorError("need --batch-size >= 1")
-        options = ColorizeOptions(tile, overlap, band, input_scale.value, batch_size, overwrite, cog, warp, confidence=confidence,
-                                  allow_co_pol=allow_co_pol, stac=stac, model_name=str(model) if model else "default")
+        options = ColorizeOptions(tile, overlap, band, input_scale.value, parse_db_range(db_range), batch_size, overwrite, cog, warp,
+                                  confidence=confidence, allow_co_pol=allow_co_pol, stac=stac,
+                                  model_name=str(model) if model else "default")
         check_detail(detail)
         check_warp(warp)
         if (scheduler or workers) and not is_scene_folder(input):
@@ -348,7 +360,8 @@ def pairs(
     output: Path = typer.Option(..., "--output", "-o", help="Pairs folder to write (sar/, opt/, split.json, metadata.json)."),
     tile: int = typer.Option(256, "--tile", help="Tile side in SAR pixels."),
     band: int = typer.Option(1, "--band", help="SAR band (the bundled model expects VH)."),
-    input_scale: InputScale = typer.Option(InputScale.auto, "--input-scale", help="Unit of the SAR values, as for colorize."),
+    input_scale: InputScale = INPUT_SCALE_OPTION,
+    db_range: Optional[str] = DB_RANGE_OPTION,
     rgb_bands: Optional[str] = typer.Option(None, "--rgb-bands", help="Optical bands holding red, green, blue, e.g. 4,3,2 (default 1,2,3 for a 3- or 4-band image)."),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of blocks (of --block-tiles squared tiles; whole files for folders) held out as val; 1 puts everything in val (a folder to evaluate on)."),
     block_tiles: int = typer.Option(4, "--block-tiles", help="Tiles per side of a block that goes to train or val as a whole."),
@@ -368,7 +381,8 @@ def pairs(
                 bands = tuple(int(b) for b in rgb_bands.split(","))
             except ValueError:
                 raise SarcolorError(f"--rgb-bands takes three band numbers like 4,3,2, got {rgb_bands!r}") from None
-        options = PairsOptions(tile, band, input_scale.value, bands, val_fraction, block_tiles, overwrite=overwrite)
+        options = PairsOptions(tile, band, input_scale.value, bands, val_fraction, block_tiles, overwrite=overwrite,
+                               db_range=parse_db_range(db_range))
         summary = build_pairs(sar, optical, output, options)
         log.info("wrote %s: %d train and %d val tiles of %d px (dropped: %d for nodata, %d for cloud)",
                  summary.folder, len(summary.train), len(summary.val), tile, summary.dropped_nodata, summary.dropped_cloud)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sarcolor.errors import SarcolorError, first_line
-from sarcolor.io import read_plain_image
+from sarcolor.readers.raster import read_plain_image
 
 # The mirrored margin colorize gives an image smaller than its tile (half its default tile overlap): a model
 # fine-tuned on small tiles sees them padded the same way.

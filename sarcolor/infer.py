@@ -12,9 +12,10 @@ import rasterio
 from sarcolor.confidence import calibrated_error, legend_tag
 from sarcolor.errors import SarcolorError
 from sarcolor.io import (
-    IMAGE_SUFFIXES, RasterWriter, SarReader, check_distinct_outputs, check_free_space, check_output_path,
+    IMAGE_SUFFIXES, RasterWriter, check_distinct_outputs, check_free_space, check_output_path,
     check_outputs_apart_from_inputs, output_driver, writing_together,
 )
+from sarcolor.readers.raster import SarReader
 from sarcolor.geometry import check_warp, warp_target
 from sarcolor.readers import open_input
 from sarcolor.readers.polarisation import cross_pol_partner
@@ -37,6 +38,7 @@ class ColorizeOptions:
     overlap: int = 32
     band: int | None = None  # None: the cross-polarisation band (VH), chosen from the input's names
     input_scale: str = "auto"
+    db_range: tuple[float, float] | None = None  # the dB levels of an integer stretch's ends (--db-range)
     batch_size: int = 2  # tiles per model call: on a CPU 2 is as fast as 4 and holds half the activations
     overwrite: bool = False
     cog: bool = False  # Cloud Optimized GeoTIFF with overviews
@@ -166,7 +168,8 @@ def colorize_file(
     # memory stays flat as the scene grows (a strip of a 25,000 px wide scene needs about 40 MB).
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
-        open_input(input_path, options.band, options.input_scale, model.convention["quantile"], options.allow_co_pol) as scene,
+        open_input(input_path, options.band, options.input_scale, model.convention["quantile"], options.allow_co_pol,
+                   options.db_range) as scene,
     ):
         reader, src = scene.reader, scene.src
         check_outputs_apart_from_inputs(described, scene.files)  # a VH file beside the input, a STAC item's asset

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from sarcolor.backends import BUNDLED_MODELS, DEVICES
 from sarcolor.errors import SarcolorError
-from sarcolor.io import INPUT_SCALES
+from sarcolor.scale import INPUT_SCALES
 
 # How a program that runs the CLI (the QGIS plugin) hands it its table: the CLI's error lines then use its names.
 ENVIRONMENT_VARIABLE = "SARCOLOR_OPTION_NAMES"

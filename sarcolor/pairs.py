@@ -29,9 +29,8 @@ from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError, first_line, write_failure
 from sarcolor.infer import list_images
-from sarcolor.io import (
-    STATS_MAX_SIDE, SarReader, check_output_target, check_outputs_apart_from_inputs, decimated_shape, open_raster, umask,
-)
+from sarcolor.io import check_output_target, check_outputs_apart_from_inputs, umask
+from sarcolor.readers.raster import STATS_MAX_SIDE, SarReader, decimated_shape, open_raster
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +46,7 @@ class PairsOptions:
     max_nodata: float = 0.1  # drop tiles with more invalid pixels than this share
     max_cloud: float = 0.2  # drop tiles with more cloud-white optical pixels than this share
     overwrite: bool = False
+    db_range: tuple[float, float] | None = None  # the dB levels of an integer stretch's ends (--db-range)
 
 
 @dataclass
@@ -148,7 +148,7 @@ def cut_tiles(sar_path: Path, optical_path: Path, prefix: str, folder: Path, opt
     """Write the usable tiles of one raster pair into ``folder``; returns tile id -> its split group."""
     groups: dict[str, object] = {}
     with open_raster(sar_path) as sar_src, open_raster(optical_path) as optical_src:
-        reader = SarReader(sar_src, options.band, options.input_scale)
+        reader = SarReader(sar_src, options.band, options.input_scale, db_range=options.db_range)
         try:
             optical = OpticalOnSarGrid(optical_src, sar_src, options.rgb_bands)
         except rasterio.errors.RasterioError as exc:

@@ -15,7 +15,7 @@ Each reading is scored by how far these fall from what real Sentinel-1 scenes sh
 ``SPREAD_DB`` and ``MEDIAN_DB``); one reading must win by ``DECISIVE_MARGIN``. Both cues depend on the
 scene's level and spread, and fail on dark scenes (land and water). Speckle does not: where a
 full-resolution block is at hand (``LocalStatistics``), the local coefficient of variation of the values
-read as power lies within ``SPECKLE_CV`` for real scenes, and reading amplitude as power halves it while
+read as power lies within ``speckle.SPECKLE_CV`` for real scenes, and reading amplitude as power halves it while
 reading power as amplitude doubles it. Speckle also tells a linear image from a dB one (local spread
 grows with the local mean in the first, not in the second) and SAR from optical (no speckle).
 
@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from sarcolor.errors import SarcolorError
+from sarcolor.speckle import DB_SLOPE_MAX, LINEAR_SLOPE_MIN, LocalStatistics, speckle_reading
 
 log = logging.getLogger(__name__)
 
@@ -65,23 +66,13 @@ UNCALIBRATED_MARGIN = 8.0
 # A share of values exactly at 1.0 as large as this is the clip of the model convention (amplitude / q99).
 CLIP_SHARE = 0.005
 READINGS = {"amplitude": 20.0, "intensity": 10.0}  # dB = factor * log10(value)
-# An 8-bit dB export's stretch when nothing says otherwise: Earth Engine's and SEN1-2's -25..0 dB.
+# An 8-bit dB export's stretch when nothing says otherwise: Earth Engine's and SEN1-2's -25..0 dB. Below -25 dB
+# (about Sentinel-1's noise floor) lie water, shadow and speckle's dark tail: such a stretch clips a share of
+# pixels to 0 (0.05-5 %, median 1.8 % over 101 real scenes), a -30..0 dB one almost none (median 0.01 %).
 DB_RANGE = (-25.0, 0.0)
+DB_FLOOR_SHARE = 0.0005
 # 8-bit amplitude / 99 % quantile has its 99 % quantile at the clip, 255; a dB stretch lies far below it.
 EIGHT_BIT_CLIP_Q99 = 250
-# Local spread against local mean (log-log slope): about 1 for linear values (multiplicative speckle), about 0
-# for dB (additive). Measured on real scenes (experiments/scale_8bit.py): linear 0.29-1.37, dB stretches -1.2-0.6.
-LINEAR_SLOPE_MIN, DB_SLOPE_MAX = 0.7, 0.25
-# Pooled local coefficient of variation of the values read as power, in the more homogeneous half of 5 x 5
-# windows (experiments/scale_8bit.py): real scenes' linear power 0.27-0.37 and their amplitude 0.14-0.19, over
-# s1s2-pairs, BigEarthNet, SSL4EO, SEN12MS-CR and Sen1Floods11; optical reflectance 0.05-0.09.
-SPECKLE_CV = (0.21, 0.245, 0.5)  # below the first: amplitude; between the second and the third: power
-# Below this, the values' power as read varies too little for radar: an optical band (0.05-0.13), not SAR (correctly
-# read real scenes: 0.27 and above). A scale the user gives is held to a lower floor (a despeckled image, read on purpose).
-NO_SPECKLE_CV = {"auto": 0.2, "given": 0.1}
-LOCAL_WINDOW = 5
-LOCAL_MIN_WINDOWS = 400  # fewer valid windows than this: no speckle statistics
-LOCAL_BLOCK = 1024  # the side of the full-resolution block they are measured on
 
 
 @dataclass(frozen=True)
@@ -241,63 +232,6 @@ class ValueStatistics:
         return 0 < self.median <= CALIBRATED_MAX_MEDIAN
 
 
-def local_moments(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, standard deviation) of every ``LOCAL_WINDOW``-square window wholly valid and of positive mean."""
-    from scipy import ndimage
-
-    x = np.where(valid, values, 0).astype(np.float64)
-    mean = ndimage.uniform_filter(x, LOCAL_WINDOW, mode="constant")
-    var = ndimage.uniform_filter(x * x, LOCAL_WINDOW, mode="constant") - mean * mean
-    inside = ndimage.minimum_filter(valid.astype(np.uint8), LOCAL_WINDOW, mode="constant") > 0
-    keep = inside & (mean > 0)
-    return mean[keep], np.sqrt(np.maximum(var[keep], 0))
-
-
-def pooled_cv(values: np.ndarray, valid: np.ndarray) -> float:
-    """The coefficient of variation of the values' more homogeneous half of windows (speckle, little texture)."""
-    mean, std = local_moments(values, valid)
-    if mean.size < LOCAL_MIN_WINDOWS:
-        return float("nan")
-    cv = std / mean
-    return float(np.sqrt(np.mean(np.square(cv[cv <= np.median(cv)]))))
-
-
-def spread_slope(values: np.ndarray, valid: np.ndarray) -> float:
-    """The log-log slope of local spread against local mean, over ten bins of local mean (robust to texture)."""
-    mean, std = local_moments(values, valid)
-    keep = std > 0
-    if keep.sum() < LOCAL_MIN_WINDOWS:
-        return float("nan")
-    log_mean, log_std = np.log(mean[keep]), np.log(std[keep])
-    bins = np.digitize(log_mean, np.quantile(log_mean, np.linspace(0.05, 0.95, 10)))
-    centres = [(np.median(log_mean[bins == b]), np.median(log_std[bins == b])) for b in range(1, 10) if (bins == b).sum() >= 20]
-    if len(centres) < 3:
-        return float("nan")
-    x, y = np.array(centres).T
-    return float(np.polyfit(x, y, 1)[0]) if np.ptp(x) > 0 else float("nan")
-
-
-@dataclass(frozen=True)
-class LocalStatistics:
-    """Speckle statistics of a full-resolution block: what the values' local structure says, whatever their level."""
-
-    cv_as_power: float  # pooled local coefficient of variation of the values read as power (NaN: too few windows)
-    cv_as_amplitude: float  # the same of the values squared: read as amplitude, as power
-    slope: float  # of local spread against local mean (log-log): ~1 linear, ~0 dB
-
-    @classmethod
-    def of(cls, values: np.ndarray, valid: np.ndarray) -> "LocalStatistics":
-        values = np.asarray(values, np.float64)
-        valid = valid & np.isfinite(values)
-        linear_valid = valid & (values > 0)
-        return cls(pooled_cv(values, linear_valid), pooled_cv(values * values, linear_valid), spread_slope(values, valid))
-
-    def cv(self, scale: str) -> float:
-        """The speckle's coefficient of variation as power when the values are read as ``scale``."""
-        return self.cv_as_amplitude if scale == "amplitude" else self.cv_as_power
-
-
-
 def reading_scores(stats: ValueStatistics, pol: str | None = None) -> dict[str, float]:
     """How unlike real Sentinel-1 backscatter each reading (amplitude, linear power) makes the values: a sum of
     squared spreads from the centre of real scenes (lower is likelier). The median counts for calibrated values
@@ -317,24 +251,14 @@ def describe(stats: ValueStatistics) -> str:
     return f"median {stats.median:.4g}, interquartile range {stats.spread_db:.2f} dB as power"
 
 
-def speckle_reading(local: LocalStatistics | None) -> tuple[str | None, str]:
-    """The reading (amplitude or linear power) that the speckle's local variation gives, or None."""
-    if local is None or local.cv_as_power != local.cv_as_power:
-        return None, "no speckle statistics"
-    cv = local.cv_as_power
-    amplitude_max, power_min, power_max = SPECKLE_CV
-    reading = "amplitude" if cv < amplitude_max else "intensity" if power_min < cv <= power_max else None
-    reason = (f"speckle: local variation {cv:.3f} read as power (real scenes: amplitude below {amplitude_max}, "
-              f"power {power_min}-{power_max})")
-    return reading, reason
-
-
 def amplitude_or_power(stats: ValueStatistics, pol: str | None = None, local: LocalStatistics | None = None) -> tuple[str | None, str]:
     """The likelier of amplitude and linear power for non-negative values, or None when neither wins clearly.
 
     Speckle decides where it can (it does not depend on the scene's level or spread); the level and spread
-    scores decide otherwise, and may not overrule speckle by less than a decisive margin."""
+    scores decide where it cannot, by a decisive margin."""
     by_speckle, speckle_reason = speckle_reading(local)
+    if by_speckle is None and stats.spread_db != stats.spread_db:  # NaN: fewer than 16 positive values
+        return None, f"too few positive values to measure their spread (median {stats.median:.4g})"
     scores = reading_scores(stats, pol)
     (best, best_score), (other, other_score) = sorted(scores.items(), key=lambda item: item[1])
     margin = DECISIVE_MARGIN if stats.calibrated else UNCALIBRATED_MARGIN
@@ -345,17 +269,6 @@ def amplitude_or_power(stats: ValueStatistics, pol: str | None = None, local: Lo
     if local is not None and local.cv_as_power == local.cv_as_power:
         reason = f"{reason}; {speckle_reason}, neither reading fits"
     return (best if other_score - best_score >= margin else None), reason
-
-
-def check_speckled(name: str, power: np.ndarray, valid: np.ndarray, given: bool) -> None:
-    """Refuse an image without speckle (an optical band, a drawing): its linear power, as the scale reads it,
-    varies too little within windows of homogeneous ground for radar."""
-    cv = pooled_cv(power, valid & (power > 0))
-    if cv == cv and cv < NO_SPECKLE_CV["given" if given else "auto"]:
-        raise SarcolorError(
-            f"{name}: no radar speckle (local variation {cv:.3f} as power, real Sentinel-1 scenes "
-            f"{SPECKLE_CV[1]}-{SPECKLE_CV[2]}): not a SAR image (an optical band?); a speckle-filtered one needs --input-scale"
-        )
 
 
 def check_not_constant(name: str, values: np.ndarray) -> None:
@@ -426,6 +339,12 @@ def eight_bit_scale(values: np.ndarray, name: str, local: LocalStatistics | None
     if slope >= LINEAR_SLOPE_MIN:  # a tile of a scene normalised as a whole: its own quantile lies below the clip
         return ScaleDecision("normalized", f"8-bit linear values ({measured}): amplitude / a scene's 99 % quantile, like the training images")
     if q99 < EIGHT_BIT_CLIP_Q99 and slope <= DB_SLOPE_MAX:
+        floor_share = float(np.mean(values == 0))
+        if db_range is None and floor_share < DB_FLOOR_SHARE:
+            raise SarcolorError(
+                f"{name}: 8-bit dB stretch ({measured}) whose 0 is almost never reached ({floor_share:.2%} of the pixels): "
+                f"it reaches below {DB_RANGE[0]:g} dB, the usual low end; give --db-range LO,HI (e.g. -30,0)"
+            )
         how = "given with --db-range" if db_range else "the Earth Engine and SEN1-2 convention (--db-range sets another)"
         stretch = db_stretch("uint8", db_range or DB_RANGE, how)
         return ScaleDecision("db", f"8-bit dB stretch ({measured}): {stretch.decision.reason}", stretch=stretch)

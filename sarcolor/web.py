@@ -29,9 +29,9 @@ from sarcolor.confidence import LEGEND_TOP, legend_rgb
 from sarcolor.errors import SarcolorError
 from sarcolor.infer import PLAIN_OUTPUT_MAX_PIXELS, ColorizeOptions, colorize_file, confidence_path
 from sarcolor.readers import open_input
-from sarcolor.io import (
-    INPUT_SCALES, IMAGE_SUFFIXES, open_raster, read_preview, read_rgb_preview, write_plain_copy,
-)
+from sarcolor.io import IMAGE_SUFFIXES, write_plain_copy
+from sarcolor.readers.raster import open_raster, read_preview, read_rgb_preview
+from sarcolor.scale import INPUT_SCALES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

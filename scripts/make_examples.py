@@ -13,7 +13,7 @@ import rasterio
 import rasterio.errors
 from rasterio.transform import from_origin
 
-from sarcolor.io import read_plain_image
+from sarcolor.readers.raster import read_plain_image
 
 # (pair id, row, col, size, name): a coast with town and sea, and farmland beside a town.
 CROPS = [

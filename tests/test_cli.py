@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from rasterio.control import GroundControlPoint
 
-from sarcolor.io import SarReader
+from sarcolor.readers.raster import SarReader
 
 from conftest import COAST, EXAMPLES, FIELDS, PAIRS, mounted_tmpfs, read_all, run_cli
 from test_io import example_normalised, write_variant

@@ -232,7 +232,7 @@ def test_pairs_refuses_two_images_of_one_name(tmp_path):
 
 def test_sar_preview_is_shown_in_db_stretched():
     """The page showed linear amplitude: 95 % of the coast example's preview sat in the darkest quarter."""
-    from sarcolor.io import SarReader, open_raster
+    from sarcolor.readers.raster import SarReader, open_raster
 
     with open_raster(COAST) as src:
         grey = SarReader(src).preview(1024)

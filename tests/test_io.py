@@ -4,7 +4,8 @@ import rasterio
 from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError
-from sarcolor.io import SarReader, open_raster, to_amplitude
+from sarcolor.readers.raster import SarReader, open_raster
+from sarcolor.scale import to_amplitude
 from sarcolor.scale import values_scale
 
 from conftest import COAST, PAIRS

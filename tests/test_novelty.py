@@ -16,7 +16,7 @@ from conftest import COAST, FIELDS, ROOT, run_cli
 
 from sarcolor.api import colorize
 from sarcolor.data import split_ids
-from sarcolor.io import SarReader, open_raster
+from sarcolor.readers.raster import SarReader, open_raster
 from sarcolor.novelty import STAT_NAMES, TrainingScenes
 
 sys.path.insert(0, str(ROOT / "experiments"))

@@ -91,7 +91,7 @@ def test_plugin_mirrors_the_library_choices():
     """The dialog lists bundled models and input scales before it knows where sarcolor is: they must match."""
     from sarcolor.backends import BUNDLED_MODELS
     from sarcolor.infer import confidence_path
-    from sarcolor.io import INPUT_SCALES
+    from sarcolor.scale import INPUT_SCALES
     from sarcolor.option_names import ENVIRONMENT_VARIABLE
 
     assert runner.OPTION_NAMES_VARIABLE == ENVIRONMENT_VARIABLE

@@ -19,6 +19,7 @@ import pytest
 import rasterio
 from rasterio.warp import transform as transform_points
 
+from sarcolor.errors import SarcolorError
 from sarcolor.readers import open_input
 
 from conftest import ROOT, read_all, run_cli
@@ -575,11 +576,14 @@ def test_ambiguous_stacks_are_one_line_errors(tmp_path, bigearthnet_pair):
     assert_clean_failure(run_cli("colorize", contradicting, "-o", out), "its name says VH but its band says VV", out)
 
 
-def test_an_unnamed_stack_keeps_band_1_and_the_api_chooses_as_the_cli(tmp_path, bigearthnet_pair, model):
+def test_an_unnamed_stack_is_refused_and_the_api_chooses_as_the_cli(tmp_path, bigearthnet_pair, model):
     vv, vh = bigearthnet_pair
     unnamed = write_stack(tmp_path / "stack.tif", vv, vh, (None, None))
-    with open_input(unnamed) as scene:
-        assert scene.reader.band == 1
+    with pytest.raises(SarcolorError, match="has 2 bands and none names its polarisation: give --band N"):
+        with open_input(unnamed):
+            pass
+    with open_input(unnamed, band=2) as scene:
+        assert scene.reader.band == 2
     xr = pytest.importorskip("xarray", reason="the api extra is not installed")
     del xr
     from sarcolor.api import colorize

@@ -11,7 +11,7 @@ import rasterio
 
 from sarcolor.errors import SarcolorError
 from sarcolor.infer import ColorizeOptions, colorize_file
-from sarcolor.io import SarReader, open_raster
+from sarcolor.readers.raster import SarReader, open_raster
 from sarcolor.scale import RasterMetadata, decide_scale, values_scale
 
 from conftest import COAST, ROOT, read_all, run_cli

@@ -87,7 +87,7 @@ def test_an_upload_is_read_once_for_its_colours_and_its_preview(options, tmp_pat
 
 
 def _preview_of(src) -> np.ndarray:
-    from sarcolor.io import SarReader
+    from sarcolor.readers.raster import SarReader
 
     return SarReader(src).preview(1024)
 

@@ -5,7 +5,7 @@ from qgis.core import (
     QgsColorRampShader, QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface, QgsProcessingOutputRasterLayer, QgsProcessingParameterBand,
     QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer, QgsRasterShader,
+    QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer, QgsProcessingParameterString, QgsRasterShader,
     QgsSingleBandPseudoColorRenderer,
 )
 from qgis.PyQt.QtGui import QColor
@@ -38,12 +38,13 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
     DETAIL = "DETAIL"
     CONFIDENCE = "CONFIDENCE"
     INPUT_SCALE = "INPUT_SCALE"
+    DB_RANGE = "DB_RANGE"
     ALLOW_CO_POL = "ALLOW_CO_POL"
     OUTPUT = "OUTPUT"
     CONFIDENCE_MAP = "CONFIDENCE_MAP"
     # sarcolor's messages name its CLI flags: each is shown as the parameter of this dialog that sets it.
     FLAGS = {"--band": BAND, "--model": MODEL, "--detail": DETAIL, "--confidence": CONFIDENCE,
-             "--input-scale": INPUT_SCALE, "--allow-co-pol": ALLOW_CO_POL}
+             "--input-scale": INPUT_SCALE, "--db-range": DB_RANGE, "--allow-co-pol": ALLOW_CO_POL}
 
     def name(self):
         return "colorize"
@@ -76,6 +77,8 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(
             self.INPUT_SCALE, "Input scale", options=list(runner.INPUT_SCALES), defaultValue="auto",
             usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.DB_RANGE, "dB levels of an 8-bit dB export's 0 and 255, LO,HI (empty: -25,0)", optional=True))
         self.addParameter(QgsProcessingParameterBoolean(
             self.ALLOW_CO_POL, "Allow a VV (HH) band (the models expect VH)",
             defaultValue=False))
@@ -142,6 +145,7 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
             detail=self.optional_double(parameters, self.DETAIL, context),
             confidence=self.parameterAsBoolean(parameters, self.CONFIDENCE, context),
             input_scale=self.parameterAsEnumString(parameters, self.INPUT_SCALE, context),
+            db_range=self.parameterAsString(parameters, self.DB_RANGE, context).strip() or None,
             allow_co_pol=self.parameterAsBoolean(parameters, self.ALLOW_CO_POL, context),
             option_names=self.option_names(),
         )

@@ -44,6 +44,7 @@ class Request:
     detail: float | None = None  # None: the model's own
     confidence: bool = False
     input_scale: str = "auto"
+    db_range: str | None = None  # "LO,HI": the dB levels of an 8-bit dB export's 0 and 255
     allow_co_pol: bool = False  # colourise a VV (HH) band, with a warning, where the input has no VH (HV)
     option_names: str = ""  # sarcolor.option_names.OptionNames as JSON: errors name the options as the dialog does
 
@@ -115,6 +116,7 @@ def colorize_in_process(request: Request, feedback) -> None:
     from sarcolor.errors import SarcolorError, first_line
     from sarcolor.infer import ColorizeOptions, colorize_file
     from sarcolor.option_names import OptionNames
+    from sarcolor.scale import parse_db_range
 
     progress = TileProgress(feedback)
     handler = FeedbackLogHandler(feedback)
@@ -124,8 +126,8 @@ def colorize_in_process(request: Request, feedback) -> None:
     logger.setLevel(logging.INFO)
     try:
         progress.check_cancelled()
-        options = ColorizeOptions(band=request.band, input_scale=request.input_scale, overwrite=True,
-                                  confidence=request.confidence, allow_co_pol=request.allow_co_pol)
+        options = ColorizeOptions(band=request.band, input_scale=request.input_scale, db_range=parse_db_range(request.db_range),
+                                  overwrite=True, confidence=request.confidence, allow_co_pol=request.allow_co_pol)
         net = load_model(request.model, detail=request.detail)
         colorize_file(request.input, request.output, net, options, on_start=progress.start, on_tiles_done=progress.advance)
     except SarcolorError as exc:
@@ -148,6 +150,8 @@ def cli_arguments(request: Request) -> list[str]:
             "--model", request.model, "--input-scale", request.input_scale]
     if request.band:
         args += ["--band", str(request.band)]
+    if request.db_range:
+        args.append(f"--db-range={request.db_range}")  # "=": a range starting with "-" is not an option
     if request.detail is not None:
         args += ["--detail", repr(float(request.detail))]
     if request.confidence:

@@ -20,7 +20,7 @@ import rasterio
 
 from sarcolor.errors import SarcolorError
 from sarcolor.geometry import WARP_UTM
-from sarcolor.io import SarReader, open_raster, raster_metadata
+from sarcolor.readers.raster import SarReader, open_raster, raster_metadata
 from sarcolor.readers.polarisation import choose_band, log_choice
 from sarcolor.readers.safe import is_product, open_grd, product_files
 from sarcolor.readers.stac import REMOTE_ENV, input_location, is_stac_item, is_url, item_time, open_item
@@ -93,25 +93,28 @@ def name_time(*names: str) -> datetime | None:
 @contextlib.contextmanager
 def open_input(
     path: str | Path, band: int | None = None, input_scale: str = "auto", quantile: float = 0.99, allow_co_pol: bool = False,
+    db_range: tuple[float, float] | str | None = None,
 ) -> Iterator[SarInput]:
     """Open a raster, a Sentinel-1 GRD product or a STAC Item for colourising; every failure is a one-line
-    SarcolorError. ``band`` None chooses the cross-polarisation band; a co-polarisation one needs ``allow_co_pol``."""
+    SarcolorError. ``band`` None chooses the cross-polarisation band; a co-polarisation one needs ``allow_co_pol``.
+    ``db_range``: the dB levels an integer stretch's lowest and highest values stand for (8-bit dB exports)."""
     location = input_location(path)
     if is_stac_item(location):
-        with open_stac_item(location, band, input_scale, quantile, allow_co_pol) as scene:
+        with open_stac_item(location, band, input_scale, quantile, allow_co_pol, db_range) as scene:
             yield scene
         return
     path = Path(location)
     files = product_files(path) if path.exists() else None
     if files is None:
-        with open_plain_raster(path, band, input_scale, quantile, allow_co_pol) as scene:
+        with open_plain_raster(path, band, input_scale, quantile, allow_co_pol, db_range) as scene:
             yield scene
         return
     try:
         if band is not None:
             raise SarcolorError(f"--band is for rasters: {files.name}'s cross-polarisation band is chosen from its manifest")
-        if input_scale != "auto":
-            raise SarcolorError(f"--input-scale {input_scale}: a GRD product is calibrated from its own tables; leave it out")
+        if input_scale != "auto" or db_range is not None:
+            given = f"--input-scale {input_scale}" if input_scale != "auto" else "--db-range"
+            raise SarcolorError(f"{given}: a GRD product is calibrated from its own tables; leave it out")
         product = open_grd(path, files, allow_co_pol)
     except BaseException:
         files.close()
@@ -128,7 +131,8 @@ def open_input(
 
 
 @contextlib.contextmanager
-def open_plain_raster(path: Path, band: int | None, input_scale: str, quantile: float, allow_co_pol: bool) -> Iterator[SarInput]:
+def open_plain_raster(path: Path, band: int | None, input_scale: str, quantile: float, allow_co_pol: bool,
+                      db_range: tuple[float, float] | str | None = None) -> Iterator[SarInput]:
     """A GeoTIFF, PNG or JPEG: the band given, or the cross-pol band of a stack, or the cross-pol file beside it."""
     choice = choose_band(path, band, allow_co_pol)
     log_choice(choice)
@@ -136,7 +140,7 @@ def open_plain_raster(path: Path, band: int | None, input_scale: str, quantile: 
         metadata = raster_metadata(src, choice.band)
         if choice.polarisation:
             metadata = dataclasses.replace(metadata, polarisation=choice.polarisation)
-        reader = SarReader(src, choice.band, input_scale, quantile, metadata=metadata)
+        reader = SarReader(src, choice.band, input_scale, quantile, metadata=metadata, db_range=db_range)
         tags = scale_tag(reader)
         if choice.path != path or choice.polarisation:
             tags.update(SARCOLOR_INPUT=choice.path.name, SARCOLOR_POLARISATION=choice.polarisation or "unknown")
@@ -147,7 +151,8 @@ def open_plain_raster(path: Path, band: int | None, input_scale: str, quantile: 
 
 
 @contextlib.contextmanager
-def open_stac_item(location: str, band: int | None, input_scale: str, quantile: float, allow_co_pol: bool) -> Iterator[SarInput]:
+def open_stac_item(location: str, band: int | None, input_scale: str, quantile: float, allow_co_pol: bool,
+                   db_range: tuple[float, float] | str | None = None) -> Iterator[SarInput]:
     """The cross-pol asset of a STAC Item, read in place (remote COGs through GDAL's /vsicurl/)."""
     if band is not None:
         raise SarcolorError("--band is for rasters: a STAC item's cross-polarisation asset is chosen from the item")
@@ -157,7 +162,8 @@ def open_stac_item(location: str, band: int | None, input_scale: str, quantile: 
             calibrated = opened.calibration is not None and opened.calibration.decision is not None
             if calibrated and input_scale != "auto":
                 raise SarcolorError(f"--input-scale {input_scale}: a GRD item is calibrated from its own tables; leave it out")
-            reader = SarReader(opened.dataset, 1, input_scale, quantile, calibration=opened.calibration, metadata=opened.metadata)
+            reader = SarReader(opened.dataset, 1, input_scale, quantile, calibration=opened.calibration, metadata=opened.metadata,
+                               db_range=db_range)
             add_warning(reader, opened.warning)
             start, end = item_time(opened.item)
             provenance = Provenance(location, opened.asset.href, opened.asset.polarisation, start, end, opened.item, opened.reference)

@@ -15,7 +15,7 @@ from rasterio.crs import CRS
 from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
-from sarcolor.io import decimated_positions
+from sarcolor.readers.raster import decimated_positions
 
 VALID, INVALID = np.uint8(255), np.uint8(0)  # GDAL's mask values
 

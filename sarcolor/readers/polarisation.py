@@ -16,12 +16,13 @@ from pathlib import Path
 import rasterio
 
 from sarcolor.errors import SarcolorError
-from sarcolor.io import open_raster
+from sarcolor.readers.raster import open_raster
 from sarcolor.scale import named_polarisation, polarisation_tags
 
 log = logging.getLogger(__name__)
 
 CROSS_POLARISATIONS = ("VH", "HV")
+POLARISATION_WORDS = ("VV", "VH", "HH", "HV")
 CROSS_OF = {"VV": "VH", "HH": "HV"}  # the file shipped beside a co-pol one
 ALLOW_CO_POL_FLAG = "--allow-co-pol"
 # A polarisation as a word of a file name: S1A_..._VV.tif, bigearthnet_..._vv.tif (not "1SDV" nor "DVP").
@@ -39,8 +40,23 @@ class BandChoice:
 
 
 def band_polarisation(src: rasterio.DatasetReader, band: int) -> str | None:
-    """What a band's description and its polarisation tags say."""
-    return named_polarisation(src.descriptions[band - 1], *polarisation_tags(src.tags(band)))
+    """What a band's description and its polarisation tags say; texts that name different ones are refused."""
+    texts = [src.descriptions[band - 1], *polarisation_tags(src.tags(band))]
+    named = {pol for pol in map(named_polarisation, texts) if pol}
+    if len(named) > 1:
+        said = " and ".join(sorted(named))
+        raise SarcolorError(
+            f"{Path(src.name).name}: band {band}'s description and tags name {said}; fix its metadata or give another --band"
+        )
+    return named.pop() if named else None
+
+
+def name_order(src: rasterio.DatasetReader) -> dict[int, str]:
+    """Band polarisations a stack's file name lists in band order (``..._VV_VH_db.tif``: band 1 VV, band 2 VH), or {}."""
+    words = [word.upper() for word in re.split(r"[^A-Za-z0-9]+", Path(src.name).stem) if word.upper() in POLARISATION_WORDS]
+    if len(words) != src.count or len(set(words)) != len(words):
+        return {}
+    return dict(enumerate(words, start=1))
 
 
 def file_polarisation(src: rasterio.DatasetReader) -> str | None:
@@ -92,21 +108,37 @@ def co_pol_check(name: str, polarisation: str | None, allow_co_pol: bool, what: 
 
 
 def choose_in_stack(src: rasterio.DatasetReader) -> tuple[int, str | None, str]:
-    """(band, polarisation, reason) of a multi-band raster without ``--band``: the band named cross-pol."""
-    named = {band: band_polarisation(src, band) for band in range(1, src.count + 1)}
-    cross = [band for band, pol in named.items() if pol in CROSS_POLARISATIONS]
+    """(band, polarisation, reason) of a multi-band raster without ``--band``: the band named cross-pol, by its
+    description and tags, else by the order its file name lists them in; a stack that names none is refused."""
     name = Path(src.name).name
+    named = {band: band_polarisation(src, band) for band in range(1, src.count + 1)}
+    said = ""
+    if not any(named.values()):
+        named = name_order(src)
+        if not named:
+            raise SarcolorError(unnamed_stack_error(src))
+        said = f" (its file name lists {'_'.join(named.values())} in band order)"
+    cross = [band for band, pol in named.items() if pol in CROSS_POLARISATIONS]
     if len(cross) > 1:
         listed = ", ".join(describe_band(src, band) for band in cross)
         raise SarcolorError(f"{name}: several bands name a cross-polarisation ({listed}); pick one with --band")
     if cross:
         band = cross[0]
-        return band, named[band], f"{describe_band(src, band)}: the {named[band]} band, the cross-polarisation the models expect"
+        return band, named[band], f"{describe_band(src, band)}: the {named[band]} band{said}, the cross-polarisation the models expect"
     co = [band for band, pol in named.items() if pol is not None]
     if co:
         pols = "+".join(named[band] for band in co)
-        return co[0], named[co[0]], f"{describe_band(src, co[0])}: no cross-polarisation band among {pols}"
-    return 1, None, f"band 1 of {src.count}: no band names its polarisation (--band picks another)"
+        return co[0], named[co[0]], f"{describe_band(src, co[0])}: no cross-polarisation band among {pols}{said}"
+    raise SarcolorError(unnamed_stack_error(src))
+
+
+def unnamed_stack_error(src: rasterio.DatasetReader) -> str:
+    name = Path(src.name).name
+    if src.count >= 3:
+        return (f"{name} has {src.count} bands and none names a polarisation: an optical image? sarcolor colours SAR "
+                "(give --band N for the VH band of a SAR stack)")
+    return (f"{name} has {src.count} bands and none names its polarisation: give --band N for the VH band "
+            "(SEN12MS and many exports put VV first, VH second)")
 
 
 def choose_band(path: Path, band: int | None, allow_co_pol: bool) -> BandChoice:
