@@ -386,3 +386,30 @@ def test_derived_from_a_search_result_points_to_the_item(tmp_path, rtc_item, sel
     item = pystac.Item.from_file(str(tmp_path / "rgb.json"))
     assert item.get_single_link("derived_from").href == (self_link or f"{search}#/features/0")
     assert item.properties["sarcolor:input"] == str(search)
+
+
+@pytest.mark.parametrize("raster_bands", [True, False])
+def test_an_8_bit_db_asset_is_read_by_its_scale_and_offset_or_as_a_db_stretch(rtc_item, tmp_path, bigearthnet_pair, raster_bands):
+    """An Earth Engine-like export (-25..0 dB stretched to 0..255) as an item's asset: its raster:bands scale
+    and offset give its dB; without them, auto reads it as the default stretch; both as the float dB file."""
+    _, vh = bigearthnet_pair
+    with rasterio.open(vh) as src:
+        profile, db = src.profile.copy(), src.read(1)
+    profile.update(dtype="uint8", nodata=None)
+    eight_bit = np.rint((np.clip(db, -25, 0) + 25) / 25 * 255).astype(np.uint8)
+    with rasterio.open(rtc_item.parent / "vh_8bit.tif", "w", **profile) as dst:
+        dst.write(eight_bit[None])
+    profile.update(dtype="float32")
+    with rasterio.open(tmp_path / "vh_db.tif", "w", **profile) as dst:  # the dB the export holds, as floats
+        dst.write((eight_bit * np.float32(25 / 255) - 25)[None])
+
+    def stretched(data):
+        data["assets"]["vh"]["href"] = "./vh_8bit.tif"
+        data["assets"]["vh"]["raster:bands"] = [{"data_type": "uint8", "scale": 25 / 255, "offset": -25.0}] if raster_bands else []
+    item = edited_item(rtc_item, rtc_item.parent / f"stretched_{raster_bands}.json", stretched)
+    out, direct = tmp_path / "stretched_rgb.tif", tmp_path / "db_rgb.tif"
+    result = run_cli("colorize", item, "-o", out, check=True)
+    assert ("auto -> db: float values" if raster_bands else "auto -> db: 8-bit dB stretch") in said(result.stderr)
+    run_cli("colorize", tmp_path / "vh_db.tif", "-o", direct, check=True)
+    difference = np.abs(read_all(out)[0].astype(int) - read_all(direct)[0].astype(int))
+    assert difference.mean() <= 0.05 and difference.max() <= 1
