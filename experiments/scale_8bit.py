@@ -7,8 +7,8 @@ Variants of every s1s2-pairs scene (8-bit VH amplitude / the scene's 99 % quanti
 variant puts the scene's median at -18 dB, a typical VH land level) and of the real sigma0 scenes of
 s1s2-world and BigEarthNet (dB as they ship):
 - as shipped (8-bit amplitude PNG): must read "normalized";
-- 8-bit dB stretches over [-25, 0] and [-30, 0] dB (Earth Engine, SEN1-2): "db", right when the stretch is
-  the default one, else refused or read with the default stretch (reported apart);
+- 8-bit dB stretches over [-25, 0] and [-30, 0] dB (Earth Engine, SEN1-2): "db" with that stretch (nothing
+  says -30, so a -30..0 export is right only when refused or warned: read as -25..0 it is about 40 levels off);
 - float amplitude and power with the median at -22, -26 and -30 dB: "amplitude" / "intensity";
 - optical: a Sentinel-2 true-colour GeoTIFF (3 bands uint8), the red band as uint16 and as float reflectance:
   refused.
@@ -90,7 +90,8 @@ def optical_scenes(data: Path):
         yield "optical: red band, float reflectance", (rgb[0] / 10000).astype(np.float32)
 
 
-def decide(array: np.ndarray) -> str | None:
+def decide(array: np.ndarray) -> tuple[str | None, str | None, bool]:
+    """(scale, the stretch's low end or None, whether a warning doubts it); scale None: refused."""
     array = array if array.ndim == 3 else array[None]
     profile = dict(driver="GTiff", count=array.shape[0], height=array.shape[1], width=array.shape[2], dtype=str(array.dtype))
     with MemoryFile() as memory:
@@ -98,13 +99,19 @@ def decide(array: np.ndarray) -> str | None:
             dst.write(array)
         with memory.open() as src:
             try:
-                reader = SarReader(src, 1)
+                decision = SarReader(src, 1).scale_decision
             except SarcolorError:
-                return None
-            decision = reader.scale_decision
-            if decision.scale == "db" and decision.stretch is not None and decision.stretch.offset != -25:
-                return "db[?]"
-            return decision.scale if decision.stretch is None or decision.stretch.offset != -25 or "[-30" not in "" else "db"
+                return None, None, False
+            low = decision.stretch.offset if decision.stretch is not None else None
+            return decision.scale, low, decision.warning is not None
+
+
+def outcome(truth: str, decided: tuple[str | None, str | None, bool]) -> str:
+    scale, low, warned = decided
+    if scale is None:
+        return "refused"
+    right = scale == "db" and low == -30 if truth == "db[-30,0]" else scale == truth
+    return ("right" if right else "wrong") + (", warned" if warned else "")
 
 
 def main() -> None:
@@ -116,20 +123,14 @@ def main() -> None:
     rows = defaultdict(lambda: defaultdict(int))
     for source, eight_bit, db, valid in [*pairs_scenes(args.data, args.limit), *world_scenes(args.data)]:
         for variant, array, truth in variants(eight_bit, db, valid):
-            decided = decide(array)
-            if truth == "db[-30,0]":  # read with the default stretch: right scale, wrong levels
-                outcome = "refused" if decided is None else "default stretch" if decided == "db" else "wrong"
-            else:
-                outcome = "refused" if decided is None else "right" if decided == truth else "wrong"
-            rows[(source, variant)][outcome] += 1
+            rows[(source, variant)][outcome(truth, decide(array))] += 1
     for variant, array in optical_scenes(args.data):
-        rows[("SEN12MS-CR, Sen1Floods11 optical", variant)]["refused" if decide(array) is None else "wrong"] += 1
-    print("| source | written as | scenes | right | refused | wrong |")
-    print("|---|---|---|---|---|---|")
+        rows[("SEN12MS-CR, Sen1Floods11 optical", variant)][outcome("refused", decide(array))] += 1
+    columns = ("right", "right, warned", "refused", "wrong, warned", "wrong")
+    print("| source | written as | scenes | " + " | ".join(columns) + " |")
+    print("|---|---|---|" + "---|" * len(columns))
     for (source, variant), row in rows.items():
-        right = row["right"] + row["default stretch"]
-        note = f" ({row['default stretch']} read with the default -25..0 stretch)" if row["default stretch"] else ""
-        print(f"| {source} | {variant} | {sum(row.values())} | {right}{note} | {row['refused']} | {row['wrong']} |")
+        print(f"| {source} | {variant} | {sum(row.values())} | " + " | ".join(str(row[c]) for c in columns) + " |")
 
 
 if __name__ == "__main__":

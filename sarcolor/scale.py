@@ -70,7 +70,8 @@ READINGS = {"amplitude": 20.0, "intensity": 10.0}  # dB = factor * log10(value)
 # (about Sentinel-1's noise floor) lie water, shadow and speckle's dark tail: such a stretch clips a share of
 # pixels to 0 (0.05-5 %, median 1.8 % over 101 real scenes), a -30..0 dB one almost none (median 0.01 %).
 DB_RANGE = (-25.0, 0.0)
-DB_FLOOR_SHARE = 0.0005
+DB_FLOOR_SHARE = 0.0005  # fewer pixels at 0: refused (1 in 101 real -25..0 scenes, 82 in 101 -30..0 ones)
+DB_FLOOR_DOUBT = 0.005  # fewer: read with a warning (10 % of -25..0 scenes; 15 of the 19 -30..0 ones not refused)
 # 8-bit amplitude / 99 % quantile has its 99 % quantile at the clip, 255; a dB stretch lies far below it.
 EIGHT_BIT_CLIP_Q99 = 250
 
@@ -347,7 +348,11 @@ def eight_bit_scale(values: np.ndarray, name: str, local: LocalStatistics | None
             )
         how = "given with --db-range" if db_range else "the Earth Engine and SEN1-2 convention (--db-range sets another)"
         stretch = db_stretch("uint8", db_range or DB_RANGE, how)
-        return ScaleDecision("db", f"8-bit dB stretch ({measured}): {stretch.decision.reason}", stretch=stretch)
+        doubt = None
+        if db_range is None and floor_share < DB_FLOOR_DOUBT:
+            doubt = (f"read as a {DB_RANGE[0]:g}..{DB_RANGE[1]:g} dB stretch, but only {floor_share:.2%} of the pixels lie at "
+                     "its 0: if the export reached lower (e.g. -30 dB), give --db-range")
+        return ScaleDecision("db", f"8-bit dB stretch ({measured}): {stretch.decision.reason}", doubt, stretch=stretch)
     raise SarcolorError(
         f"{name}: cannot tell whether these 8-bit values are amplitude / 99 % quantile or a dB stretch ({measured}); "
         "give --input-scale normalized, or --input-scale db with --db-range LO,HI"
