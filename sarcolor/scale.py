@@ -432,8 +432,8 @@ def forced_db(dtype: str, values: np.ndarray, name: str, db_range: tuple[float, 
     """Integer values said to be dB: an unsigned stretch (8-bit: -25..0 dB unless --db-range says), or signed dB
     (times 100 or 10 where the values say so)."""
     if np.issubdtype(np.dtype(dtype), np.unsignedinteger):
-        if db_range is None and dtype != "uint8":
-            raise SarcolorError(f"{name}: {dtype} dB values need the stretch they were exported with: give --db-range LO,HI")
+        if db_range is None and dtype != "uint8":  # plain dB in integers, or not dB: the dB range check decides
+            return ScaleDecision("db", said)
         how = "given with --db-range" if db_range else "the Earth Engine and SEN1-2 convention (--db-range sets another)"
         stretch = db_stretch(dtype, db_range or DB_RANGE, how)
         return ScaleDecision("db", f"{said}; {stretch.decision.reason}", stretch=stretch)

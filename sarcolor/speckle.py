@@ -16,14 +16,14 @@ from sarcolor.errors import SarcolorError
 
 # Local spread against local mean (log-log slope): about 1 for linear values (multiplicative speckle), about 0
 # for dB (additive). Measured on real scenes (experiments/scale_8bit.py): linear 0.29-1.37, dB stretches -1.2-0.6.
-LINEAR_SLOPE_MIN, DB_SLOPE_MAX = 0.7, 0.25
+LINEAR_SLOPE_MIN, DB_SLOPE_MAX = 0.5, 0.25
 # Pooled local coefficient of variation of the values read as power, in the more homogeneous half of 5 x 5
 # windows (experiments/scale_8bit.py): real scenes' linear power 0.27-0.37 and their amplitude 0.14-0.19, over
 # s1s2-pairs, BigEarthNet, SSL4EO, SEN12MS-CR and Sen1Floods11; optical reflectance 0.05-0.09.
 SPECKLE_CV = (0.21, 0.245, 0.5)  # below the first: amplitude; between the second and the third: power
 # Below this, the values' power as read varies too little for radar: an optical band (0.05-0.13), not SAR (correctly
 # read real scenes: 0.27 and above). A scale the user gives is held to a lower floor (a despeckled image, read on purpose).
-NO_SPECKLE_CV = {"auto": 0.2, "given": 0.1}
+NO_SPECKLE_CV = {"auto": 0.2, "8-bit": 0.12, "given": 0.1}  # 8-bit: JPEG and coarse exports smooth speckle
 LOCAL_WINDOW = 5
 LOCAL_MIN_WINDOWS = 400  # fewer valid windows than this: no speckle statistics
 LOCAL_BLOCK = 1024  # the side of the full-resolution block they are measured on
@@ -96,11 +96,12 @@ def speckle_reading(local: LocalStatistics | None) -> tuple[str | None, str]:
     return reading, reason
 
 
-def check_speckled(name: str, power: np.ndarray, valid: np.ndarray, given: bool) -> None:
+def check_speckled(name: str, power: np.ndarray, valid: np.ndarray, how: str) -> None:
     """Refuse an image without speckle (an optical band, a drawing): its linear power, as the scale reads it,
-    varies too little within windows of homogeneous ground for radar."""
+    varies too little within windows of homogeneous ground for radar. ``how`` the scale was found: a key of
+    ``NO_SPECKLE_CV``."""
     cv = pooled_cv(power, valid & (power > 0))
-    if cv == cv and cv < NO_SPECKLE_CV["given" if given else "auto"]:
+    if cv == cv and cv < NO_SPECKLE_CV[how]:
         raise SarcolorError(
             f"{name}: no radar speckle (local variation {cv:.3f} as power, real Sentinel-1 scenes "
             f"{SPECKLE_CV[1]}-{SPECKLE_CV[2]}): not a SAR image (an optical band?); a speckle-filtered one needs --input-scale"

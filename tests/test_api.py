@@ -194,7 +194,7 @@ def without_crs():
         (lambda: COAST, {"detail": 2.0}, r"detail must be in \[0, 1\]"),
         (lambda: COAST, {"tile": 500}, r"tile size must be a multiple of 32"),
         (lambda: COAST, {"band": 3}, r"has 1 band\(s\); band=3 is out of range"),
-        (lambda: np.arange(-4096, 0, dtype=np.int16).reshape(64, 64), {}, r"neither amplitude nor power \(scaled dB\?\); give input_scale$"),
+        (lambda: np.arange(-32768, -28672, dtype=np.int16).reshape(64, 64), {}, r"are neither dB nor dB x 10 or x 100; give the band a scale"),
     ],
     ids=["4-d", "empty", "unknown dims", "x before y", "3 bands", "band 4 of 3", "band 2 of 1", "no crs", "all nan",
          "complex", "a list", "missing file", "detail 2", "tile 500", "a path's band 3 of 1", "negative integers"],

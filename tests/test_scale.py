@@ -160,7 +160,7 @@ def test_uncalibrated_floats_are_read_by_their_speckle(tmp_path):
     result = run_cli("colorize", path, "-o", tmp_path / "rgb.tif", check=True)
     assert "input scale auto -> amplitude: speckle: local variation" in " ".join(result.stderr.split())
     run_cli("colorize", path, "-o", tmp_path / "forced.tif", "--input-scale", "amplitude", check=True)
-    np.testing.assert_array_equal(read_all(tmp_path / "rgb.tif"), read_all(tmp_path / "forced.tif"))
+    np.testing.assert_array_equal(read_all(tmp_path / "rgb.tif")[0], read_all(tmp_path / "forced.tif")[0])
 
 
 def test_the_real_pyrosar_db_scene_is_read_as_db_from_its_name():

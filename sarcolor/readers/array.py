@@ -62,6 +62,14 @@ class ArrayDataset:
         return (self.description,)
 
     @property
+    def scales(self) -> tuple[float]:
+        return (1.0,)
+
+    @property
+    def offsets(self) -> tuple[float]:
+        return (0.0,)
+
+    @property
     def units(self) -> tuple[str | None]:
         return (self.unit,)
 

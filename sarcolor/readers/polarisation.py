@@ -13,10 +13,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import rasterio
+from rasterio.enums import ColorInterp, Resampling
 
-from sarcolor.errors import SarcolorError
-from sarcolor.readers.raster import open_raster
+from sarcolor.errors import SarcolorError, first_line
+from sarcolor.readers.raster import STATS_MAX_SIDE, decimated_shape, open_raster
 from sarcolor.scale import named_polarisation, polarisation_tags
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,20 @@ def co_pol_check(name: str, polarisation: str | None, allow_co_pol: bool, what: 
     return f"{polarisation} colourised on request ({ALLOW_CO_POL_FLAG}): the models expect VH, colours will be less faithful"
 
 
+def image_bands(src: rasterio.DatasetReader) -> list[int]:
+    """The bands that hold the image: not alpha, and one of three equal ones (a grey image stored as RGB)."""
+    bands = [band for band in range(1, src.count + 1) if src.colorinterp[band - 1] != ColorInterp.alpha]
+    if len(bands) == 3 and src.count <= 4:
+        shape = decimated_shape(src.height, src.width, STATS_MAX_SIDE)
+        try:
+            rgb = src.read(bands, out_shape=(3, *shape), resampling=Resampling.nearest)
+        except rasterio.errors.RasterioIOError as exc:
+            raise SarcolorError(f"cannot read {src.name}: {first_line(exc)}") from None
+        if np.array_equal(rgb[0], rgb[1]) and np.array_equal(rgb[0], rgb[2]):
+            return bands[:1]
+    return bands
+
+
 def choose_in_stack(src: rasterio.DatasetReader) -> tuple[int, str | None, str]:
     """(band, polarisation, reason) of a multi-band raster without ``--band``: the band named cross-pol, by its
     description and tags, else by the order its file name lists them in; a stack that names none is refused."""
@@ -153,11 +169,13 @@ def choose_band(path: Path, band: int | None, allow_co_pol: bool) -> BandChoice:
             if count == 1:
                 pol = single_band_polarisation(src)
             reason = f"band {band} (given with --band)"
-        elif src.count > 1:
+        elif len(image_bands(src)) > 1:
             band, pol, reason = choose_in_stack(src)
         else:
             band, pol = 1, single_band_polarisation(src)
             reason = f"its only band, {pol}" if pol else "its only band"
+            if src.count > 1:
+                reason += " (the others: alpha, or the same grey)"
             sibling = cross_pol_sibling(path, pol) if pol in CROSS_OF else None
             if sibling is not None:
                 return sibling_choice(path, sibling, pol)

@@ -282,11 +282,12 @@ class SarReader:
         if decision.scale == "db" and np.abs(values).max() > DB_MAX_ABS:
             raise SarcolorError(
                 f"{self.src.name}: values reach {np.abs(values).max():g}, not sigma0 in dB "
-                f"(within ±{DB_MAX_ABS:g}); is --input-scale right for this data?"
+                f"(within ±{DB_MAX_ABS:g}); is --input-scale right for this data? (an integer dB stretch needs --db-range)"
             )
         if block is not None:
             power = np.square(to_amplitude(np.where(block_valid, block, 0), decision.scale, self.value_dtype), dtype=np.float64)
-            check_speckled(self.src.name, power, block_valid, given=input_scale != "auto")
+            check_speckled(self.src.name, power, block_valid, "given" if input_scale != "auto" else
+                           "8-bit" if self.dtype == "uint8" else "auto")
         return values, decision
 
     def scene_warning(self, training_scenes) -> str | None:
