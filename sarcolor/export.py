@@ -5,7 +5,10 @@ import json
 import logging
 from pathlib import Path
 
-from sarcolor.backends import CALIBRATION_KEY, CONVENTION_KEY, MULTIPLE_KEY, TRAINING_SCENES_KEY, UNCALIBRATED_KEY, TorchModel
+from sarcolor.backends import (
+    CALIBRATION_KEY, CONVENTION_KEY, FEATURES_OUTPUT, HEAD_BIAS, HEAD_KEY, HEAD_WEIGHT, MULTIPLE_KEY, TRAINING_SCENES_KEY,
+    UNCALIBRATED_KEY, TorchModel,
+)
 from sarcolor.errors import SarcolorError
 from sarcolor.io import check_outputs_apart_from_inputs
 
@@ -71,4 +74,67 @@ def export_onnx(checkpoint: str | Path, out: str | Path, calibrate: str | Path |
         example += (torch.ones(1),)
         input_names.append("detail")
     # With an error head, "rgb" has the expected error as a fourth channel.
-    return write_onnx(model.generator.cpu(), example, input_names, metadata, out, opset)
+    edit = None
+    if hasattr(model.generator, "colour_head"):  # a reference image can refit its colour head
+        config = model.generator_config
+
+        def edit(proto) -> None:
+            expose_head(proto, config)
+    return write_onnx(model.generator.cpu(), example, input_names, metadata, out, opset, edit)
+
+
+def _head_conv(graph):
+    """The heads' stacked convolution (colour, gain, error) and the node giving the features it reads: the only
+    full (not depthwise) Conv reading an edge-padded output of ``mix``."""
+    producers = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        pad = producers.get(node.input[0]) if node.op_type == "Conv" else None
+        groups = next((a.i for a in node.attribute if a.name == "group"), 1)
+        if pad is not None and pad.op_type == "Pad" and producers.get(pad.input[0], pad).name.startswith("/mix/") and groups == 1:
+            return node, pad.input[0]
+    raise SarcolorError("the model has no colour head that a reference can refit (not a LiteColorNet export)")
+
+
+def expose_head(proto, model_config: dict) -> None:
+    """Give an exported LiteColorNet graph the ``features`` output (what its heads read) and a second convolution
+    beside its stacked head convolution, on the same padded features, whose weight and bias are inputs defaulting
+    to zero (``HEAD_WEIGHT``, ``HEAD_BIAS``): its output is added to the heads', so a
+    refit feeds the difference to the trained head; fed nothing, it adds exact zeros, and the trained head keeps
+    its constant weights and the optimisations onnxruntime makes with them, so the RGB output is bit for bit what
+    it was. What the refit needs to know is metadata (``HEAD_KEY``)."""
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    conv, features = _head_conv(graph)
+    initializers = {init.name: init for init in graph.initializer}
+    weights = [numpy_helper.to_array(initializers[name]) for name in conv.input[1:3]]
+    for name, value in zip((HEAD_WEIGHT, HEAD_BIAS), weights):
+        graph.initializer.append(numpy_helper.from_array(value * 0, name))
+        graph.input.append(helper.make_tensor_value_info(name, 1, list(value.shape)))
+    change = helper.make_node("Conv", [conv.input[0], HEAD_WEIGHT, HEAD_BIAS], ["/head_change_output"], name="/head_change")
+    change.attribute.extend(conv.attribute)
+    nodes = [change]
+    # Added after the upsampling to 1/4 where there is one (a copy upsamples the change): an Add right after the
+    # trained convolution is fused into it, which changes the order of its sums.
+    consumers = [node for node in graph.node if conv.output[0] in node.input]
+    trained = consumers[0] if len(consumers) == 1 and consumers[0].op_type == "Resize" else conv
+    if trained is not conv:
+        resized = helper.make_node("Resize", [change.output[0], *trained.input[1:]], ["/head_change_resized"],
+                                   name="/head_change_resize")
+        resized.attribute.extend(trained.attribute)
+        nodes.append(resized)
+    heads = trained.output[0]
+    trained.output[0] = f"{heads}_trained"
+    nodes.append(helper.make_node("Add", [trained.output[0], nodes[-1].output[0]], [heads], name="/head_refit"))
+    at = list(graph.node).index(trained) + 1
+    for node in reversed(nodes):
+        graph.node.insert(at, node)
+    graph.node.append(helper.make_node("Identity", [features], [FEATURES_OUTPUT], name="/features_output"))
+    graph.output.append(helper.make_tensor_value_info(FEATURES_OUTPUT, 1, ["batch", weights[0].shape[1], "head_height", "head_width"]))
+    entry = proto.metadata_props.add()
+    entry.key = HEAD_KEY
+    entry.value = json.dumps({
+        "head_pool": model_config.get("head_pool", 1), "smoothing": model_config.get("smoothing", 2.0),
+        "chroma_gain": model_config.get("chroma_gain", 1.0), "heads": int(weights[0].shape[0]),
+        "trained_weight": weights[0][:3].tolist(), "trained_bias": weights[1][:3].tolist(),
+    })
