@@ -194,3 +194,16 @@ def test_a_sentinel2_band_folder_and_its_stack_give_the_same_colours(tmp_path, p
         tags = src.tags()
     assert tags["SARCOLOR_REFERENCE_STRETCH"].startswith("each channel / its 99 % quantile of the clear pixels (")
     assert float(tags["SARCOLOR_REFERENCE_CLEAR"].rstrip(" %")) > 90
+
+
+def test_the_python_api_takes_a_reference_as_the_cli_does(tmp_path, clouded_pair, model):
+    """``sarcolor.colorize(path, reference=path)``: the CLI's colours, and the reference named in the attributes."""
+    pytest.importorskip("xarray", reason="the api extra (xarray) is not installed")
+    import sarcolor
+
+    sar, reference, _, _ = clouded_pair
+    out = tmp_path / "cli.tif"
+    colorize_file(sar, out, model, ColorizeOptions(reference=reference))
+    coloured = sarcolor.colorize(sar, reference=reference)
+    assert coloured.attrs["reference"] == "reference.tif" and "clear places" in coloured.attrs["reference_fit"]
+    assert np.abs(np.moveaxis(coloured.values, 0, -1).astype(int) - read_rgb(out)).max() <= 1

@@ -24,8 +24,8 @@ class FittedReference:
             "SARCOLOR_REFERENCE": self.image.path.name,
             "SARCOLOR_REFERENCE_CLEAR": f"{100 * self.image.clear_share:.1f} %",
             "SARCOLOR_REFERENCE_STRETCH": self.image.stretch,
-            "SARCOLOR_REFERENCE_FIT": f"ridge on {self.fit.places} clear places, alpha {self.fit.alpha:g}, "
-                                      f"held-out mean absolute error {self.fit.held_out_error:.1f} levels",
+            "SARCOLOR_REFERENCE_FIT": f"{self.fit.form}, on {self.fit.places} clear places "
+                                      f"(held-out RMS error {self.fit.held_out_error:.1f} levels)",
             "SARCOLOR_REFERENCE_FILL": "clear reference pixels kept, SAR colours in its gaps" if fill else "no",
         }
 

@@ -31,19 +31,28 @@ MIN_PLACES = 64  # clear places at the head's resolution a fit needs at the leas
 
 @dataclass
 class HeadFit:
-    weight: np.ndarray  # (C, 3): the change to the colour logits = features @ weight + bias, at the head's resolution
+    """A change to the colour logits: ``trained @ mix + features @ weight + bias`` at the head's resolution, where
+    ``trained`` are the trained head's logits (so ``mix`` is a colour correction of the model's own colours) and
+    ``features`` what the head reads."""
+
+    mix: np.ndarray  # (3, 3)
+    weight: np.ndarray  # (C, 3)
     bias: np.ndarray  # (3,)
-    alpha: float
+    form: str  # which candidate was chosen, for the log and the output's tags
     places: int  # clear places fitted on
-    held_out_error: float  # mean absolute RGB error (0..255) on held-out clear places, from the chosen penalty's folds
+    held_out_error: float  # root mean square RGB error (0..255) on held-out tiles' clear places
 
     def head_change(self, head: dict) -> tuple[np.ndarray, np.ndarray]:
-        """What to add to the model's stacked head convolution (all heads, 3x3 kernels): the fitted change as the
-        colour rows' centre tap; the graph's ``head_weight`` and ``head_bias``."""
-        heads, channels = head["heads"], self.weight.shape[0]
-        weight = np.zeros((heads, channels, 3, 3), np.float32)
-        bias = np.zeros(heads, np.float32)
-        weight[:3, :, 1, 1], bias[:3] = self.weight.T, self.bias
+        """What to add to the model's stacked head convolution (all heads, 3x3 kernels): the graph's ``head_weight``
+        and ``head_bias``. The colour correction acts on all nine taps of the trained colour rows, the features'
+        part on the centre tap."""
+        trained_w = np.asarray(head["trained_weight"], np.float32)  # (3, C, 3, 3)
+        trained_b = np.asarray(head["trained_bias"], np.float32)
+        weight = np.zeros((head["heads"], *trained_w.shape[1:]), np.float32)
+        bias = np.zeros(head["heads"], np.float32)
+        weight[:3] = np.einsum("kj,kcyx->jcyx", self.mix, trained_w)
+        weight[:3, :, 1, 1] += self.weight.T
+        bias[:3] = trained_b @ self.mix + self.bias
         return weight, bias
 
 
@@ -150,23 +159,34 @@ def fit_head(model, read_sar, reference: ReferenceImage, plan: TilePlan, overlap
     gain = model.head["chroma_gain"]
     y = colour_logits(rgb, gain) - trained  # the change the trained head needs
     folds = tile_index % 2 if len(np.unique(tile_index)) > 1 else (np.arange(len(x)) // 256) % 2
-    errors = {alpha: held_out_error(x, y, trained, rgb, folds, alpha, gain) for alpha in ALPHAS}
-    alpha = min(errors, key=errors.get) if np.isfinite(min(errors.values())) else 0.1
-    weight, bias = ridge_fit(x, y, alpha)
-    log.info("reference colours fitted on %d clear places of %d tiles (ridge alpha %g, held-out error %.1f levels)",
-             len(x), len(tiles), alpha, errors[alpha])
-    return HeadFit(weight.astype(np.float32), bias.astype(np.float32), alpha, len(x), errors[alpha])
+    candidates = {"trained colours kept": (None, 0.0), "colour correction": (trained, 0.001),
+                  **{f"features, ridge alpha {a:g}": (np.hstack([trained, x]), a) for a in ALPHAS}}
+    errors = {name: held_out_error(design, y, trained, rgb, folds, alpha, gain) for name, (design, alpha) in candidates.items()}
+    log.debug("held-out RMS errors: %s", ", ".join(f"{name} {error:.2f}" for name, error in errors.items()))
+    form = min(errors, key=errors.get)
+    design, alpha = candidates[form]
+    channels = x.shape[1]
+    mix, weight, bias = np.zeros((3, 3)), np.zeros((channels, 3)), np.zeros(3)
+    if design is not None:
+        w, bias = ridge_fit(design, y, alpha)
+        mix[:], weight[: w.shape[0] - 3] = w[:3], w[3:]
+    log.info("reference colours fitted on %d clear places of %d tiles: %s (held-out error %.1f levels; the model's "
+             "own %.1f)", len(x), len(tiles), form, errors[form], errors["trained colours kept"])
+    return HeadFit(mix.astype(np.float32), weight.astype(np.float32), bias.astype(np.float32), form, len(x), errors[form])
 
 
-def held_out_error(x, y, trained, rgb, folds, alpha: float, chroma_gain: float) -> float:
-    """Mean absolute RGB error (0..255) of ridge fits of the change ``y`` to the ``trained`` logits on one fold
-    predicting the other, both ways."""
+def held_out_error(design, y, trained, rgb, folds, alpha: float, chroma_gain: float) -> float:
+    """Root mean square RGB error (0..255) of ridge fits of the change ``y`` to the ``trained`` logits on ``design``
+    (None: no change) on one fold predicting the other, both ways."""
     errors = []
     for fold in np.unique(folds):
         inside, outside = folds != fold, folds == fold
         if inside.sum() < MIN_PLACES or not outside.any():
             continue
-        w, b = ridge_fit(x[inside], y[inside], alpha)
-        predicted = saturated(1 / (1 + np.exp(-(trained[outside] + x[outside] @ w + b))), chroma_gain)
-        errors.append(np.abs(predicted - rgb[outside]).mean() * 255)
-    return float(np.mean(errors)) if errors else float("inf")
+        change = 0.0
+        if design is not None:
+            w, b = ridge_fit(design[inside], y[inside], alpha)
+            change = design[outside] @ w + b
+        predicted = saturated(1 / (1 + np.exp(-(trained[outside] + change))), chroma_gain)
+        errors.append(((predicted - rgb[outside]) ** 2).mean())
+    return float(np.sqrt(np.mean(errors)) * 255) if errors else float("inf")
