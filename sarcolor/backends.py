@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sarcolor.errors import SarcolorError, check_choice, first_line
-from sarcolor.novelty import TrainingScenes
+from sarcolor.novelty import TrainingPlaces, TrainingScenes
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ MULTIPLE_KEY = "size_multiple"
 CALIBRATION_KEY = "error_calibration"
 UNCALIBRATED_KEY = "error_uncalibrated"  # why a model's confidence map has no calibration (sarcolor.export)
 TRAINING_SCENES_KEY = "training_scenes"
+TRAINING_PLACES_KEY = "training_places"  # lon/lat boxes of the training regions (sarcolor.novelty.TrainingPlaces)
 # What a reference image refits (sarcolor.reference, sarcolor.export.expose_head): the head's input features as a
 # second output, the stacked head convolution's weight and bias as inputs defaulting to the trained ones, and
 # under HEAD_KEY the head's resolution, blur and saturation.
@@ -65,6 +66,7 @@ class DetailControl:
     error_calibration: dict | None = None  # {"slope", "intercept"}: expected error -> expected CIEDE2000
     error_uncalibrated: str | None = None  # without a calibration: why (e.g. a fine-tune's val pairs were too few)
     training_scenes: TrainingScenes | None = None  # statistics of the training scenes, for novelty warnings
+    training_places: TrainingPlaces | None = None  # where the model learned, for "far from the training places" notices
 
     def with_detail(self, value: float | None) -> "DetailControl":
         """This model at another detail strength (the weights are shared); None keeps the current one."""
@@ -109,8 +111,9 @@ class OnnxModel(DetailControl):
         # Idle worker threads sleep instead of spinning: the strip reader and GDAL's DEFLATE threads run beside
         # the model on the same cores, and spinning took a third of a 2-core run's CPU time from them.
         session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # Errors only: the refittable head's inputs with defaults draw a warning on every load, which users cannot act on.
-        session_options.log_severity_level = 3
+        # onnxruntime's errors only: the refittable head's inputs with defaults draw a warning at every load, which users
+        # cannot act on (the warning is logged before a session's own level applies, so the process's level is set).
+        ort.set_default_logger_severity(3)
         try:
             self.sessions = [ort.InferenceSession(str(path), session_options, providers=providers) for _ in range(sessions)]
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
@@ -131,6 +134,8 @@ class OnnxModel(DetailControl):
         self.error_uncalibrated = meta.get(UNCALIBRATED_KEY)
         if TRAINING_SCENES_KEY in meta:
             self.training_scenes = TrainingScenes.from_json(meta[TRAINING_SCENES_KEY])
+        if TRAINING_PLACES_KEY in meta:
+            self.training_places = TrainingPlaces.from_json(meta[TRAINING_PLACES_KEY])
         self.device = "cuda" if use_cuda else "cpu"
         self.head = json.loads(meta[HEAD_KEY]) if HEAD_KEY in meta else None  # what a reference refits
         self.head_change: dict[str, np.ndarray] = {}  # fed to the refittable head (a reference's fit); none: as trained

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 from sarcolor.backends import (
-    CALIBRATION_KEY, CONVENTION_KEY, FEATURES_OUTPUT, HEAD_BIAS, HEAD_KEY, HEAD_WEIGHT, MULTIPLE_KEY, TRAINING_SCENES_KEY,
-    UNCALIBRATED_KEY, TorchModel,
+    CALIBRATION_KEY, CONVENTION_KEY, FEATURES_OUTPUT, HEAD_BIAS, HEAD_KEY, HEAD_WEIGHT, MULTIPLE_KEY, TRAINING_PLACES_KEY,
+    TRAINING_SCENES_KEY, UNCALIBRATED_KEY, TorchModel,
 )
 from sarcolor.errors import SarcolorError
 from sarcolor.io import check_outputs_apart_from_inputs
@@ -43,6 +43,31 @@ def training_scenes(pairs_root: str | Path):
     return TrainingScenes.from_scenes([scene_statistics(pair.sar / 255.0) for pair in load_split(pairs_root, "train")])
 
 
+def training_places(pairs_root: str | Path):
+    """The lon/lat boxes of the train split's regions, from a pairs folder whose metadata.json lists each pair's
+    region and corners in EPSG:3395 (as the bundled training data does); None for a folder without them."""
+    from rasterio.warp import transform
+
+    from sarcolor.data import split_ids
+    from sarcolor.novelty import TrainingPlaces
+
+    root = Path(pairs_root)
+    try:
+        entries = json.loads((root / "metadata.json").read_text())
+    except (OSError, ValueError):
+        return None
+    train = set(split_ids(root, "train"))
+    boxes: dict[str, list[float]] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        corners = entry.get("corners_EPSG:3395")
+        if not corners or entry.get("id") not in train or not entry.get("region"):
+            continue
+        lons, lats = transform("EPSG:3395", "EPSG:4326", [c[0] for c in corners], [c[1] for c in corners])
+        box = boxes.setdefault(entry["region"], [180.0, 90.0, -180.0, -90.0])
+        box[:] = [min(box[0], *lons), min(box[1], *lats), max(box[2], *lons), max(box[3], *lats)]
+    return TrainingPlaces({name: tuple(box) for name, box in boxes.items()}) if boxes else None
+
+
 def export_onnx(checkpoint: str | Path, out: str | Path, calibrate: str | Path | None = None, opset: int = 17) -> Path:
     """Write an ONNX model with dynamic batch, height and width; returns the output path.
 
@@ -62,6 +87,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, calibrate: str | Path |
     metadata = {CONVENTION_KEY: json.dumps(model.convention), MULTIPLE_KEY: str(model.multiple)}
     if calibrate is not None:
         metadata[TRAINING_SCENES_KEY] = training_scenes(calibrate).to_json()
+        places = training_places(calibrate)
+        if places:
+            metadata[TRAINING_PLACES_KEY] = places.to_json()
         if model.has_error:
             calibration, problem = calibrate_error(model, calibrate)
             if calibration:

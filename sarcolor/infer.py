@@ -12,6 +12,7 @@ import rasterio
 
 from sarcolor.confidence import calibrated_error
 from sarcolor.errors import SarcolorError
+from sarcolor.novelty import scene_centre
 from sarcolor.io import (
     IMAGE_SUFFIXES, RasterWriter, SarReader, check_distinct_outputs, check_free_space, check_output_path,
     check_outputs_apart_from_inputs, output_driver, writing_together,
@@ -127,6 +128,15 @@ def channels_needed(model, options: ColorizeOptions):
     return model
 
 
+def far_notice(model, src) -> str | None:
+    """A logged line when the scene lies far from every place the model learned (and it knows them), else None."""
+    centre = scene_centre(src) if getattr(model, "training_places", None) else None
+    notice = model.training_places.notice(*centre) if centre else None
+    if notice:
+        log.warning("%s: %s", Path(src.name).name, notice)
+    return notice
+
+
 def tile_plan(reader: SarReader, tile: int, overlap: int, model) -> TilePlan:
     """The tiles covering the reader's raster for ``model``, on its map grid; a tile or overlap it cannot take is
     a user error."""
@@ -184,6 +194,8 @@ def colorize_file(
         check_free_space(output_path, reader.height, reader.width, bands=3 + 4 * options.confidence)  # float32 map
         plan = tile_plan(reader, options.tile, options.overlap, model)
         warning = reader.scene_warning(model.training_scenes)  # logged by the reader
+        if not options.reference:
+            warning = "; ".join(w for w in (warning, far_notice(model, src)) if w) or None
         reference = None
         if options.reference:
             reference = using.enter_context(fitted_reference(

@@ -207,3 +207,21 @@ def test_the_python_api_takes_a_reference_as_the_cli_does(tmp_path, clouded_pair
     coloured = sarcolor.colorize(sar, reference=reference)
     assert coloured.attrs["reference"] == "reference.tif" and "clear places" in coloured.attrs["reference_fit"]
     assert np.abs(np.moveaxis(coloured.values, 0, -1).astype(int) - read_rgb(out)).max() <= 1
+
+
+def test_a_scene_far_from_the_training_places_says_so_and_suggests_a_reference(tmp_path, model):
+    """The coast example where it is (California): quiet. The same pixels placed on the Punjab plain: a logged
+    notice and a tag that name the distance and suggest --reference."""
+    with rasterio.open(COAST) as src:
+        pixels = src.read()
+    punjab = write_tif(tmp_path / "punjab.tif", pixels, crs="EPSG:4326", transform=from_origin(73.29, 30.48, 0.0001, 0.0001))
+    home, away = tmp_path / "home.tif", tmp_path / "away.tif"
+    colorize_file(COAST, home, model)
+    result = colorize_file(punjab, away, model)
+    with rasterio.open(home) as src:
+        assert "SARCOLOR_WARNING" not in src.tags()
+    with rasterio.open(away) as src:
+        tag = src.tags()["SARCOLOR_WARNING"]
+    assert result.warning == tag
+    assert tag.startswith("the scene lies 12,8") and "km from the nearest place the model learned (california)" in tag
+    assert "--reference" in tag
