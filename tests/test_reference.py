@@ -85,14 +85,17 @@ def test_no_change_fed_leaves_the_model_bit_identical(clouded_pair, model):
     assert model.features(sar).shape == (1, 64, 32, 32)  # the head's features, at 1/8
 
 
-def test_a_reference_of_the_models_own_colours_gives_them_back(tmp_path, model):
-    """Fitted on the smooth model's own output as reference, the refit head reproduces it: the features, their blur,
-    the saturation and the change fed to the graph agree with the model's own head."""
+def test_a_reference_of_the_models_own_colours_recoloured_is_learned(tmp_path, model):
+    """The smooth model's own output with its channels cycled (blue as red, red as green, green as blue), as
+    reference: the refit head gives it back (the
+    features, their blur, the saturation and the change fed to the graph agree with the model's own head)."""
     sar = write_tif(tmp_path / "sar.tif", np.asarray(Image.open(PAIRS / "sar" / f"{PAIR}.png"))[None])
     own, refit = tmp_path / "own.tif", tmp_path / "refit.tif"
     colorize_file(sar, own, model, ColorizeOptions(detail=0.0))
-    colorize_file(sar, refit, model, ColorizeOptions(detail=0.0, reference=own))
-    assert psnr(read_rgb(refit), read_rgb(own)) > 32
+    cycled = write_tif(tmp_path / "cycled.tif", np.moveaxis(read_rgb(own)[..., [2, 0, 1]], -1, 0).copy())
+    colorize_file(sar, refit, model, ColorizeOptions(detail=0.0, reference=cycled))
+    assert psnr(read_rgb(refit), read_rgb(cycled)) > 32
+    assert psnr(read_rgb(own), read_rgb(cycled)) < 26  # a real change
 
 
 def seam_step(image: np.ndarray, clear: np.ndarray) -> float:
