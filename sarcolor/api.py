@@ -204,7 +204,8 @@ def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool,
         whole = colorize_window(net, reader, plan, Window(0, 0, reader.width, reader.height), confidence, batch_size)
         rgb, error = whole.rgb, whole.error
         valid = whole.valid if reader.may_have_invalid else None
-    attrs = {**_attributes(net, reader, warning), **{key.removeprefix("SARCOLOR_").lower(): value for key, value in reference_tags.items()}}
+    attrs = _attributes(net, reader, warning)
+    attrs.update({key.removeprefix("SARCOLOR_").lower(): value for key, value in reference_tags.items()})
     colours_array = rgb_dataarray(rgb, grid, attrs, valid)
     if not confidence:
         return colours_array

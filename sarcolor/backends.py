@@ -31,8 +31,8 @@ UNCALIBRATED_KEY = "error_uncalibrated"  # why a model's confidence map has no c
 TRAINING_SCENES_KEY = "training_scenes"
 TRAINING_PLACES_KEY = "training_places"  # lon/lat boxes of the training regions (sarcolor.novelty.TrainingPlaces)
 # What a reference image refits (sarcolor.reference, sarcolor.export.expose_head): the head's input features as a
-# second output, the stacked head convolution's weight and bias as inputs defaulting to the trained ones, and
-# under HEAD_KEY the head's resolution, blur and saturation.
+# second output, a change to the stacked head convolution's weight and bias as inputs defaulting to zero, and under
+# HEAD_KEY the head's resolution, blur, saturation and trained colour rows.
 HEAD_KEY = "reference_head"
 FEATURES_OUTPUT = "features"
 HEAD_WEIGHT, HEAD_BIAS = "head_weight", "head_bias"
@@ -149,10 +149,7 @@ class OnnxModel(DetailControl):
     def features(self, batch: np.ndarray) -> np.ndarray:
         """What the heads read (N, C, h / f, w / f), f 4 or 8 (the head's resolution): the features a reference's
         colours are fitted on."""
-        feed = {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
-        if self.has_detail:
-            feed["detail"] = np.array([self.detail], np.float32)
-        return self.sessions[0].run([FEATURES_OUTPUT], feed)[0]
+        return self.sessions[0].run([FEATURES_OUTPUT], self._feed(np.ascontiguousarray(batch, dtype=np.float32)))[0]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -162,11 +159,14 @@ class OnnxModel(DetailControl):
         second = self._beside.submit(self._run, self.sessions[1], batch[half:])
         return np.concatenate([self._run(self.sessions[0], batch[:half]), second.result()])
 
-    def _run(self, session, batch: np.ndarray) -> np.ndarray:
-        feed = {self.input_name: batch}
+    def _feed(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        feed = {self.input_name: batch, **self.head_change}
         if self.has_detail:
             feed["detail"] = np.array([self.detail], np.float32)
-        return session.run(self.output_names, {**feed, **self.head_change})[0]
+        return feed
+
+    def _run(self, session, batch: np.ndarray) -> np.ndarray:
+        return session.run(self.output_names, self._feed(batch))[0]
 
 
 class TorchModel(DetailControl):

@@ -153,7 +153,7 @@ def colorize(
     allow_co_pol: bool = typer.Option(False, "--allow-co-pol", help="Colourise a VV (or HH) band when the input has no VH (HV): the models expect VH, so the colours are less faithful; a warning says so."),
     stac: bool = typer.Option(False, "--stac", help="Also write NAME.json beside each .tif output: its STAC Item (footprint, acquisition time, model, sarcolor version, input). Needs pystac (the stac extra)."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="An optical image of the same place (any date, any CRS; clouds and gaps are found and left out): an 8-bit RGB GeoTIFF/PNG/JPEG, a multi-band Sentinel-2 raster, or a folder of one file per band (B4.tif, B04.jp2...). The colours are fitted on its clear pixels: right where the model alone only guesses."),
-    reference_bands: Optional[str] = typer.Option(None, "--reference-bands", help="The reference's bands holding red, green, blue (default 4,3,2: Sentinel-2's B4, B3, B2 in band order; 1,2,3 for an 8-bit RGB image)."),
+    reference_bands: Optional[str] = typer.Option(None, "--reference-bands", help="The reference's bands holding red, green, blue (default: 1,2,3 of a 3- or 4-band image, else 4,3,2: Sentinel-2's B4, B3, B2 in band order)."),
     fill: bool = typer.Option(False, "--fill", help="With --reference: keep its clear pixels as they are and use the SAR's colours only under its clouds, shadows and gaps (cloud-gap filling), joined without a seam."),
     progress_json: bool = typer.Option(False, "--progress-json", hidden=True, help="Also report progress as JSON lines on stderr (for the QGIS plugin)."),
 ) -> None:

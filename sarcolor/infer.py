@@ -50,7 +50,7 @@ class ColorizeOptions:
     stac: bool = False  # also write NAME.json: the output's STAC Item
     model_name: str = "default"  # how the output's STAC Item names the model
     reference: Path | None = None  # an optical image of the same place: the colours are fitted on its clear pixels
-    reference_bands: tuple[int, int, int] | None = None  # its red, green, blue bands; None: 1,2,3 of 8-bit RGB, else 4,3,2
+    reference_bands: tuple[int, int, int] | None = None  # its red, green, blue bands; None: 1,2,3 of a 3- or 4-band image, else 4,3,2
     fill: bool = False  # keep the reference's clear pixels, the SAR's colours only in its gaps
 
 

@@ -126,11 +126,11 @@ def scene_centre(src) -> tuple[float, float] | None:
     """The longitude and latitude of an open raster's centre, from its CRS and transform or its GCPs; None without."""
     from rasterio.warp import transform as transform_points
 
-    if src.crs:
+    if getattr(src, "crs", None):
         x, y = src.transform * (src.width / 2, src.height / 2)
         crs = src.crs
     else:
-        gcps, crs = src.gcps if hasattr(src, "gcps") else ([], None)
+        gcps, crs = getattr(src, "gcps", None) or ([], None)
         if not gcps or crs is None:
             return None
         x, y = float(np.mean([g.x for g in gcps])), float(np.mean([g.y for g in gcps]))

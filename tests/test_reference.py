@@ -146,6 +146,7 @@ def test_a_reference_in_another_crs_is_reprojected_onto_the_sar_grid(tmp_path, c
     ("elsewhere", "error: the reference elsewhere.tif does not overlap the SAR scene"),
     ("overcast", "error: the reference overcast.tif has 0.0 % clear pixels over the SAR scene"),
     ("sar", "error: the reference sar.tif is not an optical image: it has 1 band(s)"),
+    ("sar-db", "error: the reference sar-db.tif is not an optical image: most of its values are negative"),
     ("broken", "error: cannot read the reference broken.tif"),
     ("fill-alone", "error: --fill needs --reference"),
 ])
@@ -158,6 +159,10 @@ def test_unusable_references_are_one_line_errors(tmp_path, clouded_pair, case, e
         write_tif(tmp_path / "overcast.tif", np.full((3, 256, 256), 245, np.uint8))
     elif case == "sar":
         (tmp_path / "sar.tif").write_bytes(COAST.read_bytes())
+    elif case == "sar-db":  # the coast example as sigma0 in dB, three times over
+        with rasterio.open(COAST) as src:
+            db = 20 * np.log10(np.maximum(src.read(1), 1) / 255.0).astype(np.float32)
+        write_tif(tmp_path / "sar-db.tif", np.stack([db, db, db]))
     elif case == "broken":
         (tmp_path / "broken.tif").write_text("not a raster")
     else:

@@ -1,7 +1,6 @@
 """A reference image put to use for one SAR scene: opened on its grid, the colours fitted, the output's tags."""
 from __future__ import annotations
 
-import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +8,6 @@ from typing import Iterator
 
 from sarcolor.reference.fit import HeadFit, fit_head
 from sarcolor.reference.image import ReferenceImage
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

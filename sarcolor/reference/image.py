@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError, first_line
@@ -89,10 +90,11 @@ class ReferenceImage:
                 f"the reference {path.name} is not an optical image: it has {src.count} band(s) "
                 "(a SAR raster?); a reference needs red, green and blue"
             )
-        chosen = _rgb_bands(path, src.count, bands, eight_bit)
+        chosen = _rgb_bands(path, src.count, bands)
         scl = next((i + 1 for i, d in enumerate(src.descriptions) if d and d.upper().startswith("SCL")), None)
         grid = stack.enter_context(on_grid_of(src, sar_src))
-        return cls(path, [Channel(grid, b) for b in chosen], Channel(grid, scl) if scl else None, not eight_bit, stack)
+        classes = Channel(stack.enter_context(_nearest_on_grid_of(src, sar_src)), scl) if scl else None
+        return cls(path, [Channel(grid, b) for b in chosen], classes, not eight_bit, stack)
 
     @classmethod
     def _open_folder(cls, path: Path, sar_src, bands, stack: ExitStack) -> "ReferenceImage":
@@ -101,15 +103,13 @@ class ReferenceImage:
         missing = [f"B{b}" for b in wanted if b not in files]
         if missing:
             raise SarcolorError(f"the reference folder {path} has no {', '.join(missing)} file (B4.tif, B04.jp2...)")
-        channels = []
-        for name in wanted:
-            src = stack.enter_context(rasterio.open(files[name]))
-            channels.append(Channel(stack.enter_context(on_grid_of(src, sar_src)), 1))
+        sources = [stack.enter_context(rasterio.open(files[name])) for name in wanted]
+        channels = [Channel(stack.enter_context(on_grid_of(src, sar_src)), 1) for src in sources]
         scl = None
         if "SCL" in files:
-            src = stack.enter_context(rasterio.open(files["SCL"]))
-            scl = Channel(stack.enter_context(_nearest_on_grid_of(src, sar_src)), 1)
-        return cls(path, channels, scl, src.dtypes[0] != "uint8", stack)
+            classes = stack.enter_context(rasterio.open(files["SCL"]))
+            scl = Channel(stack.enter_context(_nearest_on_grid_of(classes, sar_src)), 1)
+        return cls(path, channels, scl, sources[0].dtypes[0] != "uint8", stack)
 
     def __enter__(self) -> "ReferenceImage":
         return self
@@ -144,10 +144,10 @@ class ReferenceImage:
         height, width = self.shape
         shape = decimated_shape(height, width, STATS_MAX_SIDE)
         rgb, covered, scl = self._raw(None, out_shape=shape)
+        if (rgb < 0).mean() > 0.5:
+            raise SarcolorError(f"the reference {self.path.name} is not an optical image: most of its values are negative (SAR in dB?)")
         if not covered.any():
             raise SarcolorError(f"the reference {self.path.name} does not overlap the SAR scene")
-        if self.reflectance and (rgb < 0).any() and (rgb[:, covered] < 0).mean() > 0.5:
-            raise SarcolorError(f"the reference {self.path.name} is not an optical image: most of its values are negative (SAR in dB?)")
         clear = clear_pixels(self._unit(rgb), covered, scl, max(1, round(CLOUD_MARGIN * shape[0] / height)), self.reflectance)
         self.clear_map, self.clear_share = clear, float(clear.mean())
         if self.clear_share < MIN_CLEAR:
@@ -189,9 +189,10 @@ class ReferenceImage:
         return rgb, usable
 
 
-def _rgb_bands(path: Path, count: int, bands, eight_bit: bool) -> list[int]:
-    """The red, green and blue band indexes: 1, 2, 3 of an 8-bit RGB(A) raster, else ``bands`` (default B4, B3, B2)."""
-    if bands is None and eight_bit and count in (3, 4):
+def _rgb_bands(path: Path, count: int, bands) -> list[int]:
+    """The red, green and blue band indexes: ``bands``, or 1, 2, 3 of a three- or four-band (RGB, RGBA) raster, or
+    Sentinel-2's B4, B3, B2 of one with all its bands in order."""
+    if bands is None and count in (3, 4):
         return [1, 2, 3]
     bands = tuple(bands or DEFAULT_BANDS)
     if len(bands) != 3 or not all(1 <= b <= count for b in bands):
@@ -203,7 +204,5 @@ def _nearest_on_grid_of(src, sar_src):
     """A class map on the SAR grid: nearest neighbour, not blended."""
     if not (src.crs and sar_src.crs):
         return on_grid_of(src, sar_src)
-    from rasterio.vrt import WarpedVRT
-
     return WarpedVRT(src, crs=sar_src.crs, transform=sar_src.transform, width=sar_src.width, height=sar_src.height,
                      resampling=Resampling.nearest)
