@@ -23,7 +23,7 @@ from rasterio.windows import Window
 from sarcolor.errors import SarcolorError, first_line
 from sarcolor.geometry import on_grid_of
 from sarcolor.io import STATS_MAX_SIDE, decimated_shape
-from sarcolor.reference.clouds import CLOUD_MARGIN, clear_pixels
+from sarcolor.reference.clouds import CLOUD_MARGIN, CONTEXT, clear_pixels
 
 log = logging.getLogger(__name__)
 
@@ -169,16 +169,15 @@ class ReferenceImage:
         """RGB (3, h, w) float32 in [0, 1], stretched, and the usable pixels (h, w) of a window of the SAR grid;
         parts of the window outside the grid are not usable."""
         height, width = self.shape
-        margin = CLOUD_MARGIN
-        top, left = max(0, window.row_off - margin), max(0, window.col_off - margin)
-        bottom = min(height, window.row_off + window.height + margin)
-        right = min(width, window.col_off + window.width + margin)
+        top, left = max(0, window.row_off - CONTEXT), max(0, window.col_off - CONTEXT)
+        bottom = min(height, window.row_off + window.height + CONTEXT)
+        right = min(width, window.col_off + window.width + CONTEXT)
         rgb = np.zeros((3, window.height, window.width), np.float32)
         usable = np.zeros((window.height, window.width), bool)
         if bottom <= top or right <= left:
             return rgb, usable
         raw, covered, scl = self._raw(Window(left, top, right - left, bottom - top))
-        clear = clear_pixels(self._unit(raw), covered, scl, margin, self.reflectance)
+        clear = clear_pixels(self._unit(raw), covered, scl, CLOUD_MARGIN, self.reflectance)
         stretched = np.clip(raw / self.scale.astype(np.float32)[:, None, None], 0, 1)
         rows = slice(max(0, window.row_off) - top, min(height, window.row_off + window.height) - top)
         cols = slice(max(0, window.col_off) - left, min(width, window.col_off + window.width) - left)
