@@ -200,6 +200,7 @@ def test_a_sentinel2_band_folder_and_its_stack_give_the_same_colours(tmp_path, p
         tags = src.tags()
     assert tags["SARCOLOR_REFERENCE_STRETCH"].startswith("each channel / its 99 % quantile of the clear pixels (")
     assert float(tags["SARCOLOR_REFERENCE_CLEAR"].rstrip(" %")) > 90
+    assert tags["SARCOLOR_REFERENCE_DATE"] == "2020-06-04T05:46:39Z"
 
 
 def test_the_python_api_takes_a_reference_as_the_cli_does(tmp_path, clouded_pair, model):

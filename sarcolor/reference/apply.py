@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from sarcolor.readers import name_time
 from sarcolor.reference.fit import HeadFit, fit_head
 from sarcolor.reference.image import ReferenceImage
 
@@ -17,8 +18,10 @@ class FittedReference:
     model: object  # the model with the fitted colour head
 
     def tags(self, fill: bool) -> dict[str, str]:
+        taken = name_time(self.image.path.name)  # Sentinel-2 names carry their sensing time
         return {
             "SARCOLOR_REFERENCE": self.image.path.name,
+            **({"SARCOLOR_REFERENCE_DATE": taken.strftime("%Y-%m-%dT%H:%M:%SZ")} if taken else {}),
             "SARCOLOR_REFERENCE_CLEAR": f"{100 * self.image.clear_share:.1f} %",
             "SARCOLOR_REFERENCE_STRETCH": self.image.stretch,
             "SARCOLOR_REFERENCE_FIT": f"{self.fit.form}, on {self.fit.places} clear places "
