@@ -2,10 +2,12 @@
 on the features the model gives at the reference's clear pixels.
 
 The model's own features say what kind of place each is; the reference says what colour that kind of place has
-here. The fit has the form of the trained head's centre tap (a linear map per place at the head's resolution), so the
-model applies it while streaming the scene as it always does: the difference to the trained head is fed to the
-graph's refittable head (``OnnxModel.with_head_change``). The head's fixed blur is linear and per channel, so it
-commutes with the fit: the features are fitted under the same blur (as ``sarcolor.ridge`` does with torch).
+here. The fit is a change to the trained colour logits, linear in them and in the features at each place (so a 3x3
+convolution like the trained head), chosen among candidates by the error on held-out tiles: none, a colour
+correction of the trained colours, or a ridge on the features at several penalties. The model applies it while
+streaming the scene as it always does: the change is fed to the graph's refittable head
+(``OnnxModel.with_head_change``). The head's fixed blur is linear and per channel, so it commutes with the fit: the
+features and the trained logits are fitted under the same blur (as ``sarcolor.ridge`` does with torch).
 """
 from __future__ import annotations
 
