@@ -127,7 +127,7 @@ def scene_centre(src) -> tuple[float, float] | None:
     from rasterio.warp import transform as transform_points
 
     if getattr(src, "crs", None):
-        x, y = src.transform * (src.width / 2, src.height / 2)
+        x, y = src.transform @ (src.width / 2, src.height / 2)
         crs = src.crs
     else:
         gcps, crs = getattr(src, "gcps", None) or ([], None)
