@@ -17,7 +17,7 @@ from rasterio.windows import Window
 from sarcolor import backends
 from sarcolor.blockwise import colorize_chunks, colorize_window, valid_chunks
 from sarcolor.errors import SarcolorError
-from sarcolor.infer import tile_plan, error_map_tags
+from sarcolor.infer import error_map_tags, far_notice, tile_plan
 from sarcolor.io import SarReader
 from sarcolor.readers import open_input
 from sarcolor.reference.apply import fitted_reference
@@ -99,6 +99,11 @@ class Model:
     def training_scenes(self):
         """Statistics of its training scenes: a scene far from them gets a warning."""
         return self._net.training_scenes
+
+    @property
+    def training_places(self):
+        """Where it learned (lon/lat boxes): a scene far from them gets a notice that suggests a reference."""
+        return self._net.training_places
 
     def with_detail(self, detail: float | None) -> Model:
         """This model at another detail strength (the network is shared); None keeps this one's."""
@@ -190,6 +195,8 @@ def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool,
                     reference: str | Path | None = None, reference_bands: tuple[int, int, int] | None = None):
     plan = tile_plan(reader, tile, overlap, net)
     warning = reader.scene_warning(net.training_scenes)
+    if reference is None:
+        warning = "; ".join(w for w in (warning, far_notice(net, reader.src)) if w) or None
     reference_tags = {}
     if reference is not None:
         with fitted_reference(reference, reader.src, net, reader.read, plan, plan.rows.overlap, reference_bands) as fitted:

@@ -2,6 +2,7 @@
 clouds found, the colours fitted on its clear pixels without torch, and the one-line errors."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -232,6 +233,10 @@ def test_a_scene_far_from_the_training_places_says_so_and_suggests_a_reference(t
     assert result.warning == tag
     assert tag.startswith("the scene lies 12,8") and "km from the nearest place the model learned (california)" in tag
     assert "--reference" in tag
+    if importlib.util.find_spec("xarray"):  # the Python API says it too
+        import sarcolor
+
+        assert sarcolor.colorize(punjab).attrs["warnings"] == tag
 
 
 def test_far_from_home_a_clouded_reference_gives_the_colours_the_model_cannot(tmp_path, punjab, model):
