@@ -17,10 +17,11 @@ from rasterio.windows import Window
 from sarcolor import backends
 from sarcolor.blockwise import colorize_chunks, colorize_window, valid_chunks
 from sarcolor.errors import SarcolorError
-from sarcolor.infer import tile_plan, error_map_tags
-from sarcolor.readers.raster import SarReader
+from sarcolor.infer import error_map_tags, far_notice, tile_plan
 from sarcolor.option_names import OptionNames, named_for
+from sarcolor.readers.raster import SarReader
 from sarcolor.readers import open_input
+from sarcolor.reference.apply import fitted_reference
 from sarcolor.xarrays import (
     Grid, confidence_dataarray, dataarray_dataset, import_xarray, is_dask, is_dataarray, numpy_dataset,
     raster_grid, rgb_dataarray,
@@ -50,9 +51,13 @@ class Model:
     process loads the network once.
     """
 
-    def __init__(self, name: str = "default", device: str = "auto", threads: int = 0, detail: float | None = None):
+    def __init__(self, name: str = "default", device: str = "auto", threads: int = 0, detail: float | None = None,
+                 head_change: tuple[np.ndarray, np.ndarray] | None = None):
         self.name, self.threads, self._device = name, threads, device
         self._net = _loaded(name, device, threads).with_detail(detail)
+        self.head_change = head_change  # a reference's fit (sarcolor.reference), travelling with the model to workers
+        if head_change is not None:
+            self._net = self._net.with_head_change(*head_change)
 
     @property
     def path(self) -> Path:
@@ -103,17 +108,34 @@ class Model:
         """Statistics of its training scenes: a scene far from them gets a warning."""
         return self._net.training_scenes
 
+    @property
+    def training_places(self):
+        """Where it learned (lon/lat boxes): a scene far from them gets a notice that suggests a reference."""
+        return self._net.training_places
+
     def with_detail(self, detail: float | None) -> Model:
         """This model at another detail strength (the network is shared); None keeps this one's."""
         if detail is None:
             return self
-        return Model(self.name, self._device, self.threads, detail)
+        return Model(self.name, self._device, self.threads, detail, self.head_change)
+
+    def with_head_change(self, weight: np.ndarray, bias: np.ndarray) -> Model:
+        """This model with a reference's fit added to its heads (``sarcolor.reference``)."""
+        return Model(self.name, self._device, self.threads, self.detail, (weight, bias))
+
+    @property
+    def head(self) -> dict | None:
+        """What a reference refits (None: this model cannot take one)."""
+        return getattr(self._net, "head", None)
+
+    def features(self, batch: np.ndarray) -> np.ndarray:
+        return self._net.features(batch)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self._net(batch)
 
     def __reduce__(self):
-        return Model, (self.name, self._device, self.threads, self.detail)
+        return Model, (self.name, self._device, self.threads, self.detail, self.head_change)
 
     def __repr__(self) -> str:
         return f"Model({self.name!r}, device={self.device!r}, detail={self.detail}, has_error={self.has_error})"
@@ -134,6 +156,7 @@ def colorize(
     data, model: str | Path | Model = "default", detail: float | None = None, confidence: bool = False, *,
     band: int | None = None, input_scale: str = "auto", tile: int = 512, overlap: int = 32, batch_size: int = 2,
     device: str = "auto", allow_co_pol: bool = False, db_range: tuple[float, float] | str | None = None,
+    reference: str | Path | None = None, reference_bands: tuple[int, int, int] | None = None,
 ):
     """Colourise a SAR scene; returns its colours on the input's grid.
 
@@ -143,6 +166,9 @@ def colorize(
     chosen as ``sarcolor colorize`` chooses it, and ``allow_co_pol`` lets a VV-only input through, with a warning.
     ``input_scale``: the unit of the values, as ``--input-scale``; ``db_range`` (LO, HI): the dB levels an 8-bit
     dB export's 0 and 255 stand for (default -25, 0 dB, Earth Engine's and SEN1-2's), as ``--db-range``.
+    ``reference``: the path of an optical image of the same place, as ``--reference`` (``reference_bands`` as
+    ``--reference-bands``): the colours are fitted on its clear pixels (a Dask-backed input stays lazy: the fit
+    reads a few of its tiles at once).
 
     Returns a DataArray ``band: [red, green, blue]`` (uint8) with the input's CRS, transform and coordinates.
     Where the input has no data the colours are 0 and, for an input that can have nodata, the ``valid``
@@ -165,7 +191,8 @@ def colorize(
         raise SarcolorError(f"batch_size must be at least 1, got {batch_size}")
     if isinstance(data, (str, Path)):
         with open_input(data, band, input_scale, net.convention["quantile"], allow_co_pol, db_range) as scene:
-            return _colorize_scene(scene.reader, raster_grid(scene.src), net, confidence, tile, overlap, batch_size)
+            return _colorize_scene(scene.reader, raster_grid(scene.src), net, confidence, tile, overlap, batch_size,
+                                   reference, reference_bands)
     if is_dataarray(data):
         dataset, grid = dataarray_dataset(data, band)
     elif isinstance(data, np.ndarray) or is_dask(data):
@@ -173,12 +200,19 @@ def colorize(
     else:
         raise SarcolorError(f"data must be an xarray.DataArray, a NumPy array or a path, not {type(data).__name__}")
     reader = SarReader(dataset, 1, input_scale, net.convention["quantile"], db_range=db_range)
-    return _colorize_scene(reader, grid, net, confidence, tile, overlap, batch_size)
+    return _colorize_scene(reader, grid, net, confidence, tile, overlap, batch_size, reference, reference_bands)
 
 
-def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool, tile: int, overlap: int, batch_size: int):
+def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool, tile: int, overlap: int, batch_size: int,
+                    reference: str | Path | None = None, reference_bands: tuple[int, int, int] | None = None):
     plan = tile_plan(reader, tile, overlap, net)
     warning = reader.scene_warning(net.training_scenes)
+    if reference is None:
+        warning = "; ".join(w for w in (warning, far_notice(net, reader.src)) if w) or None
+    reference_tags = {}
+    if reference is not None:
+        with fitted_reference(reference, reader.src, net, reader.read, plan, plan.rows.overlap, reference_bands) as fitted:
+            net, reference_tags = fitted.model, fitted.tags(fill=False)
     log.debug("%s: %dx%d px, %d tiles", reader.metadata.name, reader.width, reader.height, plan.tile_count)
     data = getattr(reader.src, "data", None)
     if is_dask(data):
@@ -190,6 +224,7 @@ def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool,
         rgb, error = whole.rgb, whole.error
         valid = whole.valid if reader.may_have_invalid else None
     attrs = _attributes(net, reader, warning)
+    attrs.update({key.removeprefix("SARCOLOR_").lower(): value for key, value in reference_tags.items()})
     colours_array = rgb_dataarray(rgb, grid, attrs, valid)
     if not confidence:
         return colours_array

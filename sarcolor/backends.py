@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sarcolor.errors import SarcolorError, check_choice, first_line
-from sarcolor.novelty import TrainingScenes
+from sarcolor.novelty import TrainingPlaces, TrainingScenes
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,13 @@ MULTIPLE_KEY = "size_multiple"
 CALIBRATION_KEY = "error_calibration"
 UNCALIBRATED_KEY = "error_uncalibrated"  # why a model's confidence map has no calibration (sarcolor.export)
 TRAINING_SCENES_KEY = "training_scenes"
+TRAINING_PLACES_KEY = "training_places"  # lon/lat boxes of the training regions (sarcolor.novelty.TrainingPlaces)
+# What a reference image refits (sarcolor.reference, sarcolor.export.expose_head): the head's input features as a
+# second output, a change to the stacked head convolution's weight and bias as inputs defaulting to zero, and under
+# HEAD_KEY the head's resolution, blur, saturation and trained colour rows.
+HEAD_KEY = "reference_head"
+FEATURES_OUTPUT = "features"
+HEAD_WEIGHT, HEAD_BIAS = "head_weight", "head_bias"
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -59,6 +66,7 @@ class DetailControl:
     error_calibration: dict | None = None  # {"slope", "intercept"}: expected error -> expected CIEDE2000
     error_uncalibrated: str | None = None  # without a calibration: why (e.g. a fine-tune's val pairs were too few)
     training_scenes: TrainingScenes | None = None  # statistics of the training scenes, for novelty warnings
+    training_places: TrainingPlaces | None = None  # where the model learned, for "far from the training places" notices
 
     def with_detail(self, value: float | None) -> "DetailControl":
         """This model at another detail strength (the weights are shared); None keeps the current one."""
@@ -103,6 +111,9 @@ class OnnxModel(DetailControl):
         # Idle worker threads sleep instead of spinning: the strip reader and GDAL's DEFLATE threads run beside
         # the model on the same cores, and spinning took a third of a 2-core run's CPU time from them.
         session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # onnxruntime's errors only: the refittable head's inputs with defaults draw a warning at every load, which users
+        # cannot act on (the warning is logged before a session's own level applies, so the process's level is set).
+        ort.set_default_logger_severity(3)
         try:
             self.sessions = [ort.InferenceSession(str(path), session_options, providers=providers) for _ in range(sessions)]
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
@@ -116,13 +127,29 @@ class OnnxModel(DetailControl):
         self.multiple = int(meta.get(MULTIPLE_KEY, 16))
         inputs = session.get_inputs()
         self.input_name = inputs[0].name
+        self.output_names = [session.get_outputs()[0].name]  # the image (and error); not the features
         self.has_detail = len(inputs) > 1
         self.has_error = session.get_outputs()[0].shape[1] == 4
         self.error_calibration = json.loads(meta[CALIBRATION_KEY]) if CALIBRATION_KEY in meta else None
         self.error_uncalibrated = meta.get(UNCALIBRATED_KEY)
         if TRAINING_SCENES_KEY in meta:
             self.training_scenes = TrainingScenes.from_json(meta[TRAINING_SCENES_KEY])
+        if TRAINING_PLACES_KEY in meta:
+            self.training_places = TrainingPlaces.from_json(meta[TRAINING_PLACES_KEY])
         self.device = "cuda" if use_cuda else "cpu"
+        self.head = json.loads(meta[HEAD_KEY]) if HEAD_KEY in meta else None  # what a reference refits
+        self.head_change: dict[str, np.ndarray] = {}  # fed to the refittable head (a reference's fit); none: as trained
+
+    def with_head_change(self, weight: np.ndarray, bias: np.ndarray) -> "OnnxModel":
+        """This model with ``weight`` and ``bias`` added to its stacked head convolution's (sarcolor.reference)."""
+        other = copy.copy(self)
+        other.head_change = {HEAD_WEIGHT: weight.astype(np.float32), HEAD_BIAS: bias.astype(np.float32)}
+        return other
+
+    def features(self, batch: np.ndarray) -> np.ndarray:
+        """What the heads read (N, C, h / f, w / f), f 4 or 8 (the head's resolution): the features a reference's
+        colours are fitted on."""
+        return self.sessions[0].run([FEATURES_OUTPUT], self._feed(np.ascontiguousarray(batch, dtype=np.float32)))[0]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -132,11 +159,14 @@ class OnnxModel(DetailControl):
         second = self._beside.submit(self._run, self.sessions[1], batch[half:])
         return np.concatenate([self._run(self.sessions[0], batch[:half]), second.result()])
 
-    def _run(self, session, batch: np.ndarray) -> np.ndarray:
-        feed = {self.input_name: batch}
+    def _feed(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        feed = {self.input_name: batch, **self.head_change}
         if self.has_detail:
             feed["detail"] = np.array([self.detail], np.float32)
-        return session.run(None, feed)[0]
+        return feed
+
+    def _run(self, session, batch: np.ndarray) -> np.ndarray:
+        return session.run(self.output_names, self._feed(batch))[0]
 
 
 class TorchModel(DetailControl):
@@ -157,6 +187,7 @@ class TorchModel(DetailControl):
         self.generator = build_generator(config_from_dict(state["config"]).model).to(self.device).eval()
         load_weights(self.generator, state["ema"], path)
         self.convention = state["sar_convention"]
+        self.generator_config = state["config"]["model"]
         self.multiple = self.generator.multiple
         self.has_detail = hasattr(self.generator, "gain_head")
         self.has_error = getattr(self.generator, "error_head", None) is not None

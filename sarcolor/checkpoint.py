@@ -9,7 +9,7 @@ import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -64,9 +64,9 @@ def atomic_torch_save(obj: dict, path: Path) -> None:
 
 
 def write_onnx(module: torch.nn.Module, example: tuple, input_names: list[str], metadata: dict[str, str], out: Path,
-               opset: int = 17) -> Path:
+               opset: int = 17, edit: Callable | None = None) -> Path:
     """Export ``module`` with dynamic batch, height and width (of "sar" and "rgb") and string metadata;
-    written to a temporary file and renamed."""
+    ``edit(proto)`` changes the graph before it is saved; written to a temporary file and renamed."""
     import onnx
 
     dynamic = {0: "batch", 2: "height", 3: "width"}
@@ -86,6 +86,8 @@ def write_onnx(module: torch.nn.Module, example: tuple, input_names: list[str], 
         for key, value in metadata.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
+        if edit is not None:
+            edit(proto)
         onnx.save(proto, str(tmp))
         tmp.replace(out)
     return out

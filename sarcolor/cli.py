@@ -173,6 +173,9 @@ def colorize(
     confidence: bool = typer.Option(False, "--confidence", help="Also write NAME_confidence.tif beside each output: the expected colour error per pixel (CIEDE2000 for the bundled model; higher = less sure), float32 on the output's grid (warped with it), NaN where there is no data."),
     allow_co_pol: bool = typer.Option(False, "--allow-co-pol", help="Colourise a VV (or HH) band when the input has no VH (HV): the models expect VH, so the colours are less faithful; a warning says so."),
     stac: bool = typer.Option(False, "--stac", help="Also write NAME.json beside each .tif output: its STAC Item (footprint, acquisition time, model, sarcolor version, input). Needs pystac (the stac extra)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="An optical image of the same place (any date, any CRS; clouds and gaps are found and left out): an 8-bit RGB GeoTIFF/PNG/JPEG, a multi-band Sentinel-2 raster, or a folder of one file per band (B4.tif, B04.jp2...). The colours are fitted on its clear pixels: right where the model alone only guesses."),
+    reference_bands: Optional[str] = typer.Option(None, "--reference-bands", help="The reference's bands holding red, green, blue (default: 1,2,3 of a 3- or 4-band image, else 4,3,2: Sentinel-2's B4, B3, B2 in band order)."),
+    fill: bool = typer.Option(False, "--fill", help="With --reference: keep its clear pixels as they are and use the SAR's colours only under its clouds, shadows and gaps (cloud-gap filling), joined without a seam."),
     progress_json: bool = typer.Option(False, "--progress-json", hidden=True, help="Also report progress as JSON lines on stderr (for the QGIS plugin)."),
 ) -> None:
     """Colourise a SAR image (or every image in a folder) into an optical-like RGB image.
@@ -191,7 +194,8 @@ def colorize(
             raise SarcolorError("need --batch-size >= 1")
         options = ColorizeOptions(tile, overlap, band, input_scale.value, parse_db_range(db_range), batch_size, overwrite, cog, warp,
                                   confidence=confidence, allow_co_pol=allow_co_pol, stac=stac,
-                                  model_name=str(model) if model else "default")
+                                  model_name=str(model) if model else "default", reference=reference,
+                                  reference_bands=parse_bands("--reference-bands", reference_bands), fill=fill)
         check_detail(detail)
         check_warp(warp)
         if (scheduler or workers) and not is_scene_folder(input):
@@ -227,6 +231,16 @@ def colorize(
                     log.error("failed %s: %s", source, exc)
         if failures:
             raise SarcolorError(f"{failures} of {len(jobs)} image(s) failed")
+
+
+def parse_bands(option: str, text: str | None) -> tuple[int, ...] | None:
+    """Band numbers like ``4,3,2``; None for None."""
+    if not text:
+        return None
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise SarcolorError(f"{option} takes three band numbers like 4,3,2, got {text!r}") from None
 
 
 def colorize_folder_on_dask(jobs, model, device: str, options, scheduler: str | None, workers: int) -> None:
@@ -375,12 +389,7 @@ def pairs(
     from sarcolor.pairs import PairsOptions, build_pairs
 
     with user_errors():
-        bands = None
-        if rgb_bands:
-            try:
-                bands = tuple(int(b) for b in rgb_bands.split(","))
-            except ValueError:
-                raise SarcolorError(f"--rgb-bands takes three band numbers like 4,3,2, got {rgb_bands!r}") from None
+        bands = parse_bands("--rgb-bands", rgb_bands)
         options = PairsOptions(tile, band, input_scale.value, bands, val_fraction, block_tiles, overwrite=overwrite,
                                db_range=parse_db_range(db_range))
         summary = build_pairs(sar, optical, output, options)

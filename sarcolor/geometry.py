@@ -11,6 +11,8 @@ import math
 
 import rasterio
 from rasterio.crs import CRS
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as transform_points
 
 from sarcolor.errors import SarcolorError
@@ -60,3 +62,26 @@ def warp_target(text: str | None, src: rasterio.DatasetReader, default: str | No
     if text.lower() == WARP_UTM:
         return WarpTarget(utm_crs(*scene_centre(src)), pixel_spacing)
     return WarpTarget(parse_crs(text))
+
+
+def on_grid_of(optical, sar):
+    """``optical`` (an open raster) on ``sar``'s pixel grid: reprojected (any CRS and pixel size, bilinear, through
+    a WarpedVRT read window by window) when both are georeferenced, else taken pixel for pixel, which needs equal
+    sizes. The result's mask says which SAR pixels the optical raster covers."""
+    georeferenced = bool(sar.crs) and bool(optical.crs)
+    if not georeferenced:
+        if bool(sar.crs) != bool(optical.crs) and (sar.width, sar.height) != (optical.width, optical.height):
+            raise SarcolorError("only one of the two rasters is georeferenced, and their sizes differ: cannot align them")
+        if (sar.width, sar.height) != (optical.width, optical.height):
+            raise SarcolorError(
+                f"mismatched sizes: SAR {sar.width}x{sar.height}, optical {optical.width}x{optical.height} px "
+                "(without georeferencing the two images must be co-registered and of equal size)"
+            )
+        return optical
+    # add_alpha: the VRT's mask says which SAR pixels the optical raster covers (and where its nodata is);
+    # an RGBA raster's own alpha band does that already, and GDAL refuses a second one.
+    has_alpha = any(MaskFlags.alpha in flags for flags in optical.mask_flag_enums)
+    return WarpedVRT(
+        optical, crs=sar.crs, transform=sar.transform, width=sar.width, height=sar.height,
+        resampling=Resampling.bilinear, add_alpha=not has_alpha,
+    )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -11,6 +12,7 @@ import rasterio
 
 from sarcolor.confidence import calibrated_error, legend_tag
 from sarcolor.errors import SarcolorError
+from sarcolor.novelty import scene_centre
 from sarcolor.io import (
     IMAGE_SUFFIXES, RasterWriter, check_distinct_outputs, check_free_space, check_output_path,
     check_outputs_apart_from_inputs, output_driver, writing_together,
@@ -20,6 +22,8 @@ from sarcolor.geometry import check_warp, warp_target
 from sarcolor.readers import open_input
 from sarcolor.readers.polarisation import cross_pol_partner
 from sarcolor.readers.safe import PRODUCT_SUFFIXES, is_product
+from sarcolor.reference.apply import fitted_reference
+from sarcolor.reference.fill import GapFiller
 from sarcolor.stac import OutputDescription, StacItemWriter, check_describable, check_stac_output, stac_item_path
 from sarcolor.tiling import TilePlan, blend_tiles, blend_to_array, plan_tiles
 
@@ -48,6 +52,9 @@ class ColorizeOptions:
     allow_co_pol: bool = False  # colourise a VV or HH band (with a warning) when the input has no VH
     stac: bool = False  # also write NAME.json: the output's STAC Item
     model_name: str = "default"  # how the output's STAC Item names the model
+    reference: Path | None = None  # an optical image of the same place: the colours are fitted on its clear pixels
+    reference_bands: tuple[int, int, int] | None = None  # its red, green, blue bands; None: 1,2,3 of a 3- or 4-band image, else 4,3,2
+    fill: bool = False  # keep the reference's clear pixels, the SAR's colours only in its gaps
 
 
 @dataclass
@@ -125,6 +132,15 @@ def channels_needed(model, options: ColorizeOptions):
     return model
 
 
+def far_notice(model, src) -> str | None:
+    """A logged line when the scene lies far from every place the model learned (and it knows them), else None."""
+    centre = scene_centre(src) if getattr(model, "training_places", None) else None
+    notice = model.training_places.notice(*centre) if centre else None
+    if notice:
+        log.warning("%s: %s", Path(src.name).name, notice)
+    return notice
+
+
 def tile_plan(reader: SarReader, tile: int, overlap: int, model) -> TilePlan:
     """The tiles covering the reader's raster for ``model``, on its map grid; a tile or overlap it cannot take is
     a user error."""
@@ -149,7 +165,9 @@ def colorize_file(
     output_path = Path(output_path)
     outputs = planned_outputs(output_path, options.confidence)
     described = outputs + ([stac_item_path(output_path)] if options.stac else [])
-    check_outputs_apart_from_inputs(described, [input_path])
+    check_outputs_apart_from_inputs(described, [input_path] + ([Path(options.reference)] if options.reference else []))
+    if options.fill and not options.reference:
+        raise SarcolorError("--fill needs --reference: the optical image whose gaps the SAR fills")
     for path in outputs:
         check_output_path(path, options.overwrite)
     if options.stac:
@@ -170,6 +188,7 @@ def colorize_file(
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
         open_input(input_path, options.band, options.input_scale, model.convention["quantile"], options.allow_co_pol,
                    options.db_range) as scene,
+        ExitStack() as using,
     ):
         reader, src = scene.reader, scene.src
         check_outputs_apart_from_inputs(described, scene.files)  # a VH file beside the input, a STAC item's asset
@@ -180,6 +199,13 @@ def colorize_file(
         check_free_space(output_path, reader.height, reader.width, bands=3 + 4 * options.confidence)  # float32 map
         plan = tile_plan(reader, options.tile, options.overlap, model)
         warning = reader.scene_warning(model.training_scenes)  # logged by the reader
+        if not options.reference:
+            warning = "; ".join(w for w in (warning, far_notice(model, src)) if w) or None
+        reference = None
+        if options.reference:
+            reference = using.enter_context(fitted_reference(
+                options.reference, src, model, reader.read, plan, plan.rows.overlap, options.reference_bands))
+            model = reference.model
         if on_open:
             on_open(reader)
         if on_start:
@@ -191,7 +217,8 @@ def colorize_file(
         )
         writers = [RasterWriter(
             output_path, src, reader.may_have_invalid, options.cog, warp,
-            tags={**scene.tags, **({"SARCOLOR_WARNING": warning} if warning else {})},
+            tags={**scene.tags, **({"SARCOLOR_WARNING": warning} if warning else {}),
+                  **(reference.tags(options.fill) if reference else {})},
         )]
         if options.confidence:
             writers.append(RasterWriter(outputs[1], src, reader.may_have_invalid, warp=warp, error_map=error_map_tags(model)))
@@ -209,8 +236,11 @@ def colorize_file(
                     error_writer.write(row, error_values(values[3], valid, model.error_calibration), valid)
                 writer.write(row, to_uint8(values[:3], valid), valid)
 
-            blend_tiles(channels_needed(model, options), reader.read, write, plan, batch_size=options.batch_size,
-                        on_tiles_done=on_tiles_done)
+            filler = GapFiller(reference.image, write, reader.width) if options.fill else None
+            blend_tiles(channels_needed(model, options), reader.read, filler or write, plan,
+                        batch_size=options.batch_size, on_tiles_done=on_tiles_done)
+            if filler:
+                filler.finish()
     return ColorizeResult(
         input_path, output_path, reader.height, reader.width, reader.scaling.scale, plan.tile_count, warning,
     )

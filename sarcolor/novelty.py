@@ -75,3 +75,64 @@ class TrainingScenes:
             f"(training scenes {self.mean[worst]:.3g} ± {self.std[worst]:.2g}); its colours are a guess "
             "(check --input-scale and --band, or fine-tune on your region)"
         )
+
+
+# -- where the model learned ----------------------------------------------------------------------------------------
+# A scene far from every place the model was trained on gets colours that are a guess even when its radar statistics
+# look familiar (the s1s2-world places: default 9.8-13.8 dB against 16.2-21.6 for each place's own flat mean colour).
+FAR_KM = 300.0
+EARTH_RADIUS_KM = 6371.0
+
+
+@dataclass
+class TrainingPlaces:
+    """The longitude/latitude boxes (west, south, east, north) of the model's training regions, by name."""
+
+    boxes: dict[str, tuple[float, float, float, float]]
+
+    def to_json(self) -> str:
+        return json.dumps({name: [round(v, 4) for v in box] for name, box in self.boxes.items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainingPlaces":
+        return cls({name: tuple(box) for name, box in json.loads(text).items()})
+
+    def distance_km(self, lon: float, lat: float) -> tuple[str, float]:
+        """The nearest training region and the great-circle distance to its box (0 inside it)."""
+        def to_box(box):
+            west, south, east, north = box
+            near_lon, near_lat = min(max(lon, west), east), min(max(lat, south), north)
+            return haversine_km(lon, lat, near_lon, near_lat)
+
+        name = min(self.boxes, key=lambda n: to_box(self.boxes[n]))
+        return name, to_box(self.boxes[name])
+
+    def notice(self, lon: float, lat: float) -> str | None:
+        """One line when (lon, lat) lies more than FAR_KM from every training region, else None."""
+        name, km = self.distance_km(lon, lat)
+        if km <= FAR_KM:
+            return None
+        return (f"the scene lies {km:,.0f} km from the nearest place the model learned ({name}): its colours are a guess "
+                "there; give an optical image of the place with --reference for its real colours")
+
+
+def haversine_km(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    lon1, lat1, lon2, lat2 = map(np.radians, (lon1, lat1, lon2, lat2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return float(2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a)))
+
+
+def scene_centre(src) -> tuple[float, float] | None:
+    """The longitude and latitude of an open raster's centre, from its CRS and transform or its GCPs; None without."""
+    from rasterio.warp import transform as transform_points
+
+    if getattr(src, "crs", None):
+        x, y = src.transform @ (src.width / 2, src.height / 2)
+        crs = src.crs
+    else:
+        gcps, crs = getattr(src, "gcps", None) or ([], None)
+        if not gcps or crs is None:
+            return None
+        x, y = float(np.mean([g.x for g in gcps])), float(np.mean([g.y for g in gcps]))
+    lons, lats = transform_points(crs, "EPSG:4326", [x], [y])
+    return lons[0], lats[0]

@@ -23,11 +23,11 @@ from typing import Callable
 import numpy as np
 import rasterio
 from rasterio._err import CPLE_BaseError
-from rasterio.enums import MaskFlags, Resampling
-from rasterio.vrt import WarpedVRT
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError, first_line, write_failure
+from sarcolor.geometry import on_grid_of
 from sarcolor.infer import list_images
 from sarcolor.io import check_output_target, check_outputs_apart_from_inputs, umask
 from sarcolor.readers.raster import STATS_MAX_SIDE, SarReader, decimated_shape, open_raster
@@ -76,28 +76,8 @@ class OpticalOnSarGrid:
 
     def __init__(self, optical: rasterio.DatasetReader, sar: rasterio.DatasetReader, rgb_bands) -> None:
         self.bands = rgb_band_indexes(optical, rgb_bands)
-        self.source = self._on_sar_grid(optical, sar)
+        self.source = on_grid_of(optical, sar)
         self.scale = self._channel_quantiles()
-
-    @staticmethod
-    def _on_sar_grid(optical, sar):
-        georeferenced = bool(sar.crs) and bool(optical.crs)
-        if not georeferenced:
-            if bool(sar.crs) != bool(optical.crs) and (sar.width, sar.height) != (optical.width, optical.height):
-                raise SarcolorError("only one of the two rasters is georeferenced, and their sizes differ: cannot align them")
-            if (sar.width, sar.height) != (optical.width, optical.height):
-                raise SarcolorError(
-                    f"mismatched sizes: SAR {sar.width}x{sar.height}, optical {optical.width}x{optical.height} px "
-                    "(without georeferencing the two images must be co-registered and of equal size)"
-                )
-            return optical
-        # add_alpha: the VRT's mask says which SAR pixels the optical raster covers (and where its nodata is);
-        # an RGBA raster's own alpha band does that already, and GDAL refuses a second one.
-        has_alpha = any(MaskFlags.alpha in flags for flags in optical.mask_flag_enums)
-        return WarpedVRT(
-            optical, crs=sar.crs, transform=sar.transform, width=sar.width, height=sar.height,
-            resampling=Resampling.bilinear, add_alpha=not has_alpha,
-        )
 
     def _channel_quantiles(self) -> np.ndarray:
         shape = decimated_shape(self.source.height, self.source.width, STATS_MAX_SIDE)
