@@ -1,6 +1,6 @@
 """How ``--input-scale auto`` reads what analysts hold beyond float rasters: 8-bit dB exports, dark amplitude
-scenes, optical rasters, and the training convention itself. Each real scene is written in each variant to an
-in-memory GeoTIFF (or PNG) and opened with ``SarReader`` as ``sarcolor colorize`` opens it; the table counts
+scenes, optical rasters, and the training convention itself. Each real scene is written in each variant to a
+GeoTIFF and opened as ``sarcolor colorize`` opens it (``readers.open_input``); the table counts
 per variant how many scenes were read right, refused in one line, and read wrong.
 
 Variants of every s1s2-pairs scene (8-bit VH amplitude / the scene's 99 % quantile; the level of a dB
@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.io import MemoryFile
 
 from sarcolor.errors import SarcolorError
-from sarcolor.readers.raster import SarReader
+from sarcolor.readers import open_input
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,19 +90,21 @@ def optical_scenes(data: Path):
 
 
 def decide(array: np.ndarray) -> tuple[str | None, str | None, bool]:
-    """(scale, the stretch's low end or None, whether a warning doubts it); scale None: refused."""
+    """(scale, the stretch's low end or None, whether a warning doubts it) as ``sarcolor colorize`` opens the
+    array written as a GeoTIFF (band choice included); scale None: refused."""
     array = array if array.ndim == 3 else array[None]
     profile = dict(driver="GTiff", count=array.shape[0], height=array.shape[1], width=array.shape[2], dtype=str(array.dtype))
-    with MemoryFile() as memory:
-        with memory.open(**profile) as dst:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "scene.tif"
+        with rasterio.open(path, "w", **profile) as dst:
             dst.write(array)
-        with memory.open() as src:
-            try:
-                decision = SarReader(src, 1).scale_decision
-            except SarcolorError:
-                return None, None, False
-            low = decision.stretch.offset if decision.stretch is not None else None
-            return decision.scale, low, decision.warning is not None
+        try:
+            with open_input(path) as scene:
+                decision = scene.reader.scale_decision
+        except SarcolorError:
+            return None, None, False
+    low = decision.stretch.offset if decision.stretch is not None else None
+    return decision.scale, low, decision.warning is not None
 
 
 def outcome(truth: str, decided: tuple[str | None, str | None, bool]) -> str:

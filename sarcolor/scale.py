@@ -329,6 +329,24 @@ def integer_db(dtype: str, values: np.ndarray, name: str) -> Rescaled | None:
     return Rescaled(1.0 / fits[0], 0.0, ScaleDecision("db", reason))
 
 
+def unsigned_db(values: np.ndarray, dtype: str, name: str, db_range: tuple[float, float] | None, said: str) -> ScaleDecision:
+    """An unsigned integer dB stretch over ``db_range``, or else the default -25..0 dB, checked against its floor:
+    a default stretch whose 0 is (almost) never reached reaches lower, and is refused (or read with a warning)."""
+    floor_share = float(np.mean(values == 0))
+    if db_range is None and floor_share < DB_FLOOR_SHARE:
+        raise SarcolorError(
+            f"{name}: {said}, but its 0 is almost never reached ({floor_share:.2%} of the pixels): it reaches below "
+            f"{DB_RANGE[0]:g} dB, the usual low end; give --db-range LO,HI (e.g. -30,0)"
+        )
+    how = "given with --db-range" if db_range else "the Earth Engine and SEN1-2 convention (--db-range sets another)"
+    stretch = db_stretch(dtype, db_range or DB_RANGE, how)
+    doubt = None
+    if db_range is None and floor_share < DB_FLOOR_DOUBT:
+        doubt = (f"read as a {DB_RANGE[0]:g}..{DB_RANGE[1]:g} dB stretch, but only {floor_share:.2%} of the pixels lie at "
+                 "its 0: if the export reached lower (e.g. -30 dB), give --db-range")
+    return ScaleDecision("db", f"{said}: {stretch.decision.reason}", doubt, stretch=stretch)
+
+
 def eight_bit_scale(values: np.ndarray, name: str, local: LocalStatistics | None, db_range: tuple[float, float] | None) -> ScaleDecision:
     """8-bit values: amplitude / 99 % quantile (the training images: the quantile is the clip at 255), or a dB
     stretch (the quantile far below 255, local spread that does not grow with the mean). Refused when unsure."""
@@ -340,19 +358,7 @@ def eight_bit_scale(values: np.ndarray, name: str, local: LocalStatistics | None
     if slope >= LINEAR_SLOPE_MIN:  # a tile of a scene normalised as a whole: its own quantile lies below the clip
         return ScaleDecision("normalized", f"8-bit linear values ({measured}): amplitude / a scene's 99 % quantile, like the training images")
     if q99 < EIGHT_BIT_CLIP_Q99 and slope <= DB_SLOPE_MAX:
-        floor_share = float(np.mean(values == 0))
-        if db_range is None and floor_share < DB_FLOOR_SHARE:
-            raise SarcolorError(
-                f"{name}: 8-bit dB stretch ({measured}) whose 0 is almost never reached ({floor_share:.2%} of the pixels): "
-                f"it reaches below {DB_RANGE[0]:g} dB, the usual low end; give --db-range LO,HI (e.g. -30,0)"
-            )
-        how = "given with --db-range" if db_range else "the Earth Engine and SEN1-2 convention (--db-range sets another)"
-        stretch = db_stretch("uint8", db_range or DB_RANGE, how)
-        doubt = None
-        if db_range is None and floor_share < DB_FLOOR_DOUBT:
-            doubt = (f"read as a {DB_RANGE[0]:g}..{DB_RANGE[1]:g} dB stretch, but only {floor_share:.2%} of the pixels lie at "
-                     "its 0: if the export reached lower (e.g. -30 dB), give --db-range")
-        return ScaleDecision("db", f"8-bit dB stretch ({measured}): {stretch.decision.reason}", doubt, stretch=stretch)
+        return unsigned_db(values, "uint8", name, db_range, f"8-bit dB stretch ({measured})")
     raise SarcolorError(
         f"{name}: cannot tell whether these 8-bit values are amplitude / 99 % quantile or a dB stretch ({measured}); "
         "give --input-scale normalized, or --input-scale db with --db-range LO,HI"
@@ -362,7 +368,6 @@ def eight_bit_scale(values: np.ndarray, name: str, local: LocalStatistics | None
 def values_scale(dtype: str, values: np.ndarray, name: str = "", pol: str | None = None, local: LocalStatistics | None = None,
                  db_range: tuple[float, float] | None = None) -> ScaleDecision:
     """The scale the values alone give (no metadata), with its reason; refused when they do not settle it."""
-    check_not_constant(name, values)
     if dtype == "uint8":
         return eight_bit_scale(values, name, local, db_range)
     stats = ValueStatistics.of(values)
@@ -434,9 +439,7 @@ def forced_db(dtype: str, values: np.ndarray, name: str, db_range: tuple[float, 
     if np.issubdtype(np.dtype(dtype), np.unsignedinteger):
         if db_range is None and dtype != "uint8":  # plain dB in integers, or not dB: the dB range check decides
             return ScaleDecision("db", said)
-        how = "given with --db-range" if db_range else "the Earth Engine and SEN1-2 convention (--db-range sets another)"
-        stretch = db_stretch(dtype, db_range or DB_RANGE, how)
-        return ScaleDecision("db", f"{said}; {stretch.decision.reason}", stretch=stretch)
+        return unsigned_db(values, dtype, name, db_range, said)
     if db_range is not None:
         raise SarcolorError(f"{name}: --db-range is for unsigned integer stretches (uint8, uint16), not {dtype}")
     rescaled = integer_db(dtype, values, name)

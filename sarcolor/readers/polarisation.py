@@ -141,11 +141,9 @@ def choose_in_stack(src: rasterio.DatasetReader) -> tuple[int, str | None, str]:
     if cross:
         band = cross[0]
         return band, named[band], f"{describe_band(src, band)}: the {named[band]} band{said}, the cross-polarisation the models expect"
-    co = [band for band, pol in named.items() if pol is not None]
-    if co:
-        pols = "+".join(named[band] for band in co)
-        return co[0], named[co[0]], f"{describe_band(src, co[0])}: no cross-polarisation band among {pols}{said}"
-    raise SarcolorError(unnamed_stack_error(src))
+    co = [band for band, pol in named.items() if pol is not None]  # some band is named: this is not empty
+    pols = "+".join(named[band] for band in co)
+    return co[0], named[co[0]], f"{describe_band(src, co[0])}: no cross-polarisation band among {pols}{said}"
 
 
 def unnamed_stack_error(src: rasterio.DatasetReader) -> str:
