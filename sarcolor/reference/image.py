@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError, first_line
@@ -93,7 +92,7 @@ class ReferenceImage:
         chosen = _rgb_bands(path, src.count, bands)
         scl = next((i + 1 for i, d in enumerate(src.descriptions) if d and d.upper().startswith("SCL")), None)
         grid = stack.enter_context(on_grid_of(src, sar_src))
-        classes = Channel(stack.enter_context(_nearest_on_grid_of(src, sar_src)), scl) if scl else None
+        classes = Channel(stack.enter_context(on_grid_of(src, sar_src, Resampling.nearest)), scl) if scl else None
         return cls(path, [Channel(grid, b) for b in chosen], classes, not eight_bit, stack)
 
     @classmethod
@@ -108,7 +107,7 @@ class ReferenceImage:
         scl = None
         if "SCL" in files:
             classes = stack.enter_context(rasterio.open(files["SCL"]))
-            scl = Channel(stack.enter_context(_nearest_on_grid_of(classes, sar_src)), 1)
+            scl = Channel(stack.enter_context(on_grid_of(classes, sar_src, Resampling.nearest)), 1)
         return cls(path, channels, scl, sources[0].dtypes[0] != "uint8", stack)
 
     def __enter__(self) -> "ReferenceImage":
@@ -198,10 +197,3 @@ def _rgb_bands(path: Path, count: int, bands) -> list[int]:
         raise SarcolorError(f"--reference-bands {','.join(map(str, bands))}: need three bands of 1..{count} in {path.name}")
     return list(bands)
 
-
-def _nearest_on_grid_of(src, sar_src):
-    """A class map on the SAR grid: nearest neighbour, not blended."""
-    if not (src.crs and sar_src.crs):
-        return on_grid_of(src, sar_src)
-    return WarpedVRT(src, crs=sar_src.crs, transform=sar_src.transform, width=sar_src.width, height=sar_src.height,
-                     resampling=Resampling.nearest)
