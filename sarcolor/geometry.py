@@ -92,6 +92,8 @@ def on_grid_of(optical, sar, resampling: Resampling = Resampling.bilinear):
                 "(without georeferencing the two images must be co-registered and of equal size)"
             )
         return optical
+    # add_alpha: the VRT's mask says which SAR pixels the optical raster covers (and where its nodata is);
+    # an RGBA raster's own alpha band does that already, and GDAL refuses a second one.
     return WarpedVRT(
         optical, crs=sar.crs, transform=sar.transform, width=sar.width, height=sar.height,
         resampling=resampling, add_alpha=alpha_band(optical) is None,
@@ -144,7 +146,9 @@ class OnGcpGrid:
         if key != self._last[0]:
             self._last = (key, {})
         done = self._last[1]
-        missing = [b for b in bands if b not in done] or ([] if 0 in done else [bands[0] if bands else 1])
+        missing = [b for b in bands if b not in done]
+        if not missing and 0 not in done:  # the mask alone: it comes with a warp of one band
+            missing = [1]
         if missing:
             done.update(self._warp(missing, window, height, width, resampling or self.resampling))
         return done

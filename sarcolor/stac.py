@@ -65,6 +65,15 @@ def check_describable(provenance: Provenance | None, src: rasterio.DatasetReader
 
 
 @dataclass(frozen=True)
+class ReferenceSource:
+    """The optical reference image, as a source of the output."""
+
+    path: Path
+    date: datetime | None  # its sensing time, where its name carries it
+    clear_share: float  # the share of the SAR scene its clear pixels cover (0..1)
+
+
+@dataclass(frozen=True)
 class OutputDescription:
     """What the Item says about the output besides its footprint."""
 
@@ -75,16 +84,7 @@ class OutputDescription:
     cog: bool
     warning: str | None = None
     confidence: Path | None = None  # the confidence map written beside, if any
-    reference: "ReferenceSource | None" = None  # the optical image the colours were fitted on, if any
-
-
-@dataclass(frozen=True)
-class ReferenceSource:
-    """The optical reference image, as a source of the output."""
-
-    path: Path
-    date: datetime | None  # its sensing time, where its name carries it
-    clear_share: float  # the share of the SAR scene its clear pixels cover (0..1)
+    reference: ReferenceSource | None = None  # the optical image the colours were fitted on, if any
 
 
 def outline(src: rasterio.DatasetReader) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ band is which (band descriptions, a Sentinel-1 product's manifest), else band 1.
 (qgis_process takes Model and Input scale by name, e.g. --MODEL=smooth, or by number, e.g. --MODEL=1.)
 <b>Optical reference</b>: an optical image of the same place (any date and CRS, clouds allowed: they are found \
 and left out), e.g. a Sentinel-2 GeoTIFF; the colours are fitted on its clear pixels, right where the model alone only \
-guesses. A multi-band Sentinel-2 raster is read as its bands B4, B3, B2.
+guesses. A Sentinel-2 raster of more than four bands is read as its bands B4, B3, B2.
 <b>VV (HH)</b>: a layer whose band is named VV or HH (co-polarisation) is refused unless this is ticked; its colours are then less faithful, and the log says so.
 
 sarcolor runs as the command set in Processing options > Providers > sarcolor (or $SARCOLOR_EXECUTABLE) \

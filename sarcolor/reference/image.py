@@ -130,9 +130,13 @@ class ReferenceImage:
     def _raw(self, window: Window, out_shape=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Raw values (3, h, w) float32, covered and not nodata (h, w), and the scene classes or None."""
         kwargs = {"window": window} if out_shape is None else {"out_shape": out_shape, "resampling": Resampling.nearest}
-        rgb = np.stack([c.source.read(c.band, **kwargs) for c in self.channels]).astype(np.float32)
+        sources = {id(c.source): c.source for c in self.channels}
+        if len(sources) == 1:  # one file: its bands read together (one warp of the window, not three)
+            rgb = self.channels[0].source.read([c.band for c in self.channels], **kwargs).astype(np.float32)
+        else:
+            rgb = np.stack([c.source.read(c.band, **kwargs) for c in self.channels]).astype(np.float32)
         covered = np.ones(rgb.shape[1:], bool)
-        for source in {id(c.source): c.source for c in self.channels}.values():
+        for source in sources.values():
             covered &= source.dataset_mask(**kwargs) > 0
         covered &= np.isfinite(rgb).all(0) & (rgb > 0).any(0)
         scl = self.scl.source.read(self.scl.band, **kwargs) if self.scl else None
