@@ -24,7 +24,7 @@ from sarcolor.readers.polarisation import cross_pol_partner
 from sarcolor.readers.safe import PRODUCT_SUFFIXES, is_product
 from sarcolor.reference.apply import fitted_reference
 from sarcolor.reference.fill import GapFiller
-from sarcolor.stac import OutputDescription, StacItemWriter, check_describable, check_stac_output, stac_item_path
+from sarcolor.stac import OutputDescription, ReferenceSource, StacItemWriter, check_describable, check_stac_output, stac_item_path
 from sarcolor.tiling import TilePlan, blend_tiles, blend_to_array, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -226,6 +226,7 @@ def colorize_file(
             writers.append(StacItemWriter(writers[0], OutputDescription(
                 scene.provenance, options.model_name, options.detail, scene.tags["SARCOLOR_INPUT_SCALE"], options.cog,
                 warning, outputs[1] if options.confidence else None,
+                ReferenceSource(reference.image.path, reference.date, reference.image.clear_share) if reference else None,
             )))
         cache = writing_cache_bytes(reader.width, plan.rows.tile, options.confidence)
         with rasterio.Env(GDAL_CACHEMAX=cache), writing_together(*writers):

@@ -4,7 +4,8 @@ The Item describes the GeoTIFF as written: its footprint in EPSG:4326 (the image
 transform or GCPs, before any warp: a warped grid's rectangle also covers the masked corners around a rotated
 swath), its projection, the acquisition time of the input (its STAC Item's, a product manifest's, or the time a
 Sentinel-1 name carries), and where it came from: the input's absolute path or URL (a ``derived_from`` link
-to an input Item), the polarisation read, the model and sarcolor's version (the processing extension). It is
+to an input Item), the optical reference image the colours were fitted on (a ``derived_from`` link, its sensing time
+and clear share), the polarisation read, the model and sarcolor's version (the processing extension). It is
 written with the rasters, through ``io.writing_together``: to a temporary file once they are finished, and
 renamed with them, or not at all.
 """
@@ -64,6 +65,15 @@ def check_describable(provenance: Provenance | None, src: rasterio.DatasetReader
 
 
 @dataclass(frozen=True)
+class ReferenceSource:
+    """The optical reference image, as a source of the output."""
+
+    path: Path
+    date: datetime | None  # its sensing time, where its name carries it
+    clear_share: float  # the share of the SAR scene its clear pixels cover (0..1)
+
+
+@dataclass(frozen=True)
 class OutputDescription:
     """What the Item says about the output besides its footprint."""
 
@@ -74,6 +84,7 @@ class OutputDescription:
     cog: bool
     warning: str | None = None
     confidence: Path | None = None  # the confidence map written beside, if any
+    reference: ReferenceSource | None = None  # the optical image the colours were fitted on, if any
 
 
 def outline(src: rasterio.DatasetReader) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +179,20 @@ def build_item(image: Path, written: Path, description: OutputDescription, unwar
     if p.item is not None:
         href = p.item_href or absolute(p.input)
         item.add_link(pystac.Link("derived_from", href, media_type=pystac.MediaType.GEOJSON, title=f"Sentinel-1 item {p.item.id}"))
+    if description.reference is not None:
+        add_reference(item, description.reference)
     return item
+
+
+def add_reference(item, reference: ReferenceSource) -> None:
+    """The optical reference image as a source of ``item``: a ``derived_from`` link and its fields."""
+    pystac = import_pystac()
+    href = absolute(str(reference.path))
+    item.add_link(pystac.Link("derived_from", href, title=f"optical reference image {reference.path.name}"))
+    item.properties["sarcolor:reference"] = href
+    if reference.date is not None:
+        item.properties["sarcolor:reference_date"] = reference.date.strftime("%Y-%m-%dT%H:%M:%SZ")
+    item.properties["sarcolor:reference_clear_share"] = round(reference.clear_share, 4)
 
 
 class StacItemWriter:

@@ -169,12 +169,7 @@ def check_upload(path: str | None, options: ServeOptions) -> tuple[Path, int]:
     """The upload's path and pixel count, after the checks that need no work: type, bytes, pixels."""
     if not path:
         raise SarcolorError("upload a SAR image first (GeoTIFF, PNG or JPEG)")
-    upload = Path(path)
-    if upload.suffix.lower() not in IMAGE_SUFFIXES:
-        raise SarcolorError(f"{upload.name}: not a supported image type (use .tif, .png or .jpg)")
-    size_mb = upload.stat().st_size / 2**20
-    if size_mb > options.max_upload_mb:
-        raise SarcolorError(f"{upload.name} is {size_mb:.0f} MB; the upload limit is {options.max_upload_mb} MB")
+    upload = check_upload_file(Path(path), options)
     with open_raster(upload) as src:  # the header only: a small file can claim a huge image
         width, height = src.width, src.height
     if width * height > options.max_pixels:
@@ -183,6 +178,16 @@ def check_upload(path: str | None, options: ServeOptions) -> tuple[Path, int]:
             f"{options.max_pixels / 1e6:g} megapixels (sarcolor serve --max-megapixels)"
         )
     return upload, width * height
+
+
+def check_upload_file(upload: Path, options: ServeOptions) -> Path:
+    """An uploaded file's type and bytes."""
+    if upload.suffix.lower() not in IMAGE_SUFFIXES:
+        raise SarcolorError(f"{upload.name}: not a supported image type (use .tif, .png or .jpg)")
+    size_mb = upload.stat().st_size / 2**20
+    if size_mb > options.max_upload_mb:
+        raise SarcolorError(f"{upload.name} is {size_mb:.0f} MB; the upload limit is {options.max_upload_mb} MB")
+    return upload
 
 
 @contextlib.contextmanager
@@ -207,24 +212,28 @@ def model_detail(options: ServeOptions, model_name: str) -> float:
 
 def colorize_upload(
     options: ServeOptions, work: WorkFolders, path: str | None, model_name: str, band: float, input_scale: str,
-    detail: float | None = None, on_progress=None,
+    detail: float | None = None, on_progress=None, reference: str | None = None,
 ) -> PageResult:
     """Colourise one upload into a fresh folder of ``work``: GeoTIFF, PNG and two previews.
 
     ``detail`` sets the model's detail strength (ignored by a model without one); None keeps its own.
+    ``reference``: an uploaded optical image of the same place, whose colours are fitted (``--reference``).
     ``on_progress(done, total)`` may raise (e.g. Cancelled) to stop the run; nothing is left behind.
     """
     upload, pixels = check_upload(path, options)
+    reference_path = check_upload_file(Path(reference), options) if reference else None
     if model_name not in options.models:
         raise SarcolorError(f"unknown model {model_name!r}")
     model = options.models[model_name]
     if detail is not None and model.has_detail:
         model = model.with_detail(float(detail))
     with job_slot(options, pixels, upload.name):
-        return _colorize_in_work_folder(options, work, upload, model, model_name, band, input_scale, on_progress)
+        return _colorize_in_work_folder(options, work, upload, model, model_name, band, input_scale, on_progress,
+                                        reference_path)
 
 
-def _colorize_in_work_folder(options, work, upload, model, model_name, band, input_scale, on_progress) -> PageResult:
+def _colorize_in_work_folder(options, work, upload, model, model_name, band, input_scale, on_progress,
+                             reference: Path | None) -> PageResult:
     work_dir = work.new()
     try:
         tiff = work_dir / f"{upload.stem}_sarcolor.tif"
@@ -237,7 +246,8 @@ def _colorize_in_work_folder(options, work, upload, model, model_name, band, inp
                 on_progress(done[0], total[0])
 
         band = int(band) if band else None  # 0 or empty: the cross-polarisation band where the file names it
-        colorize_options = ColorizeOptions(options.tile, options.overlap, band, input_scale, confidence=model.has_error)
+        colorize_options = ColorizeOptions(options.tile, options.overlap, band, input_scale, confidence=model.has_error,
+                                           reference=reference)
         seen: list[tuple[np.ndarray, int]] = []  # the input's preview and band, from colorize's own reader
         result = colorize_file(upload, tiff, model, colorize_options, on_start=total.append, on_tiles_done=advance,
                                on_open=lambda reader: seen.append(reader_preview(reader)))
@@ -247,6 +257,7 @@ def _colorize_in_work_folder(options, work, upload, model, model_name, band, inp
             write_plain_copy(tiff, png, "PNG")
             files.append(str(png))
         sar, band = seen[0]
+        fitted = reference_summary(tiff) if reference else ""
         previews = (sar, read_rgb_preview(tiff, PREVIEW_SIDE))
         confidence = None
         if model.has_error:
@@ -262,12 +273,22 @@ def _colorize_in_work_folder(options, work, upload, model, model_name, band, inp
         f"**{markdown_text(upload.name)}**: {result.width} × {result.height} px, band {band}, "
         f"input scale {result.input_scale}, {result.tiles} tile(s), model *{model_name}*{strength}."
     )
+    summary += fitted
     if result.warning:
         summary += f"\n\n⚠ {markdown_text(result.warning)}"
     if model.has_error and model.error_uncalibrated:
         summary += (f"\n\nConfidence map **uncalibrated** ({markdown_text(model.error_uncalibrated)}): expected mean "
                     "absolute error in 8-bit levels, not CIEDE2000.")
     return PageResult(previews, files, summary, str(work_dir), confidence)
+
+
+def reference_summary(tiff: Path) -> str:
+    """What the summary says of a reference: its name, clear share and fit, from the output's tags."""
+    with open_raster(tiff) as src:
+        tags = src.tags()
+    return (f"\n\nColours fitted on the reference **{markdown_text(tags['SARCOLOR_REFERENCE'])}** "
+            f"({markdown_text(tags['SARCOLOR_REFERENCE_CLEAR'])} of the scene clear): "
+            f"{markdown_text(tags['SARCOLOR_REFERENCE_FIT'])}.")
 
 
 def example_gallery(options: ServeOptions) -> "gr.Gallery":
@@ -311,7 +332,8 @@ def client_gone(app, session: str | None) -> bool:
 def build_app(options: ServeOptions, work: WorkFolders):
     names = list(options.models)
 
-    async def on_colorize(path, model_name, band, input_scale, detail, request: gr.Request, progress=gr.Progress()):
+    async def on_colorize(path, model_name, band, input_scale, detail, reference=None, request: gr.Request = None,
+                          progress=gr.Progress()):
         session = request.session_hash if request is not None else None
         stop = threading.Event()  # set when the run's client cancels or goes away: the run stops at its next batch
 
@@ -322,11 +344,12 @@ def build_app(options: ServeOptions, work: WorkFolders):
 
         try:
             result = await run_until_stopped(
-                lambda: colorize_upload(options, work, path, model_name, band, input_scale, detail, report),
+                lambda: colorize_upload(options, work, path, model_name, band, input_scale, detail, report, reference),
                 stop, lambda: client_gone(app, session),
             )
         except SarcolorError as exc:
-            raise gr.Error(public_message(str(exc), path, work.root), print_exception=False) from None
+            message = public_message(public_message(str(exc), path, work.root), reference, work.root)
+            raise gr.Error(message, print_exception=False) from None
         except Exception as exc:  # a bug: the page says so, the log has the traceback, the server goes on
             log.exception("colourising %s failed", path)
             message = public_message(f"unexpected {type(exc).__name__}: {exc}", path, work.root)
@@ -354,6 +377,11 @@ def build_app(options: ServeOptions, work: WorkFolders):
                     label="Detail: 0 smooth colour only, 1 the full SAR detail",
                 )
                 model.change(lambda name: model_detail(options, name), model, detail, api_name=False)
+                reference = gr.File(
+                    label="Optical reference of the same place (optional; any date, clouds allowed): its colours are "
+                          "fitted, right where the model alone only guesses",
+                    file_types=list(IMAGE_SUFFIXES), type="filepath", elem_id="reference",
+                )
                 with gr.Row():
                     button = gr.Button("Colourise", variant="primary", elem_id="colorize")
                     cancel = gr.Button("Cancel", elem_id="cancel")
@@ -368,7 +396,7 @@ def build_app(options: ServeOptions, work: WorkFolders):
                         type="numpy", elem_id="confidence", interactive=False,
                     )
                 downloads = gr.File(label="Downloads (GeoTIFF, PNG, confidence GeoTIFF)", file_count="multiple", elem_id="downloads")
-        inputs = [upload, model, band, scale, detail]
+        inputs = [upload, model, band, scale, detail, reference]
         outputs = [slider, confidence, downloads, summary, work_dir]
         # One named API endpoint (/colorize), whatever the Python names; the chained events stay out of the API.
         runs = [button.click(on_colorize, inputs, outputs, api_name="colorize")]

@@ -21,6 +21,7 @@ import pytest
 import rasterio
 
 from conftest import COAST, FIELDS, ROOT, read_all, run_cli
+from test_reference import scene_with_reference
 
 sys.path.insert(0, str(ROOT / "qgis_plugin"))
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -139,6 +140,19 @@ def test_runner_colours_like_the_cli(tmp_path, executable):
     assert feedback.progress[-1] == 100.0
     assert np.array_equal(read_all(tmp_path / "plugin.tif")[0], read_all(reference)[0])
     assert np.allclose(read_all(tmp_path / "plugin_confidence.tif")[0], read_all(tmp_path / "cli_confidence.tif")[0], equal_nan=True)
+
+
+@pytest.mark.parametrize("executable", ["", str(SARCOLOR)], ids=["library", "subprocess"])
+def test_runner_passes_the_reference_as_the_cli_takes_it(tmp_path, executable):
+    sar, reference = scene_with_reference(tmp_path)
+    run_cli("-q", "colorize", sar, "-o", tmp_path / "cli.tif", "--reference", reference, check=True)
+    run_cli("-q", "colorize", sar, "-o", tmp_path / "plain.tif", check=True)
+    runner.colorize(runner.Request(str(sar), str(tmp_path / "plugin.tif"), reference=str(reference)), Feedback(), executable)
+    colours = read_all(tmp_path / "plugin.tif")[0]
+    assert np.array_equal(colours, read_all(tmp_path / "cli.tif")[0])
+    assert np.abs(colours.astype(int) - read_all(tmp_path / "plain.tif")[0]).mean() > 10  # the reference changed them
+    with rasterio.open(tmp_path / "plugin.tif") as src:
+        assert src.tags()["SARCOLOR_REFERENCE"] == "optical.tif"
 
 
 # What the algorithm hands the runner: sarcolor's flags as the dialog's labels.
@@ -275,6 +289,15 @@ def test_qgis_process_colours_like_the_cli(qgis_profiles, tmp_path, library, ban
     print(f"qgis_process ({'library' if library else 'executable'}): {seconds:.1f} s, mean |QGIS - CLI| {difference:.4f} "
           f"levels, CRS and transform kept: {same_grid}, confidence map equal: {confidence_equal}")
     assert difference == 0 and same_grid and confidence_equal  # the same calls as the CLI's: the same pixels
+
+
+def test_qgis_process_takes_an_optical_reference_layer(qgis_profiles, tmp_path):
+    sar, reference = scene_with_reference(tmp_path)
+    run_cli("-q", "colorize", sar, "-o", tmp_path / "cli.tif", "--reference", reference, check=True)
+    done = qgis_run(qgis_profiles, True, INPUT=sar, REFERENCE=reference, OUTPUT=tmp_path / "qgis.tif")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "reference optical.tif:" in done.stdout  # sarcolor's log of the clear share, in the Processing log
+    assert np.array_equal(read_all(tmp_path / "qgis.tif")[0], read_all(tmp_path / "cli.tif")[0])
 
 
 def test_qgis_process_error_is_sarcolor_one_line_message(qgis_profiles, tmp_path):

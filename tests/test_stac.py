@@ -317,6 +317,27 @@ def test_stac_for_products_and_rasters_takes_the_time_their_manifest_or_names_ca
     assert pystac.Item.from_file(str(tmp_path / "coast.json")).datetime == datetime(2020, 11, 7, 13, 52, 41, tzinfo=timezone.utc)
 
 
+def test_stac_records_the_reference_image_as_a_source(tmp_path):
+    """A GRD product coloured with a reference named as Sentinel-2 names are: a derived_from link to the reference,
+    its path, sensing time and clear share among the properties; without one, none of them."""
+    from test_reference import optical_over_the_grd_mini
+
+    reference, _, _ = optical_over_the_grd_mini(tmp_path / "S2A_MSIL2A_20210114T073231_T36KWD.tif")
+    out = tmp_path / "mini.tif"
+    run_cli("colorize", MINI, "-o", out, "--stac", "--reference", reference, check=True)
+    item = pystac.Item.from_file(str(tmp_path / "mini.json"))
+    links = item.get_links("derived_from")
+    assert [link.href for link in links] == [str(reference)]
+    props = item.properties
+    assert props["sarcolor:reference"] == str(reference)
+    assert props["sarcolor:reference_date"] == "2021-01-14T07:32:31Z"
+    assert props["sarcolor:reference_clear_share"] == 1.0  # the tile covers the whole footprint
+    plain = tmp_path / "plain.tif"
+    run_cli("colorize", MINI, "-o", plain, "--stac", check=True)
+    props = pystac.Item.from_file(str(tmp_path / "plain.json")).properties
+    assert not [key for key in props if key.startswith("sarcolor:reference")]
+
+
 def test_stac_outputs_follow_the_rules_of_every_output(tmp_path, rtc_item):
     out = tmp_path / "rgb.tif"
     (tmp_path / "rgb.json").write_text("{}")

@@ -14,6 +14,7 @@ import pytest
 import rasterio
 
 from conftest import COAST, EXAMPLES, FIELDS, read_all, run_cli
+from test_reference import scene_with_reference
 from test_cli import tiled_example
 
 gradio = pytest.importorskip("gradio", reason="the web extra (gradio) is not installed")
@@ -60,6 +61,18 @@ def test_upload_is_colourised_like_the_cli(options, tmp_path):
     assert np.corrcoef(brightness.ravel(), np.clip(error[0] / 25, 0, 1).ravel())[0, 1] > 0.9
     np.testing.assert_array_equal(result.confidence, legend_rgb(error[0]))  # the legend QGIS gets too
     assert "512 × 512 px" in result.summary and "normalized" in result.summary
+
+
+def test_a_reference_upload_colours_as_the_cli_s_reference(options, tmp_path):
+    """An optical reference uploaded beside the SAR: the CLI's --reference colours, and the summary names it."""
+    sar, reference = scene_with_reference(tmp_path)
+    result = colorize_upload(options, WorkFolders(tmp_path), str(sar), DEFAULT_MODEL, 1, "auto", reference=str(reference))
+    run_cli("colorize", sar, "-o", tmp_path / "cli.tif", "--reference", reference, check=True)
+    np.testing.assert_array_equal(read_all(Path(result.files[0]))[0], read_all(tmp_path / "cli.tif")[0])
+    assert "Colours fitted on the reference **optical\\.tif**" in result.summary and "clear places" in result.summary
+    with pytest.raises(SarcolorError, match=r"^notes\.txt: not a supported image type"):
+        colorize_upload(options, WorkFolders(tmp_path), str(sar), DEFAULT_MODEL, 1, "auto",
+                        reference=str(Path(shutil.copy(sar, tmp_path / "notes.txt"))))
 
 
 def test_a_stack_upload_with_the_band_left_empty_is_colourised_from_its_vh_band(options, tmp_path, bigearthnet_pair):

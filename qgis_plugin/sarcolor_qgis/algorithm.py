@@ -24,6 +24,9 @@ band is which (band descriptions, a Sentinel-1 product's manifest), else band 1.
 <b>Confidence map</b>: also writes NAME_confidence.tif, the expected colour error per pixel (higher = less sure).
 <b>Input scale</b>: the unit of the values; auto decides from the data type, the values and the metadata.
 (qgis_process takes Model and Input scale by name, e.g. --MODEL=smooth, or by number, e.g. --MODEL=1.)
+<b>Optical reference</b>: an optical image of the same place (any date and CRS, clouds allowed: they are found \
+and left out), e.g. a Sentinel-2 GeoTIFF; the colours are fitted on its clear pixels, right where the model alone only \
+guesses. A Sentinel-2 raster of more than four bands is read as its bands B4, B3, B2.
 <b>VV (HH)</b>: a layer whose band is named VV or HH (co-polarisation) is refused unless this is ticked; its colours are then less faithful, and the log says so.
 
 sarcolor runs as the command set in Processing options > Providers > sarcolor (or $SARCOLOR_EXECUTABLE) \
@@ -40,11 +43,13 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
     INPUT_SCALE = "INPUT_SCALE"
     DB_RANGE = "DB_RANGE"
     ALLOW_CO_POL = "ALLOW_CO_POL"
+    REFERENCE = "REFERENCE"
     OUTPUT = "OUTPUT"
     CONFIDENCE_MAP = "CONFIDENCE_MAP"
     # sarcolor's messages name its CLI flags: each is shown as the parameter of this dialog that sets it.
     FLAGS = {"--band": BAND, "--model": MODEL, "--detail": DETAIL, "--confidence": CONFIDENCE,
-             "--input-scale": INPUT_SCALE, "--db-range": DB_RANGE, "--allow-co-pol": ALLOW_CO_POL}
+             "--input-scale": INPUT_SCALE, "--db-range": DB_RANGE, "--allow-co-pol": ALLOW_CO_POL,
+             "--reference": REFERENCE}
 
     def name(self):
         return "colorize"
@@ -82,6 +87,8 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             self.ALLOW_CO_POL, "Allow a VV (HH) band (the models expect VH)",
             defaultValue=False))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.REFERENCE, "Optical reference image of the same place (optional)", optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Colourised"))
         self.addOutput(QgsProcessingOutputRasterLayer(self.CONFIDENCE_MAP, "Confidence map"))
 
@@ -128,9 +135,17 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
         return json.dumps({"names": names, "style": "label"})
 
     def input_layer(self, parameters, context):
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        return self.file_layer(parameters, self.INPUT, context)
+
+    def reference_path(self, parameters, context):
+        """The optical reference layer's file, or None when none is given."""
+        return self.file_layer(parameters, self.REFERENCE, context).source() if parameters.get(self.REFERENCE) else None
+
+    def file_layer(self, parameters, name, context):
+        """The raster layer of parameter ``name``, a file GDAL reads."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
-            raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
+            raise QgsProcessingException(self.invalidRasterError(parameters, name))
         if layer.providerType() != "gdal":
             raise QgsProcessingException(f"{layer.name()} is a {layer.providerType()} layer: sarcolor reads files (GDAL layers)")
         return layer
@@ -147,6 +162,7 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
             input_scale=self.parameterAsEnumString(parameters, self.INPUT_SCALE, context),
             db_range=self.parameterAsString(parameters, self.DB_RANGE, context).strip() or None,
             allow_co_pol=self.parameterAsBoolean(parameters, self.ALLOW_CO_POL, context),
+            reference=self.reference_path(parameters, context),
             option_names=self.option_names(),
         )
 

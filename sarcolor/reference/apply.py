@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -17,8 +18,12 @@ class FittedReference:
     fit: HeadFit
     model: object  # the model with the fitted colour head
 
+    @property
+    def date(self) -> datetime | None:
+        return name_time(self.image.path.name)  # Sentinel-2 names carry their sensing time
+
     def tags(self, fill: bool) -> dict[str, str]:
-        taken = name_time(self.image.path.name)  # Sentinel-2 names carry their sensing time
+        taken = self.date
         return {
             "SARCOLOR_REFERENCE": self.image.path.name,
             **({"SARCOLOR_REFERENCE_DATE": taken.strftime("%Y-%m-%dT%H:%M:%SZ")} if taken else {}),

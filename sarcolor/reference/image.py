@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError, first_line
@@ -93,7 +92,7 @@ class ReferenceImage:
         chosen = _rgb_bands(path, src.count, bands)
         scl = next((i + 1 for i, d in enumerate(src.descriptions) if d and d.upper().startswith("SCL")), None)
         grid = stack.enter_context(on_grid_of(src, sar_src))
-        classes = Channel(stack.enter_context(_nearest_on_grid_of(src, sar_src)), scl) if scl else None
+        classes = Channel(stack.enter_context(on_grid_of(src, sar_src, Resampling.nearest)), scl) if scl else None
         return cls(path, [Channel(grid, b) for b in chosen], classes, not eight_bit, stack)
 
     @classmethod
@@ -108,7 +107,7 @@ class ReferenceImage:
         scl = None
         if "SCL" in files:
             classes = stack.enter_context(rasterio.open(files["SCL"]))
-            scl = Channel(stack.enter_context(_nearest_on_grid_of(classes, sar_src)), 1)
+            scl = Channel(stack.enter_context(on_grid_of(classes, sar_src, Resampling.nearest)), 1)
         return cls(path, channels, scl, sources[0].dtypes[0] != "uint8", stack)
 
     def __enter__(self) -> "ReferenceImage":
@@ -131,9 +130,13 @@ class ReferenceImage:
     def _raw(self, window: Window, out_shape=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Raw values (3, h, w) float32, covered and not nodata (h, w), and the scene classes or None."""
         kwargs = {"window": window} if out_shape is None else {"out_shape": out_shape, "resampling": Resampling.nearest}
-        rgb = np.stack([c.source.read(c.band, **kwargs) for c in self.channels]).astype(np.float32)
+        sources = {id(c.source): c.source for c in self.channels}
+        if len(sources) == 1:  # one file: its bands read together (one warp of the window, not three)
+            rgb = self.channels[0].source.read([c.band for c in self.channels], **kwargs).astype(np.float32)
+        else:
+            rgb = np.stack([c.source.read(c.band, **kwargs) for c in self.channels]).astype(np.float32)
         covered = np.ones(rgb.shape[1:], bool)
-        for source in {id(c.source): c.source for c in self.channels}.values():
+        for source in sources.values():
             covered &= source.dataset_mask(**kwargs) > 0
         covered &= np.isfinite(rgb).all(0) & (rgb > 0).any(0)
         scl = self.scl.source.read(self.scl.band, **kwargs) if self.scl else None
@@ -198,10 +201,3 @@ def _rgb_bands(path: Path, count: int, bands) -> list[int]:
         raise SarcolorError(f"--reference-bands {','.join(map(str, bands))}: need three bands of 1..{count} in {path.name}")
     return list(bands)
 
-
-def _nearest_on_grid_of(src, sar_src):
-    """A class map on the SAR grid: nearest neighbour, not blended."""
-    if not (src.crs and sar_src.crs):
-        return on_grid_of(src, sar_src)
-    return WarpedVRT(src, crs=sar_src.crs, transform=sar_src.transform, width=sar_src.width, height=sar_src.height,
-                     resampling=Resampling.nearest)
