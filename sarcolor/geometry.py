@@ -23,7 +23,7 @@ from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError
-from sarcolor.io import WarpTarget, parse_crs
+from sarcolor.warp import WarpTarget, parse_crs
 
 WARP_KEEP = "none"
 WARP_UTM = "utm"

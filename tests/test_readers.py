@@ -401,7 +401,7 @@ def test_warp_follows_every_gcp_of_the_real_geolocation_grid(full_product, tmp_p
     from rasterio.control import GroundControlPoint
     from rasterio.crs import CRS
 
-    from sarcolor.io import WarpTarget, warp_raster
+    from sarcolor.warp import WarpTarget, warp_raster
 
     with open_input(full_product) as scene:
         gcps, gcp_crs = scene.src.gcps
