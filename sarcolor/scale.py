@@ -70,8 +70,8 @@ READINGS = {"amplitude": 20.0, "intensity": 10.0}  # dB = factor * log10(value)
 # (about Sentinel-1's noise floor) lie water, shadow and speckle's dark tail: such a stretch clips a share of
 # pixels to 0 (0.05-5 %, median 1.8 % over 101 real scenes), a -30..0 dB one almost none (median 0.01 %).
 DB_RANGE = (-25.0, 0.0)
-DB_FLOOR_SHARE = 0.0005  # fewer pixels at 0: refused (1 in 101 real -25..0 scenes, 82 in 101 -30..0 ones)
-DB_FLOOR_DOUBT = 0.005  # fewer: read with a warning (10 % of -25..0 scenes; 15 of the 19 -30..0 ones not refused)
+DB_FLOOR_SHARE = 0.0005  # fewer pixels at 0: refused; fewer than DB_FLOOR_DOUBT: read with a warning. Over 101
+DB_FLOOR_DOUBT = 0.005  # scenes: -30..0 exports 82 refused, 14 warned, 5 read as -25..0; -25..0 ones 4 warned, 0 refused
 # 8-bit amplitude / 99 % quantile has its 99 % quantile at the clip, 255; a dB stretch lies far below it.
 EIGHT_BIT_CLIP_Q99 = 250
 
