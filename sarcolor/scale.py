@@ -70,8 +70,7 @@ READINGS = {"amplitude": 20.0, "intensity": 10.0}  # dB = factor * log10(value)
 # (about Sentinel-1's noise floor) lie water, shadow and speckle's dark tail: such a stretch clips a share of
 # pixels to 0 (0.05-5 %, median 1.8 % over 101 real scenes), a -30..0 dB one almost none (median 0.01 %).
 DB_RANGE = (-25.0, 0.0)
-DB_FLOOR_SHARE = 0.0005  # fewer pixels at 0: refused; fewer than DB_FLOOR_DOUBT: read with a warning. Over 101
-DB_FLOOR_DOUBT = 0.005  # scenes: -30..0 exports 82 refused, 14 warned, 5 read as -25..0; -25..0 ones 4 warned, 0 refused
+DB_FLOOR_SHARE = 0.0005  # fewer pixels at 0: refused (over 101 real scenes: 82 of the -30..0 exports, none of -25..0)
 # 8-bit amplitude / 99 % quantile has its 99 % quantile at the clip, 255; a dB stretch lies far below it.
 EIGHT_BIT_CLIP_Q99 = 250
 
@@ -340,11 +339,11 @@ def unsigned_db(values: np.ndarray, dtype: str, name: str, db_range: tuple[float
         )
     how = "given with --db-range" if db_range else "the Earth Engine and SEN1-2 convention (--db-range sets another)"
     stretch = db_stretch(dtype, db_range or DB_RANGE, how)
-    doubt = None
-    if db_range is None and floor_share < DB_FLOOR_DOUBT:
-        doubt = (f"read as a {DB_RANGE[0]:g}..{DB_RANGE[1]:g} dB stretch, but only {floor_share:.2%} of the pixels lie at "
-                 "its 0: if the export reached lower (e.g. -30 dB), give --db-range")
-    return ScaleDecision("db", f"{said}: {stretch.decision.reason}", doubt, stretch=stretch)
+    assumed = None  # nothing in the file says its stretch: a -30..0 export read as -25..0 is 40 levels off, so say it
+    if db_range is None:
+        assumed = (f"read as a {DB_RANGE[0]:g}..{DB_RANGE[1]:g} dB stretch ({floor_share:.2%} of the pixels at its 0), which "
+                   "nothing in the file says: give --db-range to confirm it or to set another")
+    return ScaleDecision("db", f"{said}: {stretch.decision.reason}", assumed, stretch=stretch)
 
 
 def eight_bit_scale(values: np.ndarray, name: str, local: LocalStatistics | None, db_range: tuple[float, float] | None) -> ScaleDecision:

@@ -45,9 +45,13 @@ def as_amplitude(tmp_path_factory) -> np.ndarray:
 def test_an_8_bit_db_export_is_read_as_db(tmp_path, as_amplitude):
     rgb, log = colours(tmp_path, db_stretch(coast_db(), -25, 0), "export")
     assert "input scale auto -> db: 8-bit dB stretch" in log and "-25 dB (0) to 0 dB (255)" in log
+    assert "which nothing in the file says: give --db-range to confirm it" in log  # the range is assumed: said
     assert np.abs(rgb - as_amplitude).mean() <= 1.0  # read as amplitude / 99 % quantile: 15 levels off
     forced, _ = colours(tmp_path, db_stretch(coast_db(), -25, 0), "forced", "--input-scale", "db")
     np.testing.assert_array_equal(forced, rgb)
+    confirmed, confirmed_log = colours(tmp_path, db_stretch(coast_db(), -25, 0), "confirmed", "--db-range=-25,0")
+    np.testing.assert_array_equal(confirmed, rgb)
+    assert "WARNING" not in confirmed_log
 
 
 def test_another_stretch_is_refused_unless_given(tmp_path, as_amplitude):
