@@ -19,12 +19,11 @@ from rasterio.enums import ColorInterp, Resampling
 
 from sarcolor.errors import SarcolorError, first_line
 from sarcolor.readers.raster import STATS_MAX_SIDE, decimated_shape, open_raster
-from sarcolor.scale import named_polarisation, polarisation_tags
+from sarcolor.scale import POLARISATIONS, named_polarisation, polarisation_tags, tokens
 
 log = logging.getLogger(__name__)
 
 CROSS_POLARISATIONS = ("VH", "HV")
-POLARISATION_WORDS = ("VV", "VH", "HH", "HV")
 CROSS_OF = {"VV": "VH", "HH": "HV"}  # the file shipped beside a co-pol one
 ALLOW_CO_POL_FLAG = "--allow-co-pol"
 # A polarisation as a word of a file name: S1A_..._VV.tif, bigearthnet_..._vv.tif (not "1SDV" nor "DVP").
@@ -55,7 +54,7 @@ def band_polarisation(src: rasterio.DatasetReader, band: int) -> str | None:
 
 def name_order(src: rasterio.DatasetReader) -> dict[int, str]:
     """Band polarisations a stack's file name lists in band order (``..._VV_VH_db.tif``: band 1 VV, band 2 VH), or {}."""
-    words = [word.upper() for word in re.split(r"[^A-Za-z0-9]+", Path(src.name).stem) if word.upper() in POLARISATION_WORDS]
+    words = [word.upper() for word in tokens(Path(src.name).stem) if word in POLARISATIONS]
     if len(words) != src.count or len(set(words)) != len(words):
         return {}
     return dict(enumerate(words, start=1))
