@@ -166,6 +166,7 @@ def colorize(
     device: Device = DEVICE_OPTION,
     batch_size: int = typer.Option(2, "--batch-size", help="Tiles per model call (2 is the fastest on a CPU; a GPU wants more, e.g. 16)."),
     cog: bool = typer.Option(False, "--cog", help="Write a Cloud Optimized GeoTIFF with overviews (.tif outputs)."),
+    overviews: bool = typer.Option(True, "--overviews/--no-overviews", help="Give GeoTIFF outputs over 8192 px on a side internal overviews, so GIS viewers draw the whole scene fast (GDAL reads the finished image once more to build them)."),
     warp: Optional[str] = typer.Option(None, "--warp", help="Reproject the result: a CRS (e.g. EPSG:4326), 'utm' (the scene's UTM zone at its pixel size) or 'none' (keep the input's grid or GCPs). Default: rasters keep their grid, GRD products go to 'utm'."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Folder input: send the scenes to this Dask distributed scheduler (e.g. tcp://host:8786)."),
     workers: int = typer.Option(0, "--workers", help="Folder input: start a local Dask cluster with this many worker processes."),
@@ -195,7 +196,8 @@ def colorize(
         options = ColorizeOptions(tile, overlap, band, input_scale.value, parse_db_range(db_range), batch_size, overwrite, cog, warp,
                                   confidence=confidence, allow_co_pol=allow_co_pol, stac=stac,
                                   model_name=str(model) if model else "default", reference=reference,
-                                  reference_bands=parse_bands("--reference-bands", reference_bands), fill=fill)
+                                  reference_bands=parse_bands("--reference-bands", reference_bands), fill=fill,
+                                  overviews=overviews)
         check_detail(detail)
         check_warp(warp)
         if (scheduler or workers) and not is_scene_folder(input):

@@ -55,6 +55,7 @@ class ColorizeOptions:
     reference: Path | None = None  # an optical image of the same place: the colours are fitted on its clear pixels
     reference_bands: tuple[int, int, int] | None = None  # its red, green, blue bands; None: 1,2,3 of a 3- or 4-band image, else 4,3,2
     fill: bool = False  # keep the reference's clear pixels, the SAR's colours only in its gaps
+    overviews: bool = True  # internal overviews in a GeoTIFF over io.OVERVIEW_MIN_SIDE px on a side
 
 
 @dataclass
@@ -196,7 +197,8 @@ def colorize_file(
             check_describable(scene.provenance, src)
         warp = warp_target(options.warp, src, scene.default_warp, scene.pixel_spacing)
         _check_plain_output_size(output_path, reader.height, reader.width)
-        check_free_space(output_path, reader.height, reader.width, bands=3 + 4 * options.confidence)  # float32 map
+        check_free_space(output_path, reader.height, reader.width, bands=3 + 4 * options.confidence,  # float32 map
+                         warped=warp is not None)
         plan = tile_plan(reader, options.tile, options.overlap, model)
         warning = reader.scene_warning(model.training_scenes)  # logged by the reader
         if not options.reference:
@@ -216,12 +218,14 @@ def colorize_file(
             plan.tile_count, plan.rows.tile, plan.cols.tile,
         )
         writers = [RasterWriter(
-            output_path, src, reader.may_have_invalid, options.cog, warp,
+            output_path, src, reader.may_have_invalid, options.cog, warp, overviews=options.overviews,
             tags={**scene.tags, **({"SARCOLOR_WARNING": warning} if warning else {}),
                   **(reference.tags(options.fill) if reference else {})},
         )]
         if options.confidence:
-            writers.append(RasterWriter(outputs[1], src, reader.may_have_invalid, warp=warp, error_map=error_map_tags(model)))
+            writers.append(RasterWriter(
+                outputs[1], src, reader.may_have_invalid, warp=warp, error_map=error_map_tags(model), overviews=options.overviews,
+            ))
         if options.stac:
             writers.append(StacItemWriter(writers[0], OutputDescription(
                 scene.provenance, options.model_name, options.detail, scene.tags["SARCOLOR_INPUT_SCALE"], options.cog,

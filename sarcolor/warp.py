@@ -2,13 +2,15 @@
 reprojected onto it block by block, through its transform or, for GCPs, a thin-plate spline through every one."""
 from __future__ import annotations
 
-import functools
+import collections
 import math
 import os
+import queue
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import rasterio
 from affine import Affine
@@ -18,10 +20,9 @@ from rasterio.transform import GCPTransformer
 from rasterio.warp import calculate_default_transform
 from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
-from scipy import ndimage
 
 from sarcolor.errors import SarcolorError
-from sarcolor.io import error_map_profile, geotiff_profile
+from sarcolor.io import READ_THROUGH_CACHE_BYTES, error_map_profile, geotiff_profile
 
 
 def parse_crs(text: str) -> CRS:
@@ -72,123 +73,147 @@ def to_source_pixels(src: rasterio.DatasetReader, georef: dict, dst_transform: A
     return rasterio.transform.rowcol(src.transform, src_xs, src_ys, op=float)
 
 
-def source_window(src: rasterio.DatasetReader, georef: dict, dst_transform: Affine, dst_crs: CRS, width: int, height: int,
-                  margin: int = 2) -> Window | None:
-    """The source pixels a destination block needs (its outline mapped back, plus ``margin`` for bilinear), within
-    the source; None when the block lies outside it."""
-    steps = np.linspace(0.0, 1.0, 17)
-    cols = np.r_[steps * width, np.full(17, width), steps[::-1] * width, np.zeros(17)]
-    rows = np.r_[np.zeros(17), steps * height, np.full(17, height), steps[::-1] * height]
-    src_rows, src_cols = to_source_pixels(src, georef, dst_transform, dst_crs, cols, rows)
-    top, left = max(int(np.floor(np.min(src_rows))) - margin, 0), max(int(np.floor(np.min(src_cols))) - margin, 0)
-    bottom = min(int(np.ceil(np.max(src_rows))) + margin, src.height)
-    right = min(int(np.ceil(np.max(src_cols))) + margin, src.width)
+# Source positions are computed exactly (GCP thin-plate spline, or CRS transform) every POSITION_STEP destination
+# pixels, once for the whole grid, and interpolated bilinearly between: on a GRD's real geolocation grid within
+# 0.31 px of the exact spline, where GDAL's approximate transformer erred by over a pixel at 1 % of the places.
+POSITION_STEP = 32
+BLOCK = 2048  # destination blocks: square, since a full-width strip of a rotated scene needs a source window many times its size
+WARP_THREADS = os.cpu_count() or 1  # blocks warped at once (the warp runs once the colours are written: every core is free)
+
+
+class SourcePositions:
+    """Where each destination pixel of a grid falls in the source: the exact positions on a lattice every
+    POSITION_STEP px, computed once, and a block's pixels interpolated from them bilinearly."""
+
+    def __init__(self, src: rasterio.DatasetReader, georef: dict, transform: Affine, crs: CRS, width: int, height: int,
+                 step: int = POSITION_STEP) -> None:
+        self.step = step
+        xs, ys = np.meshgrid(np.arange(0, width + step, step, dtype=float), np.arange(0, height + step, step, dtype=float))
+        rows, cols = to_source_pixels(src, georef, transform, crs, xs.ravel(), ys.ravel())
+        self.rows, self.cols = (np.asarray(v, float).reshape(xs.shape) for v in (rows, cols))
+
+    def block(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Source (row, col) float32 of the pixel centres of ``window`` (its offsets multiples of the step), pixel
+        centres at integers (OpenCV's convention)."""
+        step = self.step
+        top, left = window.row_off // step, window.col_off // step
+        lattice = (slice(top, top + window.height // step + 2), slice(left, left + window.width // step + 2))
+        return tuple(_interpolated(v[lattice], window.height, window.width, step) - np.float32(0.5) for v in (self.rows, self.cols))
+
+
+def _interpolated(lattice: np.ndarray, height: int, width: int, step: int) -> np.ndarray:
+    """Values every ``step`` px (at 0, step, 2 step, ...) at the (height, width) pixel centres, bilinearly, float32.
+    OpenCV's resize by ``step`` puts output pixel j at lattice position (j + 0.5) / step - 0.5: pixel i is j = i +
+    step / 2."""
+    ny, nx = lattice.shape
+    dense = cv2.resize(lattice.astype(np.float32), (nx * step, ny * step), interpolation=cv2.INTER_LINEAR)
+    return dense[step // 2 : step // 2 + height, step // 2 : step // 2 + width]
+
+
+def _source_window(rows: np.ndarray, cols: np.ndarray, height: int, width: int) -> Window | None:
+    """The source pixels that bilinear sampling at (rows, cols) reads, within a (height, width) source; None where
+    every position lies outside it (a block of the corners around a rotated swath)."""
+    top, left = max(int(np.floor(rows.min())), 0), max(int(np.floor(cols.min())), 0)
+    bottom, right = min(int(np.floor(rows.max())) + 2, height), min(int(np.floor(cols.max())) + 2, width)
     return Window(left, top, right - left, bottom - top) if bottom > top and right > left else None
 
 
-# Source positions are computed exactly (GCP thin-plate spline, or CRS transform) every POSITION_STEP destination
-# pixels and interpolated bilinearly between: on a GRD's real geolocation grid within 0.31 px of the exact spline,
-# where GDAL's approximate transformer erred by over a pixel at 1 % of the places; sampling with
-# scipy.ndimage then took a 2048² block from 2.3-2.7 s (GDAL's warper) to 0.8-1.3 s.
-POSITION_STEP = 32
-WARP_THREADS = os.cpu_count() or 1  # the warp runs once the colours are written: every core is free
+def remap_weighted(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """OpenCV's bilinear remap of ``image`` (h, w, C), its last channel the validity (255 or 1.0 where valid) and
+    the others already 0 where invalid, at source positions (rows, cols); outside the image counts as invalid.
+    Weights are in 1/32 px (OpenCV's fixed point), colours within a level of exact bilinear sampling."""
+    h, w = image.shape[:2]
+    np.clip(cols, -2, w + 1, out=cols)  # OpenCV's fixed-point maps hold 16-bit positions
+    np.clip(rows, -2, h + 1, out=rows)
+    xy, fraction = cv2.convertMaps(cols, rows, cv2.CV_16SC2)
+    return cv2.remap(image, xy, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def interpolation_matrix(n: int, step: int) -> np.ndarray:
-    """(n, ceil(n / step) + 1) weights taking values on a grid every ``step`` px to the n pixel centres, bilinearly."""
-    at = (np.arange(n) + 0.5) / step
-    below = np.floor(at).astype(int)
-    weights = np.zeros((n, n // step + 2))
-    weights[np.arange(n), below] = 1 - (at - below)
-    weights[np.arange(n), below + 1] = at - below
-    return weights[:, : -(-n // step) + 1]
+def rgb_block(src: rasterio.DatasetReader, window: Window, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One destination block of an RGB raster with a mask, bilinear: (RGB (3, h, w) uint8, mask (h, w) uint8). A
+    pixel is covered when at least half its weight falls on valid pixels; its colour is the valid ones' average, so
+    no-data never darkens its neighbours."""
+    rgba = np.empty((window.height, window.width, 4), np.uint8)
+    bands = np.moveaxis(rgba, -1, 0)
+    src.read(window=window, out=bands[:3])
+    src.read_masks(1, window=window, out=bands[3])
+    pixels = rgba.view(np.uint32)  # R, G, B, mask (0 or 255) in one word: zero the colours of masked pixels at once
+    pixels &= (pixels >> 24) * np.uint32(0x01010101)
+    out = remap_weighted(rgba, rows - window.row_off, cols - window.col_off)
+    rgb, coverage = np.moveaxis(out[..., :3], -1, 0), out[..., 3]
+    edge = np.nonzero((coverage > 0) & (coverage < 255))  # along the data's outline: divided by the valid weight
+    rgb[:, edge[0], edge[1]] = np.minimum(np.rint(rgb[:, edge[0], edge[1]] * (255.0 / coverage[edge])), 255)
+    covered = coverage >= 128
+    rgb *= covered
+    return rgb, covered.view(np.uint8) * np.uint8(255)
 
 
-def source_positions(src: rasterio.DatasetReader, georef: dict, dst_transform: Affine, dst_crs: CRS, width: int,
-                     height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Source (row, col) of every destination pixel centre, in map_coordinates' convention (pixel centres at
-    integers)."""
-    step = POSITION_STEP
-    grid_x, grid_y = np.meshgrid(np.arange(0, width + step, step, dtype=float), np.arange(0, height + step, step, dtype=float))
-    rows, cols = to_source_pixels(src, georef, dst_transform, dst_crs, grid_x.ravel(), grid_y.ravel())
-    along_y, along_x = interpolation_matrix(height, step), interpolation_matrix(width, step)
-    return tuple(along_y @ np.asarray(v, float).reshape(grid_x.shape) @ along_x.T - 0.5 for v in (rows, cols))
-
-
-def warp_weighted(src: rasterio.DatasetReader, georef: dict, dst_transform: Affine, dst_crs: CRS, width: int, height: int,
-                  read) -> tuple[np.ndarray, np.ndarray]:
-    """One destination block, bilinear: (values, coverage), values float32 (C, height, width) already divided by the
-    coverage (0 to 1: the share of the bilinear weight on valid source pixels). ``read(window)`` gives the window's
-    values (C, h, w) float32, 0 where invalid, and its validity (h, w) float32, so no-data never darkens its
-    neighbours."""
-    values, coverage = np.zeros((0, height, width), np.float32), np.zeros((height, width), np.float32)
-    window = source_window(src, georef, dst_transform, dst_crs, width, height)
-    if window is None:
-        return values, coverage
-    rows, cols = source_positions(src, georef, dst_transform, dst_crs, width, height)
-    at = [rows - window.row_off, cols - window.col_off]
-    data, valid = read(window)
-    sample = functools.partial(ndimage.map_coordinates, coordinates=at, order=1, output=np.float32, cval=0.0, prefilter=False)
-    with ThreadPoolExecutor(WARP_THREADS) as pool:  # ndimage lets go of the GIL: 2.2x on 2 cores
-        coverage, *bands = pool.map(sample, [valid, *data])
-    return np.stack(bands) / np.maximum(coverage, 1e-6), coverage
-
-
-def warp_block(src: rasterio.DatasetReader, georef: dict, dst_transform: Affine, dst_crs: CRS, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """One destination block of an RGB raster with a mask: (RGB uint8, validity mask uint8), bilinear; a pixel is
-    covered when at least half its weight falls on valid pixels."""
-    def read(window: Window) -> tuple[np.ndarray, np.ndarray]:
-        valid = (src.read_masks(1, window=window) > 0).astype(np.float32)
-        return src.read(window=window).astype(np.float32) * valid, valid
-
-    values, coverage = warp_weighted(src, georef, dst_transform, dst_crs, width, height, read)
-    covered = coverage >= 0.5
-    if not values.size:
-        return np.zeros((3, height, width), np.uint8), covered.view(np.uint8)
-    np.rint(values, out=values)
-    np.clip(values, 0, 255, out=values)
-    values *= covered
-    return values.astype(np.uint8), covered.view(np.uint8) * np.uint8(255)
-
-
-def warp_error_block(src: rasterio.DatasetReader, georef: dict, dst_transform: Affine, dst_crs: CRS, width: int, height: int) -> np.ndarray:
+def error_block(src: rasterio.DatasetReader, window: Window, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """One destination block of a confidence map (float32, NaN where there is no data), covered as the colours are."""
-    def read(window: Window) -> tuple[np.ndarray, np.ndarray]:
-        data = src.read(window=window)
-        valid = np.isfinite(data[0]).astype(np.float32)
-        return np.nan_to_num(data, nan=0.0), valid
-
-    values, coverage = warp_weighted(src, georef, dst_transform, dst_crs, width, height, read)
-    if not values.size:
-        return np.full((1, height, width), np.nan, np.float32)
-    return np.where(coverage >= 0.5, values, np.float32(np.nan))
+    values = src.read(1, window=window)
+    valid = np.isfinite(values)
+    image = np.stack([np.where(valid, values, np.float32(0)), valid.astype(np.float32)], axis=-1)
+    out = remap_weighted(image, rows - window.row_off, cols - window.col_off)
+    coverage = out[..., 1]
+    return np.where(coverage >= 0.5, out[..., 0] / np.maximum(coverage, 1e-6), np.float32(np.nan))[None]
 
 
-def warp_raster(tiff_path: Path, out_path: Path, target: WarpTarget, block: int = 2048) -> None:
+def warp_raster(tiff_path: Path, out_path: Path, target: WarpTarget, block: int = BLOCK, threads: int = WARP_THREADS) -> None:
     """Reproject an RGB GeoTIFF with its mask, or a confidence map (float32), from its transform or GCPs to
-    ``target``, bilinear, in square blocks; outside is masked (NaN in a map). Two outputs of one scene land on
-    the same grid.
+    ``target``, bilinear, in square blocks, ``threads`` at once; outside is masked (NaN in a map), and blocks
+    wholly outside the data are not written (GDAL reads them as masked). Two outputs of one scene land on the
+    same grid.
 
     GCPs are followed by a thin-plate spline: through every GCP, where GDAL's default polynomial missed a
-    Sentinel-1 GRD's geolocation grid by up to 1.7 km. (Square blocks, since a full-width strip of a rotated
-    scene needs a source window many times its size.)"""
-    with rasterio.open(tiff_path) as src:
+    Sentinel-1 GRD's geolocation grid by up to 1.7 km."""
+    with rasterio.Env(GDAL_CACHEMAX=READ_THROUGH_CACHE_BYTES), rasterio.open(tiff_path) as src:
         gcps, gcp_crs = src.gcps
         georef = dict(gcps=gcps, src_crs=gcp_crs, SRC_METHOD="GCP_TPS") if gcps else dict(src_transform=src.transform, src_crs=src.crs)
         transform, width, height = warped_grid(src, target, **georef)
         error_map = src.dtypes[0] == "float32"
         profile = error_map_profile(src) if error_map else geotiff_profile(src)
-        profile.update(crs=target.crs, transform=transform, width=width, height=height)
-        with rasterio.open(out_path, "w", **profile) as dst:
-            dst.update_tags(**src.tags())  # sarcolor's own tags (the warning, the input's provenance, a map's calibration) stay
-            dst.descriptions = src.descriptions
-            for row in range(0, height, block):
-                for col in range(0, width, block):
-                    window = Window(col, row, min(block, width - col), min(block, height - row))
-                    placed = (georef, transform @ Affine.translation(col, row), target.crs, window.width, window.height)
-                    if error_map:
-                        dst.write(warp_error_block(src, *placed), window=window)
-                    else:
-                        rgb, mask = warp_block(src, *placed)
-                        dst.write(rgb, window=window)
-                        dst.write_mask(mask, window=window)
+        profile.update(crs=target.crs, transform=transform, width=width, height=height, sparse_ok=True)
+        positions = SourcePositions(src, georef, transform, target.crs, width, height)
+        handles: queue.SimpleQueue = queue.SimpleQueue()  # one reader per thread: a GDAL dataset is not thread-safe
+        for _ in range(threads):
+            handles.put(rasterio.open(tiff_path))
+
+        def warped(window: Window):
+            rows, cols = positions.block(window)
+            source = _source_window(rows, cols, src.height, src.width)
+            if source is None:
+                return None
+            reader = handles.get()
+            try:
+                return (error_block if error_map else rgb_block)(reader, source, rows, cols)
+            finally:
+                handles.put(reader)
+
+        windows = [Window(col, row, min(block, width - col), min(block, height - row))
+                   for row in range(0, height, block) for col in range(0, width, block)]
+        try:
+            with rasterio.open(out_path, "w", **profile) as dst, ThreadPoolExecutor(threads) as pool:
+                dst.update_tags(**src.tags())  # sarcolor's own tags (the warning, the input's provenance, a map's calibration) stay
+                dst.descriptions = src.descriptions
+                pending: collections.deque = collections.deque()
+                for window in windows:  # at most ``threads`` blocks ahead of the writer
+                    pending.append((window, pool.submit(warped, window)))
+                    if len(pending) > threads:
+                        _write_block(dst, *pending.popleft())
+                while pending:
+                    _write_block(dst, *pending.popleft())
+        finally:
+            while not handles.empty():
+                handles.get().close()
+
+
+def _write_block(dst, window: Window, done) -> None:
+    result = done.result()
+    if result is None:
+        return
+    if isinstance(result, tuple):
+        rgb, mask = result
+        dst.write(rgb, window=window)
+        dst.write_mask(mask, window=window)
+    else:
+        dst.write(result, window=window)

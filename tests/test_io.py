@@ -152,3 +152,38 @@ def test_decode_check_finds_a_damaged_block_in_any_strip(tmp_path, block_row):
         f.write(b"\xff" * 64)
     with pytest.raises(OSError):
         check_tiff_complete(path, rows_per_read=32, threads=2)
+
+
+def test_a_large_geotiff_output_gets_averaged_overviews_unless_asked_not_to(tmp_path, monkeypatch):
+    """Over OVERVIEW_MIN_SIDE px on a side (lowered to 300 here), an output gets internal overviews halving down
+    to 256 px, each pixel the mean of the valid pixels it covers, the mask with them; overviews=False leaves them
+    out, and an output no larger never gets them."""
+    import sarcolor.io as io
+
+    monkeypatch.setattr(io, "OVERVIEW_MIN_SIDE", 300)
+    rgb = (np.stack([example_normalised()] * 3) * 255).astype(np.uint8)
+    valid = np.ones(rgb.shape[1:], bool)
+    valid[:100, :101] = False  # an odd edge: the overview pixels across it average their valid half
+    rgb[:, ~valid] = 0
+    source = write_variant(tmp_path / "in.tif", rgb[:1])
+    outputs = {"on": (tmp_path / "on.tif", True), "off": (tmp_path / "off.tif", False)}
+    with rasterio.open(source) as src:
+        for path, overviews in outputs.values():
+            with io.RasterWriter(path, src, with_mask=True, overviews=overviews) as writer:
+                writer.write(0, rgb, valid)
+    with rasterio.open(outputs["on"][0]) as dst:
+        assert dst.overviews(1) == [2] and dst.overviews(3) == [2]
+        half = dst.read(out_shape=(3, 256, 256))
+        half_mask = dst.dataset_mask(out_shape=(256, 256))
+    blocks = rgb.reshape(3, 256, 2, 256, 2).astype(float)
+    counts = valid.reshape(256, 2, 256, 2).sum(axis=(1, 3))
+    mean = blocks.sum(axis=(2, 4)) / np.maximum(counts, 1)
+    assert (half_mask[counts == 4] == 255).all() and (half_mask[counts == 0] == 0).all()
+    np.testing.assert_allclose(half[:, counts > 0], mean[:, counts > 0], atol=1)
+    with rasterio.open(outputs["off"][0]) as dst:
+        assert dst.overviews(1) == []
+    monkeypatch.setattr(io, "OVERVIEW_MIN_SIDE", 512)
+    with rasterio.open(source) as src, io.RasterWriter(tmp_path / "small.tif", src, with_mask=True) as writer:
+        writer.write(0, rgb, valid)
+    with rasterio.open(tmp_path / "small.tif") as dst:
+        assert dst.overviews(1) == []
