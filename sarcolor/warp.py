@@ -141,11 +141,11 @@ def rgb_block(src: rasterio.DatasetReader, window: Window, rows: np.ndarray, col
     pixels &= (pixels >> 24) * np.uint32(0x01010101)
     out = remap_weighted(rgba, rows - window.row_off, cols - window.col_off)
     rgb, coverage = np.moveaxis(out[..., :3], -1, 0), out[..., 3]
-    edge = np.nonzero((coverage > 0) & (coverage < 255))  # along the data's outline: divided by the valid weight
+    edge = np.nonzero(coverage - np.uint8(1) < 254)  # 1 to 254, along the data's outline: divided by the valid weight
     rgb[:, edge[0], edge[1]] = np.minimum(np.rint(rgb[:, edge[0], edge[1]] * (255.0 / coverage[edge])), 255)
-    covered = coverage >= 128
-    rgb *= covered
-    return rgb, covered.view(np.uint8) * np.uint8(255)
+    pixels = out.view(np.uint32)
+    pixels &= (pixels >> 31) * np.uint32(0xFFFFFFFF)  # the coverage's top bit: under half (< 128), all of it zeroed
+    return rgb, (coverage >> 7) * np.uint8(255)
 
 
 def error_block(src: rasterio.DatasetReader, window: Window, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
