@@ -37,6 +37,7 @@ SHARED = ROOT.parent / "shared" / "data"
 PUNJAB = "ssl4eo-punjab"
 PUNJAB_SAR = "s1/0000200/S1A_IW_GRDH_1SDV_20200903T131212_20200903T131237_034195_03F8F5_AC1C/VH.tif"
 PUNJAB_JUNE = "s2c/0000200/20200604T054639_20200604T054831_T43RCP"
+PUNJAB_JUNE_SAR = "s1/0000200/S1A_IW_GRDH_1SDV_20200607T010800_20200607T010825_032904_03CFBA_D457/VH.tif"
 PUNJAB_AUGUST = {"L1C 2020-08-23": "s2c/0000200/20200823T054639_20200823T055618_T43RCP",
                  "L2A 2020-08-13": "s2a/0000200/20200813T054639_20200813T054952_T43RCP"}
 
@@ -80,16 +81,20 @@ METHODS = {  # name: colorize options (None: the flat clear-pixel mean colour)
     "--reference": {"detail": 1.0, "reference": True},
     "--reference --detail 0": {"detail": 0.0, "reference": True},
     "--reference --fill": {"detail": 1.0, "reference": True, "fill": True},
+    # Where the reference's date has a SAR scene of its own (Punjab: the S1 of 2020-06-07): fitted there.
+    "--reference --reference-sar": {"detail": 1.0, "reference": True, "reference_sar": True},
+    "--reference --reference-sar --detail 0": {"detail": 0.0, "reference": True, "reference_sar": True},
 }
 
 
 SELECTED: list[str] = []  # --methods
 
 
-def run_methods(model, sar: Path, reference: Path, out: Path, truth: np.ndarray, where: np.ndarray, bands=None) -> dict:
+def run_methods(model, sar: Path, reference: Path, out: Path, truth: np.ndarray, where: np.ndarray, bands=None,
+                reference_sar: Path | None = None) -> dict:
     results = {}
     for name, options in METHODS.items():
-        if SELECTED and name not in SELECTED:
+        if (SELECTED and name not in SELECTED) or (options or {}).get("reference_sar") and reference_sar is None:
             continue
         if options is None:
             pred = np.broadcast_to(clear_mean(reference, sar, bands), truth.shape).copy()
@@ -98,6 +103,8 @@ def run_methods(model, sar: Path, reference: Path, out: Path, truth: np.ndarray,
             options = dict(options)
             if options.pop("reference", False):
                 options.update(reference=reference, reference_bands=bands)
+            if options.pop("reference_sar", False):
+                options.update(reference_sar=reference_sar)
             pred, seconds = colorize(model, sar, out / f"{name.strip('-').replace(' ', '_')}.tif", **options)
         results[name] = {**scores(pred, truth, where), "seconds": round(seconds, 2)}
     return results
@@ -129,7 +136,7 @@ def punjab(model, world: Path, out: Path) -> dict:
                 rgb, usable = truth_image.read(Window(0, 0, src.width, src.height))
             truth = np.moveaxis(rgb, 0, -1).astype(np.float64)
             results[name] = {"clear": round(float(usable.mean()), 3),
-                             **run_methods(model, sar, root / PUNJAB_JUNE, out, truth, usable)}
+                             **run_methods(model, sar, root / PUNJAB_JUNE, out, truth, usable, reference_sar=root / PUNJAB_JUNE_SAR)}
             logging.info("Punjab vs %s: %s", name, {k: round(v["psnr"], 2) for k, v in results[name].items() if isinstance(v, dict)})
     return results
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +19,11 @@ from rasterio.windows import Window
 from sarcolor import backends
 from sarcolor.blockwise import colorize_chunks, colorize_window, valid_chunks
 from sarcolor.errors import SarcolorError
-from sarcolor.infer import error_map_tags, far_notice, tile_plan
+from sarcolor.infer import ColorizeOptions, error_map_tags, far_notice, reference_date_scene, tile_plan
 from sarcolor.option_names import OptionNames, named_for
 from sarcolor.readers.raster import SarReader
 from sarcolor.readers import open_input
-from sarcolor.reference.apply import fitted_reference
+from sarcolor.reference.apply import FitScene, fitted_reference
 from sarcolor.xarrays import (
     Grid, confidence_dataarray, dataarray_dataset, import_xarray, is_dask, is_dataarray, numpy_dataset,
     raster_grid, rgb_dataarray,
@@ -33,7 +35,8 @@ log = logging.getLogger(__name__)
 OPTION_NAMES = OptionNames({
     "--input-scale": "input_scale", "--db-range": "db_range", "--band": "band", "--allow-co-pol": "allow_co_pol=True",
     "--model": "model", "--detail": "detail", "--confidence": "confidence=True", "--device": "device", "--tile": "tile",
-    "--overlap": "overlap", "--batch-size": "batch_size",
+    "--overlap": "overlap", "--batch-size": "batch_size", "--reference": "reference", "--reference-bands": "reference_bands",
+    "--reference-sar": "reference_sar",
 })
 
 
@@ -157,6 +160,7 @@ def colorize(
     band: int | None = None, input_scale: str = "auto", tile: int = 512, overlap: int = 32, batch_size: int = 2,
     device: str = "auto", allow_co_pol: bool = False, db_range: tuple[float, float] | str | None = None,
     reference: str | Path | None = None, reference_bands: tuple[int, int, int] | None = None,
+    reference_sar: str | Path | None = None,
 ):
     """Colourise a SAR scene; returns its colours on the input's grid.
 
@@ -168,7 +172,8 @@ def colorize(
     dB export's 0 and 255 stand for (default -25, 0 dB, Earth Engine's and SEN1-2's), as ``--db-range``.
     ``reference``: the path of an optical image of the same place, as ``--reference`` (``reference_bands`` as
     ``--reference-bands``): the colours are fitted on its clear pixels (a Dask-backed input stays lazy: the fit
-    reads a few of its tiles at once).
+    reads a few of its tiles at once). ``reference_sar``: a path to a SAR scene of the reference's date, as
+    ``--reference-sar``: the colours are fitted there (read as ``data`` is read) and applied to ``data``.
 
     Returns a DataArray ``band: [red, green, blue]`` (uint8) with the input's CRS, transform and coordinates.
     Where the input has no data the colours are 0 and, for an input that can have nodata, the ``valid``
@@ -189,10 +194,14 @@ def colorize(
         raise SarcolorError(f"confidence=True needs a model with an error head; {net.name} has none")
     if batch_size < 1:
         raise SarcolorError(f"batch_size must be at least 1, got {batch_size}")
+    if reference_sar is not None and reference is None:
+        raise SarcolorError("--reference-sar needs --reference: the optical image of that SAR scene's date")
+    reading = ColorizeOptions(tile, overlap, band, input_scale, db_range, allow_co_pol=allow_co_pol,
+                              reference=reference, reference_bands=reference_bands, reference_sar=reference_sar)
     if isinstance(data, (str, Path)):
         with open_input(data, band, input_scale, net.convention["quantile"], allow_co_pol, db_range) as scene:
-            return _colorize_scene(scene.reader, raster_grid(scene.src), net, confidence, tile, overlap, batch_size,
-                                   reference, reference_bands)
+            return _colorize_scene(scene.reader, raster_grid(scene.src), net, confidence, batch_size, reading,
+                                   scene.provenance.start if scene.provenance else None)
     if is_dataarray(data):
         dataset, grid = dataarray_dataset(data, band)
     elif isinstance(data, np.ndarray) or is_dask(data):
@@ -200,19 +209,23 @@ def colorize(
     else:
         raise SarcolorError(f"data must be an xarray.DataArray, a NumPy array or a path, not {type(data).__name__}")
     reader = SarReader(dataset, 1, input_scale, net.convention["quantile"], db_range=db_range)
-    return _colorize_scene(reader, grid, net, confidence, tile, overlap, batch_size, reference, reference_bands)
+    return _colorize_scene(reader, grid, net, confidence, batch_size, reading)
 
 
-def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool, tile: int, overlap: int, batch_size: int,
-                    reference: str | Path | None = None, reference_bands: tuple[int, int, int] | None = None):
-    plan = tile_plan(reader, tile, overlap, net)
+def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool, batch_size: int, reading: ColorizeOptions,
+                    taken: datetime | None = None):
+    plan = tile_plan(reader, reading.tile, reading.overlap, net)
     warning = reader.scene_warning(net.training_scenes)
-    if reference is None:
+    if reading.reference is None:
         warning = "; ".join(w for w in (warning, far_notice(net, reader.src)) if w) or None
     reference_tags = {}
-    if reference is not None:
-        with fitted_reference(reference, reader.src, net, reader.read, plan, plan.rows.overlap, reference_bands) as fitted:
+    if reading.reference is not None:
+        with ExitStack() as using:
+            fit_on = (using.enter_context(reference_date_scene(reading.reference_sar, net, reading)) if reading.reference_sar
+                      else FitScene(reader.src, reader.read, plan, reader.metadata.name, taken))
+            fitted = using.enter_context(fitted_reference(reading.reference, reader.src, net, fit_on, reading.reference_bands))
             net, reference_tags = fitted.model, fitted.tags(fill=False)
+            warning = "; ".join(w for w in (warning, fitted.date_notice) if w) or None
     log.debug("%s: %dx%d px, %d tiles", reader.metadata.name, reader.width, reader.height, plan.tile_count)
     data = getattr(reader.src, "data", None)
     if is_dask(data):

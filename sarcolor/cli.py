@@ -175,6 +175,7 @@ def colorize(
     stac: bool = typer.Option(False, "--stac", help="Also write NAME.json beside each .tif output: its STAC Item (footprint, acquisition time, model, sarcolor version, input). Needs pystac (the stac extra)."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="An optical image of the same place (any date, any CRS; clouds and gaps are found and left out): an 8-bit RGB GeoTIFF/PNG/JPEG, a multi-band Sentinel-2 raster, or a folder of one file per band (B4.tif, B04.jp2...). The colours are fitted on its clear pixels: right where the model alone only guesses."),
     reference_bands: Optional[str] = typer.Option(None, "--reference-bands", help="The reference's bands holding red, green, blue (default: 1,2,3 of a 3- or 4-band image, else 4,3,2: Sentinel-2's B4, B3, B2 in band order)."),
+    reference_sar: Optional[Path] = typer.Option(None, "--reference-sar", help="With --reference: a SAR scene of the same place taken when the reference was (read as INPUT is). The colours are fitted there and applied to INPUT, so a reference weeks or months older than INPUT gives each kind of place its colour while INPUT's radar says where each kind is now."),
     fill: bool = typer.Option(False, "--fill", help="With --reference: keep its clear pixels as they are and use the SAR's colours only under its clouds, shadows and gaps (cloud-gap filling), joined without a seam."),
     progress_json: bool = typer.Option(False, "--progress-json", hidden=True, help="Also report progress as JSON lines on stderr (for the QGIS plugin)."),
 ) -> None:
@@ -195,7 +196,8 @@ def colorize(
         options = ColorizeOptions(tile, overlap, band, input_scale.value, parse_db_range(db_range), batch_size, overwrite, cog, warp,
                                   confidence=confidence, allow_co_pol=allow_co_pol, stac=stac,
                                   model_name=str(model) if model else "default", reference=reference,
-                                  reference_bands=parse_bands("--reference-bands", reference_bands), fill=fill)
+                                  reference_bands=parse_bands("--reference-bands", reference_bands), reference_sar=reference_sar,
+                                  fill=fill)
         check_detail(detail)
         check_warp(warp)
         if (scheduler or workers) and not is_scene_folder(input):

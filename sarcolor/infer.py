@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import rasterio
@@ -19,10 +19,10 @@ from sarcolor.io import (
 )
 from sarcolor.readers.raster import SarReader
 from sarcolor.geometry import check_warp, warp_target
-from sarcolor.readers import open_input
+from sarcolor.readers import SarInput, open_input
 from sarcolor.readers.polarisation import cross_pol_partner
 from sarcolor.readers.safe import PRODUCT_SUFFIXES, is_product
-from sarcolor.reference.apply import fitted_reference
+from sarcolor.reference.apply import FitScene, fitted_reference
 from sarcolor.reference.fill import GapFiller
 from sarcolor.stac import OutputDescription, ReferenceSource, StacItemWriter, check_describable, check_stac_output, stac_item_path
 from sarcolor.tiling import TilePlan, blend_tiles, blend_to_array, plan_tiles
@@ -54,6 +54,7 @@ class ColorizeOptions:
     model_name: str = "default"  # how the output's STAC Item names the model
     reference: Path | None = None  # an optical image of the same place: the colours are fitted on its clear pixels
     reference_bands: tuple[int, int, int] | None = None  # its red, green, blue bands; None: 1,2,3 of a 3- or 4-band image, else 4,3,2
+    reference_sar: Path | None = None  # a SAR scene of the reference's date: the colours are fitted there, not on the input
     fill: bool = False  # keep the reference's clear pixels, the SAR's colours only in its gaps
 
 
@@ -150,6 +151,21 @@ def tile_plan(reader: SarReader, tile: int, overlap: int, model) -> TilePlan:
         raise SarcolorError(str(exc)) from None
 
 
+def scene_to_fit_on(scene: SarInput, plan: TilePlan) -> FitScene:
+    """The scene being coloured, as the one a reference's colours are fitted on."""
+    return FitScene(scene.src, scene.reader.read, plan, Path(scene.src.name).name,
+                    scene.provenance.start if scene.provenance else None)
+
+
+@contextmanager
+def reference_date_scene(path: str | Path, model, options: ColorizeOptions) -> Iterator[FitScene]:
+    """``--reference-sar``: a SAR scene of the reference's date, read as the input is read, for the reference's
+    colours to be fitted on."""
+    with open_input(path, options.band, options.input_scale, model.convention["quantile"], options.allow_co_pol,
+                    options.db_range) as other:
+        yield scene_to_fit_on(other, tile_plan(other.reader, options.tile, options.overlap, model))
+
+
 def colorize_file(
     input_path: str | Path,
     output_path: str | Path,
@@ -165,9 +181,11 @@ def colorize_file(
     output_path = Path(output_path)
     outputs = planned_outputs(output_path, options.confidence)
     described = outputs + ([stac_item_path(output_path)] if options.stac else [])
-    check_outputs_apart_from_inputs(described, [input_path] + ([Path(options.reference)] if options.reference else []))
+    check_outputs_apart_from_inputs(described, [input_path] + [Path(p) for p in (options.reference, options.reference_sar) if p])
     if options.fill and not options.reference:
         raise SarcolorError("--fill needs --reference: the optical image whose gaps the SAR fills")
+    if options.reference_sar and not options.reference:
+        raise SarcolorError("--reference-sar needs --reference: the optical image of that SAR scene's date")
     for path in outputs:
         check_output_path(path, options.overwrite)
     if options.stac:
@@ -203,9 +221,11 @@ def colorize_file(
             warning = "; ".join(w for w in (warning, far_notice(model, src)) if w) or None
         reference = None
         if options.reference:
-            reference = using.enter_context(fitted_reference(
-                options.reference, src, model, reader.read, plan, plan.rows.overlap, options.reference_bands))
+            fit_on = (using.enter_context(reference_date_scene(options.reference_sar, model, options)) if options.reference_sar
+                      else scene_to_fit_on(scene, plan))
+            reference = using.enter_context(fitted_reference(options.reference, src, model, fit_on, options.reference_bands))
             model = reference.model
+            warning = "; ".join(w for w in (warning, reference.date_notice) if w) or None
         if on_open:
             on_open(reader)
         if on_start:

@@ -2,6 +2,7 @@
 clouds found, the colours fitted on its clear pixels without torch, and the one-line errors."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from conftest import COAST, PAIRS, ROOT, run_cli
+from sarcolor.errors import SarcolorError
 from sarcolor.infer import ColorizeOptions, colorize_file
 from sarcolor.reference.clouds import painted_cloud
 from sarcolor.reference.image import ReferenceImage
@@ -26,6 +28,8 @@ WORLD = ROOT.parent / "shared" / "data" / "s1s2-world"
 PUNJAB = WORLD / "ssl4eo-punjab"
 PUNJAB_SAR = PUNJAB / "s1/0000200/S1A_IW_GRDH_1SDV_20200903T131212_20200903T131237_034195_03F8F5_AC1C/VH.tif"
 PUNJAB_JUNE = PUNJAB / "s2c/0000200/20200604T054639_20200604T054831_T43RCP"
+PUNJAB_JUNE_SAR = PUNJAB / "s1/0000200/S1A_IW_GRDH_1SDV_20200607T010800_20200607T010825_032904_03CFBA_D457/VH.tif"
+PUNJAB_AUGUST = PUNJAB / "s2c/0000200/20200823T054639_20200823T055618_T43RCP"  # L1C, a quarter under cumulus
 ORIGIN = (-13_100_000.0, 4_000_000.0)  # EPSG:3395 metres, southern California
 
 
@@ -251,7 +255,7 @@ def test_far_from_home_a_clouded_reference_gives_the_colours_the_model_cannot(tm
     """Punjab in June: the L1C of 2020-06-04 with a real cloud shape painted into its reflectance (B2, B3, B4 files)
     colours the SAR of 2020-06-07; on the hidden pixels the model alone scores 13.9 dB, the reference 18.0 (its
     smooth colours 18.6), the flat mean colour of the clear pixels 17.8."""
-    june_sar = PUNJAB / "s1/0000200/S1A_IW_GRDH_1SDV_20200607T010800_20200607T010825_032904_03CFBA_D457/VH.tif"
+    june_sar = PUNJAB_JUNE_SAR
     folder = tmp_path / "clouded"
     folder.mkdir()
     bands, channels = ("B4", "B3", "B2"), []
@@ -276,6 +280,50 @@ def test_far_from_home_a_clouded_reference_gives_the_colours_the_model_cannot(tm
     mean = truth[:, clear].mean(1)[:, None]
     scores["mean"] = float(10 * np.log10(1 / ((mean - truth[:, hidden]) ** 2).mean()))
     assert scores["fitted"] > scores["alone"] + 3 and scores["fitted"] > scores["mean"], scores
+
+
+def test_an_older_reference_is_fitted_on_a_sar_scene_of_its_date(tmp_path, punjab, model):
+    """Punjab, SAR of 2020-09-03 (the kharif crops grown), the L1C of 2020-06-04 as reference, scored on the clear
+    pixels of the L1C of 2020-08-23. Fitted on the September radar, June's colours land where June had them (a
+    warning names the 91 days and --reference-sar); fitted on the radar of 2020-06-07 and applied to September's,
+    each kind of place gets June's colour for it where September's radar puts it: more than 3 dB over the model
+    alone and over the fit on the September scene."""
+    with rasterio.open(punjab) as src, ReferenceImage.open(PUNJAB_AUGUST, src) as august:
+        truth, clear = august.read(Window(0, 0, src.width, src.height))
+    scores, tags = {}, {}
+    for name, options in (("alone", ColorizeOptions()), ("own scene", ColorizeOptions(reference=PUNJAB_JUNE)),
+                          ("reference date", ColorizeOptions(reference=PUNJAB_JUNE, reference_sar=PUNJAB_JUNE_SAR))):
+        colorize_file(punjab, tmp_path / "out.tif", model, dataclasses.replace(options, overwrite=True))
+        rgb = np.moveaxis(read_rgb(tmp_path / "out.tif"), -1, 0) / 255.0
+        scores[name] = float(10 * np.log10(1 / ((rgb[:, clear] - truth[:, clear]) ** 2).mean()))
+        with rasterio.open(tmp_path / "out.tif") as src:
+            tags[name] = src.tags()
+    assert scores["reference date"] > scores["alone"] + 3 and scores["reference date"] > scores["own scene"] + 2, scores
+    assert "91 days" in tags["own scene"]["SARCOLOR_WARNING"] and "--reference-sar" in tags["own scene"]["SARCOLOR_WARNING"]
+    assert "days" not in tags["reference date"].get("SARCOLOR_WARNING", "")
+    assert tags["reference date"]["SARCOLOR_REFERENCE_SAR"] == "VH.tif" and "SARCOLOR_REFERENCE_SAR" not in tags["own scene"]
+
+
+def test_reference_sar_errors_are_one_line(tmp_path, punjab):
+    """--reference-sar alone, or a path that is not there: one line, exit 2, no output."""
+    alone = run_cli("colorize", punjab, "-o", tmp_path / "a.tif", "--reference-sar", PUNJAB_JUNE_SAR)
+    missing = run_cli("colorize", punjab, "-o", tmp_path / "b.tif", "--reference", PUNJAB_JUNE,
+                      "--reference-sar", tmp_path / "nowhere.tif")
+    assert alone.returncode == 2 and "--reference-sar needs --reference" in alone.stderr
+    assert missing.returncode == 2 and "nowhere.tif" in missing.stderr and "Traceback" not in missing.stderr
+    assert not list(tmp_path.glob("*.tif"))
+
+
+def test_the_python_api_fits_on_the_reference_date_scene_as_the_cli_does(tmp_path, punjab, model):
+    pytest.importorskip("xarray", reason="the api extra (xarray) is not installed")
+    import sarcolor
+
+    colorize_file(punjab, tmp_path / "cli.tif", model, ColorizeOptions(reference=PUNJAB_JUNE, reference_sar=PUNJAB_JUNE_SAR))
+    coloured = sarcolor.colorize(punjab, reference=PUNJAB_JUNE, reference_sar=PUNJAB_JUNE_SAR)
+    assert coloured.attrs["reference_sar"] == "VH.tif" and "warnings" not in coloured.attrs
+    assert np.abs(np.moveaxis(coloured.values, 0, -1).astype(int) - read_rgb(tmp_path / "cli.tif")).max() <= 1
+    with pytest.raises(SarcolorError, match="^reference_sar needs reference"):
+        sarcolor.colorize(punjab, reference_sar=PUNJAB_JUNE_SAR)
 
 
 GRD_MINI = next((ROOT / "tests" / "data" / "grd_mini").glob("*.SAFE"))  # GCPs only (scripts/make_grd_fixture.py)
