@@ -109,6 +109,29 @@ def test_a_reference_of_the_models_own_colours_recoloured_is_learned(tmp_path, m
     assert psnr(read_rgb(own), read_rgb(cycled)) < 26  # a real change
 
 
+def test_a_small_scene_mostly_under_cloud_still_gets_its_colours_fitted(tmp_path, model):
+    """A single 256 px tile whose reference is usable on its right fifth only (alpha 0 elsewhere): about 140 clear
+    places, split into two folds of row bands, the fit is chosen on held-out places (no infinite error that keeps
+    the trained colours), and the hidden part gets the reference's cycled colours."""
+    sar, optical = scene_with_reference(tmp_path)
+    with rasterio.open(sar) as src:
+        crop = src.read(window=Window(0, 0, 256, 256))
+    with rasterio.open(optical) as src:
+        colours = src.read(window=Window(0, 0, 256, 256))
+    alpha = np.zeros((1, 256, 256), np.uint8)
+    alpha[:, :, 200:] = 255
+    plain = {"crs": None, "transform": rasterio.Affine.identity()}  # no map grid: one tile, places in one run
+    small = write_tif(tmp_path / "small.tif", crop, **plain)
+    reference = write_tif(tmp_path / "partly.tif", np.concatenate([colours, alpha]), photometric="RGB", alpha="YES", **plain)
+    colorize_file(small, tmp_path / "own.tif", model)
+    colorize_file(small, tmp_path / "fitted.tif", model, ColorizeOptions(reference=reference))
+    with rasterio.open(tmp_path / "fitted.tif") as src:
+        fit = src.tags()["SARCOLOR_REFERENCE_FIT"]
+    assert not fit.startswith("trained colours kept") and "inf" not in fit, fit
+    hidden = np.moveaxis(colours, 0, -1)[:, :150]
+    assert psnr(read_rgb(tmp_path / "fitted.tif")[:, :150], hidden) > psnr(read_rgb(tmp_path / "own.tif")[:, :150], hidden) + 1
+
+
 def seam_step(image: np.ndarray, clear: np.ndarray) -> float:
     """The mean step of the locally averaged colour across the edges of ``clear``, along rows."""
     smooth = ndimage.uniform_filter(image.astype(float), (5, 5, 1))

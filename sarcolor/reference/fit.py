@@ -160,7 +160,7 @@ def fit_head(model, read_sar, reference: ReferenceImage, plan: TilePlan, overlap
         )
     gain = model.head["chroma_gain"]
     y = colour_logits(rgb, gain) - trained  # the change the trained head needs
-    folds = tile_index % 2 if len(np.unique(tile_index)) > 1 else (np.arange(len(x)) // 256) % 2
+    folds = tile_index % 2 if len(np.unique(tile_index)) > 1 else single_tile_folds(len(x))
     candidates = {"trained colours kept": (None, 0.0), "colour correction": (trained, 0.001),
                   **{f"features, ridge alpha {a:g}": (np.hstack([trained, x]), a) for a in ALPHAS}}
     errors = {name: held_out_error(design, y, trained, rgb, folds, alpha, gain) for name, (design, alpha) in candidates.items()}
@@ -175,6 +175,11 @@ def fit_head(model, read_sar, reference: ReferenceImage, plan: TilePlan, overlap
     log.info("reference colours fitted on %d clear places of %d tiles: %s (held-out error %.1f levels; the model's "
              "own %.1f)", len(x), len(tiles), form, errors[form], errors["trained colours kept"])
     return HeadFit(mix.astype(np.float32), weight.astype(np.float32), bias.astype(np.float32), form, len(x), errors[form])
+
+
+def single_tile_folds(places: int, bands: int = 4) -> np.ndarray:
+    """Two folds of one tile's places (in row order): alternate bands of rows, so each fold spans the tile."""
+    return (np.arange(places) * bands // places) % 2
 
 
 def held_out_error(design, y, trained, rgb, folds, alpha: float, chroma_gain: float) -> float:
