@@ -23,7 +23,7 @@ from sarcolor.infer import ColorizeOptions, error_map_tags, far_notice, referenc
 from sarcolor.option_names import OptionNames, named_for
 from sarcolor.readers.raster import SarReader
 from sarcolor.readers import open_input
-from sarcolor.reference.apply import FitScene, fitted_reference
+from sarcolor.reference.apply import FitScene, fitted_reference, with_reference_detail
 from sarcolor.xarrays import (
     Grid, confidence_dataarray, dataarray_dataset, import_xarray, is_dask, is_dataarray, numpy_dataset,
     raster_grid, rgb_dataarray,
@@ -91,6 +91,10 @@ class Model:
     def detail(self) -> float | None:
         """Detail strength (0: smooth colour only, 1: the SAR's full detail); None for a model without one."""
         return self._net.detail if self._net.has_detail else None
+
+    @property
+    def has_detail(self) -> bool:
+        return self._net.has_detail
 
     @property
     def detail_range(self) -> tuple[float, float] | None:
@@ -172,7 +176,7 @@ def colorize(
     dB export's 0 and 255 stand for (default -25, 0 dB, Earth Engine's and SEN1-2's), as ``--db-range``.
     ``reference``: the path of an optical image of the same place, as ``--reference`` (``reference_bands`` as
     ``--reference-bands``): the colours are fitted on its clear pixels (a Dask-backed input stays lazy: the fit
-    reads a few of its tiles at once). ``reference_sar``: a path to a SAR scene of the reference's date, as
+    reads a few of its tiles at once; ``detail`` left out is then 0, the fitted colours alone). ``reference_sar``: a path to a SAR scene of the reference's date, as
     ``--reference-sar``: the colours are fitted there (read as ``data`` is read) and applied to ``data``.
 
     Returns a DataArray ``band: [red, green, blue]`` (uint8) with the input's CRS, transform and coordinates.
@@ -189,7 +193,7 @@ def colorize(
     """
     import_xarray()
     net = model if isinstance(model, Model) else load_model(model, device)
-    net = net.with_detail(detail)
+    net = with_reference_detail(net.with_detail(detail), detail, reference)
     if confidence and not net.has_error:
         raise SarcolorError(f"confidence=True needs a model with an error head; {net.name} has none")
     if batch_size < 1:

@@ -22,7 +22,7 @@ from sarcolor.geometry import check_warp, warp_target
 from sarcolor.readers import SarInput, open_input
 from sarcolor.readers.polarisation import cross_pol_partner
 from sarcolor.readers.safe import PRODUCT_SUFFIXES, is_product
-from sarcolor.reference.apply import FitScene, fitted_reference
+from sarcolor.reference.apply import FitScene, fitted_reference, with_reference_detail
 from sarcolor.reference.fill import GapFiller
 from sarcolor.stac import OutputDescription, ReferenceSource, StacItemWriter, check_describable, check_stac_output, stac_item_path
 from sarcolor.tiling import TilePlan, blend_tiles, blend_to_array, plan_tiles
@@ -198,8 +198,7 @@ def colorize_file(
             raise SarcolorError("--confidence needs a model with an error head (the bundled model has one)")
         if options.cog:
             raise SarcolorError("--confidence writes a plain GeoTIFF beside the image: leave out --cog")
-    if options.detail is not None:
-        model = model.with_detail(options.detail)
+    model = model.with_detail(options.detail) if options.detail is not None else with_reference_detail(model, None, options.reference)
     # GDAL's block cache defaults to 5 % of RAM and fills with written blocks of wide scenes: cap it so
     # memory stays flat as the scene grows (a strip of a 25,000 px wide scene needs about 40 MB).
     with (

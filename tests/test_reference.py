@@ -132,6 +132,18 @@ def test_a_small_scene_mostly_under_cloud_still_gets_its_colours_fitted(tmp_path
     assert psnr(read_rgb(tmp_path / "fitted.tif")[:, :150], hidden) > psnr(read_rgb(tmp_path / "own.tif")[:, :150], hidden) + 1
 
 
+def test_a_reference_colours_at_detail_0_unless_a_detail_is_given(tmp_path, clouded_pair, model):
+    """With --reference and no --detail (the CLI, and the library it calls), the fitted colours without the model's
+    texture: the output of --detail 0, closer to the optical on the clouded pixels than --detail 1."""
+    sar, reference, optical, hidden = clouded_pair
+    run_cli("colorize", sar, "-o", tmp_path / "cli.tif", "--reference", reference, check=True)
+    colorize_file(sar, tmp_path / "library.tif", model, ColorizeOptions(reference=reference))
+    colorize_file(sar, tmp_path / "textured.tif", model, ColorizeOptions(reference=reference, detail=1.0))
+    smooth, textured = read_rgb(tmp_path / "cli.tif"), read_rgb(tmp_path / "textured.tif")
+    assert np.array_equal(smooth, read_rgb(tmp_path / "library.tif"))
+    assert psnr(smooth[hidden], optical[hidden]) > psnr(textured[hidden], optical[hidden]) + 0.15
+
+
 def seam_step(image: np.ndarray, clear: np.ndarray) -> float:
     """The mean step of the locally averaged colour across the edges of ``clear``, along rows."""
     smooth = ndimage.uniform_filter(image.astype(float), (5, 5, 1))

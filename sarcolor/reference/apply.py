@@ -23,6 +23,16 @@ from sarcolor.tiling import TilePlan
 log = logging.getLogger(__name__)
 
 DATE_GAP_DAYS = 30  # a reference further than this from the SAR it is fitted on shows another season
+# With a reference and no detail strength asked for: the fitted colours without the model's own texture. On the 8 val
+# scenes' clouded pixels 17.57 dB against 16.86 at detail 1, better on all 8 (SSIM and CIEDE2000 too).
+REFERENCE_DETAIL = 0.0
+
+
+def with_reference_detail(model, detail_given: float | None, reference):
+    """``model`` at ``REFERENCE_DETAIL`` when a reference is given and no detail strength was, else as it is."""
+    if reference is None or detail_given is not None or not getattr(model, "has_detail", False):
+        return model
+    return model.with_detail(REFERENCE_DETAIL)
 
 
 @dataclass
