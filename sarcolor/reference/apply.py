@@ -20,7 +20,7 @@ class FittedReference:
 
     @property
     def date(self) -> datetime | None:
-        return name_time(self.image.path.name)  # Sentinel-2 names carry their sensing time
+        return self.image.taken or name_time(self.image.path.name)  # Sentinel-2 names carry their sensing time
 
     def tags(self, fill: bool) -> dict[str, str]:
         taken = self.date
