@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+import rasterio.io
 from PIL import Image
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 from scipy import ndimage
 
@@ -34,7 +37,10 @@ SCL_DATES = WORLD / "cloud-masks" / "SCL.npy"  # real L2A scene classifications 
 SCL_DATE = 6  # cloud, cirrus and shadow classes over about half of it
 GRD_MINI = next((ROOT / "tests" / "data" / "grd_mini").glob("*.SAFE"))
 ORDER = ["1", "2", "3", "4", "5", "6", "7", "8", "8A", "9", "10", "11", "12"]  # the metadata's band_id order
-L2A_FOLDERS = {"10": ["2", "3", "4", "8"], "20": ["5", "6", "7", "8A", "11", "12", "SCL"], "60": ["1", "9"]}
+NATIVE = {"2": 10, "3": 10, "4": 10, "8": 10, "1": 60, "9": 60, "10": 60}  # metres; the other bands (and SCL) 20
+# An L2A's IMG_DATA/R10m, R20m, R60m: each band at its own resolution and resampled to the coarser ones.
+L2A_FOLDERS = {10: ["2", "3", "4", "8"], 20: ["1", "2", "3", "4", "5", "6", "7", "8A", "11", "12", "SCL"],
+               60: ["1", "2", "3", "4", "5", "6", "7", "8A", "9", "11", "12", "SCL"]}
 
 # The real products the Punjab crops were cut from (their metadata.json), and one of them as the Collection-1
 # reprocessing of processing baseline 05.00 would name it.
@@ -109,6 +115,18 @@ def real_scl(like: Path) -> np.ndarray:
     return ndimage.zoom(classes, zoom, order=0, grid_mode=True, mode="nearest")[: shape[0], : shape[1]].astype(np.uint8)
 
 
+def resampled(values: np.ndarray, profile: dict, factor: float, classes: bool) -> tuple[np.ndarray, dict]:
+    """``values`` on a grid ``factor`` times as fine over the same bounds (averaged, or the nearest class)."""
+    if factor == 1:
+        return values, profile
+    height, width = round(values.shape[0] * factor), round(values.shape[1] * factor)
+    with rasterio.io.MemoryFile() as memory, memory.open(**{**profile, "driver": "GTiff"}) as src:
+        src.write(values, 1)
+        out = src.read(1, out_shape=(height, width), resampling=Resampling.nearest if classes or factor > 1 else Resampling.average)
+        transform = src.transform @ src.transform.scale(values.shape[1] / width, values.shape[0] / height)
+    return out, {**profile, "width": width, "height": height, "transform": transform}
+
+
 def make_product(folder: Path, bands: Path, product: tuple[str, str, str], scl: np.ndarray | None = None) -> Path:
     """A .SAFE product of the band folder ``bands``' real values (DNs of baseline 04.00 and later with the offset)."""
     name, granule, baseline = product
@@ -128,11 +146,13 @@ def make_product(folder: Path, bands: Path, product: tuple[str, str, str], scl: 
             values = np.where(values > 0, values + OFFSET, 0).astype(np.uint16)
         if level == "1C":
             relative = f"GRANULE/{granule}/IMG_DATA/{tile}_{sensing}_{band_name(band)}"
-        else:
-            metres = next(m for m, listed in L2A_FOLDERS.items() if band in listed)
+            write_jp2(safe / f"{relative}.jp2", values, profile)
+            images.append(relative)
+            continue
+        for metres in (m for m, listed in L2A_FOLDERS.items() if band in listed):
             relative = f"GRANULE/{granule}/IMG_DATA/R{metres}m/{tile}_{sensing}_{band_name(band)}_{metres}m"
-        write_jp2(safe / f"{relative}.jp2", values, profile)
-        images.append(relative)
+            write_jp2(safe / f"{relative}.jp2", *resampled(values, profile, NATIVE.get(band, 20) / metres, band == "SCL"))
+            images.append(relative)
     (safe / f"MTD_MSIL{level}.xml").write_text(metadata_xml(level, name, granule, baseline, images))
     (safe / "manifest.safe").write_text("<xfdu:XFDU xmlns:xfdu='urn:ccsds:schema:xfdu:1'/>")
     return safe
@@ -147,8 +167,8 @@ def zipped(safe: Path, target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def products(tmp_path_factory):
-    if not PUNJAB_SAR.is_file():
-        pytest.skip(f"the Punjab Sentinel-1/Sentinel-2 data (s1s2-world) not found at {PUNJAB}")
+    if not (PUNJAB_SAR.is_file() and SCL_DATES.is_file()):
+        pytest.skip(f"the Punjab Sentinel-1/Sentinel-2 data and cloud masks of s1s2-world not found at {WORLD}")
     folder = tmp_path_factory.mktemp("products")
     l1c = make_product(folder, L1C_BANDS, L1C)
     scl = real_scl(L2A_BANDS / "B5.tif")
@@ -211,7 +231,7 @@ def test_an_l2a_product_takes_its_clouds_from_its_scene_classification(products,
     assert reference.taken.isoformat() == "2020-08-13T05:46:39+00:00"
     assert read_reference(L2A_BANDS)[1].mean() > 0.95  # no cloud in the image itself
     with rasterio.open(PUNJAB_SAR) as sar_src, rasterio.open(L2A_BANDS / "B5.tif") as classes_src:
-        from rasterio.warp import reproject, Resampling
+        from rasterio.warp import reproject
         classes = np.zeros(sar_src.shape, np.uint8)
         reproject(products["scl"], classes, src_transform=classes_src.transform, src_crs=classes_src.crs,
                   dst_transform=sar_src.transform, dst_crs=sar_src.crs, resampling=Resampling.nearest)
@@ -273,15 +293,20 @@ def test_a_sentinel2_stac_item_reads_its_band_assets(products, tmp_path):
 
 def test_a_zipped_product_colours_a_scene_as_its_band_folder(products, tmp_path, model):
     """End to end: ``colorize --reference`` the .zip: the output its band folder gives, tagged with the product and
-    its sensing time."""
+    its sensing time, which ``--stac`` records."""
     from_zip, from_folder = tmp_path / "zip.tif", tmp_path / "folder.tif"
-    run_cli("colorize", PUNJAB_SAR, "-o", from_zip, "--reference", products["l1c.zip"], check=True)
-    colorize_file(PUNJAB_SAR, from_folder, model, ColorizeOptions(reference=L1C_BANDS))
+    sar = tmp_path / f"{PUNJAB_SAR.parent.name}_VH.tif"  # named as its product, whose time --stac needs
+    shutil.copy(PUNJAB_SAR, sar)
+    run_cli("colorize", sar, "-o", from_zip, "--reference", products["l1c.zip"], "--stac", check=True)
+    colorize_file(sar, from_folder, model, ColorizeOptions(reference=L1C_BANDS))
     with rasterio.open(from_zip) as a, rasterio.open(from_folder) as b:
         assert np.array_equal(a.read(), b.read())
         tags = a.tags()
     assert tags["SARCOLOR_REFERENCE"] == products["l1c.zip"].name
     assert tags["SARCOLOR_REFERENCE_DATE"] == "2020-08-23T05:46:39Z"
+    properties = json.loads(from_zip.with_suffix(".json").read_text())["properties"]
+    assert properties["sarcolor:reference"] == str(products["l1c.zip"])
+    assert properties["sarcolor:reference_date"] == "2020-08-23T05:46:39Z"
 
 
 def grey_sar_png(folder: Path, mode: str) -> Path:
@@ -301,6 +326,7 @@ def grey_sar_png(folder: Path, mode: str) -> Path:
     ("broken-zip", "error: {tmp}/S2A_MSIL2A_20220105T054231_N0301_R005_T43RCP_20220105T080000.zip is not a readable zip"),
     ("nodata", "error: the reference nodata.tif does not overlap the SAR scene, or holds only no data over it"),
     ("item-without-bands", "error: S1A_IW_GRDH_1SDV_20210119T031653_20210119T031718_036201_043ED0_8255: no red, green or blue band asset"),
+    ("unreachable-item", "error: cannot fetch STAC item https://example.invalid/sentinel-2-l2a/items/S2B_43RCP_20200813_0_L2A"),
 ])
 def test_references_that_cannot_serve_are_one_line_errors(tmp_path, case, error):
     sar = grey_sar_png(tmp_path, "L")
@@ -322,8 +348,12 @@ def test_references_that_cannot_serve_are_one_line_errors(tmp_path, case, error)
         reference.write_bytes(b"PK\x03\x04" + bytes(100))
     elif case == "nodata":  # a uint16 optical image of the SAR's size, all no data (DN 0)
         reference = tmp_path / "nodata.tif"
-        with rasterio.open(reference, "w", driver="GTiff", width=256, height=256, count=3, dtype="uint16") as dst:
-            dst.write(np.zeros((3, 256, 256), np.uint16))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(reference, "w", driver="GTiff", width=256, height=256, count=3, dtype="uint16") as dst:
+                dst.write(np.zeros((3, 256, 256), np.uint16))
+    elif case == "unreachable-item":
+        reference = "https://example.invalid/sentinel-2-l2a/items/S2B_43RCP_20200813_0_L2A"
     else:  # a Sentinel-1 item given as the reference
         reference = ROOT / "tests" / "data" / "stac" / "s1_grd_item.json"
     result = run_cli("colorize", sar, "-o", tmp_path / "out.tif", "--reference", reference)
