@@ -381,3 +381,18 @@ def test_a_damaged_product_is_a_one_line_error(products, tmp_path, damage, error
     with pytest.raises(SarcolorError, match="^" + error if damage == "truncated" else error) as caught:
         read_reference(zipped(safe, tmp_path / f"{safe.stem}.zip") if damage == "truncated" else safe)
     assert "\n" not in str(caught.value)
+
+
+def test_an_l2a_product_clouded_all_over_is_a_one_line_error(products, tmp_path):
+    """Its scene classification cloud (class 9) everywhere: no usable pixel, refused before any colouring."""
+    safe = tmp_path / products["l2a"].name
+    shutil.copytree(products["l2a"], safe)
+    for image in safe.rglob("*_SCL_*.jp2"):
+        with rasterio.open(image) as src:
+            values, profile = src.read(1), src.profile
+        write_jp2(image, np.full_like(values, 9), profile)
+    result = run_cli("colorize", PUNJAB_SAR, "-o", tmp_path / "out.tif", "--reference", safe)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: the reference {safe.name} has 0.0 % clear pixels over the SAR scene"), result.stderr
+    assert not (tmp_path / "out.tif").exists()

@@ -82,7 +82,7 @@ class ReferenceImage:
             reference._measure()
         except (rasterio.errors.RasterioError, OSError) as exc:
             stack.close()
-            raise SarcolorError(f"cannot read the reference {path.name}: {first_line(exc)}") from None
+            raise unreadable(path, exc) from None
         except BaseException:
             stack.close()
             raise
@@ -204,7 +204,10 @@ class ReferenceImage:
         usable = np.zeros((window.height, window.width), bool)
         if bottom <= top or right <= left:
             return rgb, usable
-        raw, covered, scl = self._raw(Window(left, top, right - left, bottom - top))
+        try:  # a damaged file may read in the decimated look at open and fail at full resolution
+            raw, covered, scl = self._raw(Window(left, top, right - left, bottom - top))
+        except rasterio.errors.RasterioError as exc:
+            raise unreadable(self.path, exc) from None
         clear = clear_pixels(self._unit(raw), covered, scl, CLOUD_MARGIN, self.reflectance)
         stretched = np.clip(raw / self.scale.astype(np.float32)[:, None, None], 0, 1)
         rows = slice(max(0, window.row_off) - top, min(height, window.row_off + window.height) - top)
@@ -214,6 +217,11 @@ class ReferenceImage:
         rgb[:, out_rows, out_cols] = stretched[:, rows, cols]
         usable[out_rows, out_cols] = clear[rows, cols]
         return rgb, usable
+
+
+def unreadable(path: Path, exc: BaseException) -> SarcolorError:
+    """GDAL's reason in one line (the file and block it failed on), where rasterio says only 'Read failed'."""
+    return SarcolorError(f"cannot read the reference {path.name}: {first_line(exc.__cause__ or exc)}")
 
 
 def _rgb_bands(path: Path, count: int, bands) -> list[int]:
