@@ -264,7 +264,8 @@ def stac_item(path: Path, assets: dict, properties: dict) -> Path:
 def test_a_sentinel2_stac_item_reads_its_band_assets(products, tmp_path):
     """Element84's layout (assets red, green, blue by common name, a JPEG2000 duplicate, raster:bands scale 0.0001 and
     offset -0.1) over the baseline 05.00 images; Planetary Computer's (assets B04, B03, B02, SCL, no scale, the
-    baseline in the properties) over the L2A's: each read as its product, dated by the item."""
+    baseline in the properties, a true-colour composite beside them) over the L2A's: each read as its product, dated
+    by the item."""
     images = {p.stem.split("_")[2]: p for p in (products["l1c-c1"] / "GRANULE").rglob("*.jp2")}
     cog = "image/tiff; application=geotiff; profile=cloud-optimized"
     level = [{"nodata": 0, "data_type": "uint16", "scale": 0.0001, "offset": -0.1}]
@@ -283,7 +284,9 @@ def test_a_sentinel2_stac_item_reads_its_band_assets(products, tmp_path):
     assert from_item[3].taken.isoformat() == "2020-08-23T05:56:18.658000+00:00"
 
     l2a = {p.stem.split("_")[2]: p for p in (products["l2a"] / "GRANULE").rglob("*.jp2")}
-    planetary = {band: {"href": str(l2a[band].relative_to(products["l2a"].parent)), "type": "image/jp2", "roles": ["data"],
+    planetary = {"visual": {"href": "TCI.tif", "type": cog, "roles": ["data"],  # true colour, 8-bit: not a band
+                            "eo:bands": [{"name": b, "common_name": c} for b, c in (("B04", "red"), ("B03", "green"), ("B02", "blue"))]}}
+    planetary |= {band: {"href": str(l2a[band].relative_to(products["l2a"].parent)), "type": "image/jp2", "roles": ["data"],
                         **({"eo:bands": [{"name": band}]} if band != "SCL" else {})} for band in ("B04", "B03", "B02", "SCL")}
     shutil.copytree(products["l2a"], tmp_path / products["l2a"].name)  # relative hrefs, resolved from the item's folder
     item = stac_item(tmp_path / "S2B_MSIL2A_20200813T054639_R048_T43RCP_20200814T000000.json", planetary,

@@ -2,8 +2,9 @@
 
 Read from an 8-bit RGB raster (GeoTIFF, PNG, JPEG), a multi-band Sentinel-2 raster (bands chosen as ``pairs`` chooses
 them, default B4, B3, B2), a folder of one file per band (``B4.tif``, ``B04.jp2``, with ``SCL.tif`` where the
-product is L2A), or a Sentinel-2 product or STAC Item, read as its band files (``products``). Reprojected onto the SAR grid as ``pairs`` does (``geometry.on_grid_of``). Usable: covered, not nodata
-nor masked, and not cloud (``sarcolor.reference.clouds``). Reflectance is stretched as ``pairs`` stretches optical
+product is L2A), or a Sentinel-2 product or STAC Item, read as its band files (``products``). Reprojected onto the SAR
+grid as ``pairs`` does (``geometry.on_grid_of``). Usable: covered, not nodata nor masked, and not cloud
+(``sarcolor.reference.clouds``). Reflectance is stretched as ``pairs`` stretches optical
 (each channel / its 99 % quantile, here of the usable pixels); 8-bit colours are kept in their own stretch.
 """
 from __future__ import annotations
@@ -114,7 +115,7 @@ class ReferenceImage:
         wanted = [str(b) for b in (bands or DEFAULT_BANDS)]
         missing = [f"B{b}" for b in wanted if b not in files]
         if missing:
-            what = f"folder {path}" if path.is_dir() and not given.levels else path.name
+            what = path.name if given.levels else f"folder {path}"  # a product or an Item, else a band folder
             raise SarcolorError(f"the reference {what} has no {', '.join(missing)} file (B4.tif, B04.jp2...)")
         if given.env:
             stack.enter_context(rasterio.Env(**given.env))

@@ -34,6 +34,7 @@ IMAGE_BAND = re.compile(r"_(?:B0?(\d{1,2}A?)|(SCL))(?:_(\d+)m)?$", re.IGNORECASE
 REFLECTANCE = 10_000.0  # what the reader takes reflectance 1 to be (the DNs' quantification value)
 OFFSET_BASELINE = (4, 0)  # the processing baseline from which DNs carry an offset
 BASELINE_OFFSET = -1000.0  # that offset, where the metadata does not list it
+SENTINEL1_NAME = re.compile(r"^S1[A-D]_", re.IGNORECASE)  # S1A_IW_GRDH_1SDV_...
 NAME_BASELINE = re.compile(r"_N(\d{2})(\d{2})_")  # S2B_MSIL1C_20200823T054639_N0209_R048_...
 ITEM_BAND = re.compile(r"^B0?(\d{1,2}A?)$", re.IGNORECASE)
 COMMON_NAMES = {"coastal": "1", "blue": "2", "green": "3", "red": "4", "rededge1": "5", "rededge2": "6", "rededge3": "7",
@@ -58,7 +59,7 @@ def sentinel2_source(path: str | Path) -> BandSource | None:
     if is_stac_item(location):
         return item_source(location)
     path = Path(location)
-    if path.suffix.lower() in (".safe", ".zip") and path.name.upper().startswith("S1"):
+    if path.suffix.lower() in (".safe", ".zip") and SENTINEL1_NAME.match(path.name):
         raise SarcolorError(f"the reference {path.name} is a Sentinel-1 product (radar), not an optical image")
     files = product_files(path)
     if files is None:
@@ -110,8 +111,12 @@ def product_source(files: ProductFiles) -> BandSource:
     if absent:
         raise SarcolorError(f"{files.name}: {absent[0]} is missing: incomplete download? Download the product again")
     baseline = processing_baseline(root, files.name)
-    gain = REFLECTANCE / float(next((e.text for e in elements(root, "QUANTIFICATION_VALUE", "BOA_QUANTIFICATION_VALUE")), REFLECTANCE))
-    offsets = listed_offsets(root) or dict.fromkeys(BAND_ORDER, BASELINE_OFFSET if baseline >= OFFSET_BASELINE else 0.0)
+    try:
+        quantification = next((e.text for e in elements(root, "QUANTIFICATION_VALUE", "BOA_QUANTIFICATION_VALUE") if e.text), REFLECTANCE)
+        gain, listed = REFLECTANCE / float(quantification), listed_offsets(root)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise SarcolorError(f"{files.name}: unreadable {metadata} (its quantification or offsets: {exc})") from None
+    offsets = listed or dict.fromkeys(BAND_ORDER, BASELINE_OFFSET if baseline >= OFFSET_BASELINE else 0.0)
     log.info("%s: a Sentinel-2 %s product of processing baseline %02d.%02d", files.name, metadata[7:10], *baseline)
     return BandSource(
         {band: files.gdal_path(relative) for band, relative in images.items()},
@@ -149,7 +154,7 @@ def listed_offsets(root: ET.Element) -> dict[str, float]:
         band_id = element.get("band_id", "")
         band = physical.get(band_id) or (BAND_ORDER[int(band_id)] if band_id.isdigit() and int(band_id) < len(BAND_ORDER) else None)
         if band:
-            offsets[band] = float(element.text)
+            offsets[band] = float(element.text or "")
     return offsets
 
 
@@ -161,20 +166,20 @@ def item_source(location: str) -> BandSource:
         listed = ", ".join(sorted(item.assets)) or "none"
         raise SarcolorError(f"{item.id}: no red, green or blue band asset (assets: {listed}): "
                             "a reference item needs Sentinel-2's B04, B03, B02")
-    files = {}
-    for band, asset in assets.items():
-        href = asset.href.removeprefix("file://")
-        if not is_url(href) and "://" not in href and not Path(href).is_file():
-            raise SarcolorError(f"{item.id}: asset {asset.key!r} not found at {href}")
-        files[band] = href
+    files = {band: asset.href.removeprefix("file://") for band, asset in assets.items()}
     remote = any(is_url(href) or "://" in href for href in files.values())
-    levels = {band: asset_levels(item, asset) for band, asset in assets.items() if band != "SCL"}
+    try:
+        levels = {band: asset_levels(item, asset) for band, asset in assets.items() if band != "SCL"}
+    except (TypeError, ValueError) as exc:
+        raise SarcolorError(f"{item.id}: unreadable raster:bands scale or offset ({exc})") from None
     return BandSource(files, levels, item_time(item)[0], REMOTE_ENV if remote else {})
 
 
 def asset_band(key: str, asset) -> str | None:
     """The Sentinel-2 band ("4", "SCL") an asset holds, by its ``eo:bands`` (or STAC 1.1 ``bands``) or its key."""
     described = asset.extra_fields.get("eo:bands") or asset.extra_fields.get("bands") or [{}]
+    if len(described) > 1:
+        return None  # a true-colour composite (visual), not a band
     first = described[0] if isinstance(described[0], dict) else {}
     for name in (first.get("name"), key):
         if name and str(name).upper() == "SCL":
@@ -190,7 +195,7 @@ def band_assets(item) -> dict[str, ItemAsset]:
     """Band -> its raster asset; of two of one band (a COG and a JPEG2000), the COG."""
     found: dict[str, ItemAsset] = {}
     for key, asset in item.assets.items():
-        jp2 = (asset.media_type or "").lower().startswith(JP2_TYPE)
+        jp2 = (asset.media_type or "").lower().startswith(JP2_TYPE) and (not asset.roles or "data" in asset.roles)
         band = asset_band(key, asset)
         if band and (is_raster_asset(asset) or jp2) and (band not in found or not jp2):
             found[band] = ItemAsset(key, asset.get_absolute_href() or asset.href, None, asset)
