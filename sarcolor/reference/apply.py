@@ -57,7 +57,7 @@ class FittedReference:
 
     @property
     def date(self) -> datetime | None:
-        return name_time(self.image.path.name, self.image.path.parent.name)  # Sentinel-2 names carry their sensing time
+        return self.image.taken or name_time(self.image.path.name, self.image.path.parent.name)  # S2 names carry it
 
     @property
     def date_notice(self) -> str | None:
