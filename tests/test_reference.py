@@ -187,6 +187,32 @@ def punjab():
     return PUNJAB_SAR
 
 
+JIANGSU = WORLD / "sen12ms-cr"
+REAL_CLOUDS = {  # SAR, its band, the cloudy L1C of the same days
+    "jiangsu": (JIANGSU / "s1/ROIs1970_fall_139_p839.tif", 2, JIANGSU / "s2_cloudy/ROIs1970_fall_139_p839.tif"),
+    "punjab": (PUNJAB_SAR, None, PUNJAB / "s2c/0000200/20200823T054639_20200823T055618_T43RCP"),
+}
+
+
+@pytest.mark.parametrize("place", REAL_CLOUDS)
+def test_fill_under_real_cumulus_copies_no_cloud_white_into_the_gaps(tmp_path, place, model):
+    """Real cumulus (SEN12MS-CR Jiangsu, 63 % gaps; Punjab 2020-08-23, 49 %): no pixel of the filled gaps is
+    cloud-white (all of R, G, B above 225). Near-white clear pixels (a wisp of cloud let through, clipped bright
+    ground) are kept out of the correction that joins the gaps to their edges: set by them, 0.09 % and 0.08 % of the
+    gaps were."""
+    sar, band, cloudy = REAL_CLOUDS[place]
+    if not sar.is_file():
+        pytest.skip(f"s1s2-world not found at {WORLD}")
+    out = tmp_path / "filled.tif"
+    colorize_file(sar, out, model, ColorizeOptions(reference=cloudy, fill=True, band=band))
+    with rasterio.open(sar) as src, ReferenceImage.open(cloudy, src) as image:
+        reference, clear = image.read(Window(0, 0, src.width, src.height))
+    filled = read_rgb(out)
+    assert 0.4 < (~clear).mean() < 0.7
+    assert np.array_equal(filled[clear], np.round(np.moveaxis(reference, 0, -1) * 255).astype(np.uint8)[clear])
+    assert not (filled.min(-1) > 225)[~clear].any()
+
+
 def test_a_sentinel2_band_folder_and_its_stack_give_the_same_colours(tmp_path, punjab, model):
     """The Punjab L1C of June as one file per band and as a GeoTIFF of its 10 m bands B2, B3, B4, B8
     (--reference-bands 3,2,1): reprojected onto the SAR's grid (4 m off), stretched by the clear pixels' 99 %

@@ -3,8 +3,10 @@ nodata), joined without a seam.
 
 In a gap the SAR's colours are moved toward the reference's by the local mean difference between the two on the
 clear pixels around it, a correction that fades over a few ``FEATHER`` widths into the gap: at a cloud's edge the
-SAR's colours meet the reference's level, deep inside they are the fitted colours alone. Rows are streamed: each is
-written once the rows within the correction's reach below it have arrived.
+SAR's colours meet the reference's level, deep inside they are the fitted colours alone. Near-white clear pixels
+(a bright roof, a wisp of cloud the cloud test let through) are left out of the correction: spread into a gap they
+would paint it cloud-white. Rows are streamed: each is written once the rows within the correction's reach below it
+have arrived.
 """
 from __future__ import annotations
 
@@ -14,14 +16,15 @@ from scipy import ndimage
 
 from sarcolor.reference.image import ReferenceImage
 
-FEATHER = 6.0  # pixels: the Gaussian width of the correction at a gap's edge
+FEATHER = 4.0  # pixels: the Gaussian width of the correction at a gap's edge
+NEAR_WHITE = 0.85  # clear pixels whose darkest channel is above this (stretched, 0..1) do not set the correction
 REACH = int(3 * FEATHER)  # rows the correction reaches
 FADE = 0.05  # the correction is the local mean difference x clear share / (clear share + FADE): 0 far from clear pixels
 
 
 def filled(sar_rgb: np.ndarray, reference_rgb: np.ndarray, clear: np.ndarray) -> np.ndarray:
     """``reference_rgb`` where ``clear``, elsewhere ``sar_rgb`` plus the faded correction (all (3, h, w) / (h, w))."""
-    weight = clear.astype(np.float32)
+    weight = (clear & (reference_rgb.min(0) <= NEAR_WHITE)).astype(np.float32)
 
     def smooth(a: np.ndarray) -> np.ndarray:
         return ndimage.gaussian_filter(a, FEATHER, mode="nearest", truncate=REACH / FEATHER)
