@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import functools
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 from rasterio.windows import Window
 
 from sarcolor import backends
-from sarcolor.blockwise import colorize_chunks, colorize_window, valid_chunks
+from sarcolor.blockwise import colorize_chunks, colorize_window, fill_chunks, valid_chunks
 from sarcolor.errors import SarcolorError
 from sarcolor.infer import error_map_tags, far_notice, tile_plan
 from sarcolor.option_names import OptionNames, named_for
 from sarcolor.readers.raster import SarReader
 from sarcolor.readers import open_input
 from sarcolor.reference.apply import fitted_reference
+from sarcolor.reference.fill import DetachedReference, check_fill, filled_colours
 from sarcolor.xarrays import (
     Grid, confidence_dataarray, dataarray_dataset, import_xarray, is_dask, is_dataarray, numpy_dataset,
     raster_grid, rgb_dataarray,
@@ -33,7 +35,8 @@ log = logging.getLogger(__name__)
 OPTION_NAMES = OptionNames({
     "--input-scale": "input_scale", "--db-range": "db_range", "--band": "band", "--allow-co-pol": "allow_co_pol=True",
     "--model": "model", "--detail": "detail", "--confidence": "confidence=True", "--device": "device", "--tile": "tile",
-    "--overlap": "overlap", "--batch-size": "batch_size",
+    "--overlap": "overlap", "--batch-size": "batch_size", "--reference": "reference", "--reference-bands": "reference_bands",
+    "--fill": "fill=True",
 })
 
 
@@ -156,7 +159,7 @@ def colorize(
     data, model: str | Path | Model = "default", detail: float | None = None, confidence: bool = False, *,
     band: int | None = None, input_scale: str = "auto", tile: int = 512, overlap: int = 32, batch_size: int = 2,
     device: str = "auto", allow_co_pol: bool = False, db_range: tuple[float, float] | str | None = None,
-    reference: str | Path | None = None, reference_bands: tuple[int, int, int] | None = None,
+    reference: str | Path | None = None, reference_bands: tuple[int, int, int] | None = None, fill: bool = False,
 ):
     """Colourise a SAR scene; returns its colours on the input's grid.
 
@@ -168,7 +171,8 @@ def colorize(
     dB export's 0 and 255 stand for (default -25, 0 dB, Earth Engine's and SEN1-2's), as ``--db-range``.
     ``reference``: the path of an optical image of the same place, as ``--reference`` (``reference_bands`` as
     ``--reference-bands``): the colours are fitted on its clear pixels (a Dask-backed input stays lazy: the fit
-    reads a few of its tiles at once).
+    reads a few of its tiles at once). ``fill=True``, as ``--fill``: the reference's clear pixels are kept as they
+    are and the SAR's colours used only in its gaps (clouds, nodata), joined without a seam.
 
     Returns a DataArray ``band: [red, green, blue]`` (uint8) with the input's CRS, transform and coordinates.
     Where the input has no data the colours are 0 and, for an input that can have nodata, the ``valid``
@@ -192,7 +196,7 @@ def colorize(
     if isinstance(data, (str, Path)):
         with open_input(data, band, input_scale, net.convention["quantile"], allow_co_pol, db_range) as scene:
             return _colorize_scene(scene.reader, raster_grid(scene.src), net, confidence, tile, overlap, batch_size,
-                                   reference, reference_bands)
+                                   reference, reference_bands, fill)
     if is_dataarray(data):
         dataset, grid = dataarray_dataset(data, band)
     elif isinstance(data, np.ndarray) or is_dask(data):
@@ -200,29 +204,38 @@ def colorize(
     else:
         raise SarcolorError(f"data must be an xarray.DataArray, a NumPy array or a path, not {type(data).__name__}")
     reader = SarReader(dataset, 1, input_scale, net.convention["quantile"], db_range=db_range)
-    return _colorize_scene(reader, grid, net, confidence, tile, overlap, batch_size, reference, reference_bands)
+    return _colorize_scene(reader, grid, net, confidence, tile, overlap, batch_size, reference, reference_bands, fill)
 
 
 def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool, tile: int, overlap: int, batch_size: int,
-                    reference: str | Path | None = None, reference_bands: tuple[int, int, int] | None = None):
+                    reference: str | Path | None = None, reference_bands: tuple[int, int, int] | None = None,
+                    fill: bool = False):
+    check_fill(fill, reference)
     plan = tile_plan(reader, tile, overlap, net)
     warning = reader.scene_warning(net.training_scenes)
     if reference is None:
         warning = "; ".join(w for w in (warning, far_notice(net, reader.src)) if w) or None
-    reference_tags = {}
-    if reference is not None:
-        with fitted_reference(reference, reader.src, net, reader.read, plan, plan.rows.overlap, reference_bands) as fitted:
-            net, reference_tags = fitted.model, fitted.tags(fill=False)
-    log.debug("%s: %dx%d px, %d tiles", reader.metadata.name, reader.width, reader.height, plan.tile_count)
-    data = getattr(reader.src, "data", None)
-    if is_dask(data):
-        colours = colorize_chunks(data, net, reader, plan, confidence, batch_size)
-        rgb, error = (colours[:3].astype(np.uint8), colours[3]) if confidence else (colours, None)
-        valid = valid_chunks(data, reader) if reader.may_have_invalid else None
-    else:
-        whole = colorize_window(net, reader, plan, Window(0, 0, reader.width, reader.height), confidence, batch_size)
-        rgb, error = whole.rgb, whole.error
-        valid = whole.valid if reader.may_have_invalid else None
+    with ExitStack() as using:
+        fitted, reference_tags = None, {}
+        if reference is not None:
+            fitted = using.enter_context(fitted_reference(reference, reader.src, net, reader.read, plan, plan.rows.overlap,
+                                                          reference_bands))
+            net, reference_tags = fitted.model, fitted.tags(fill)
+        log.debug("%s: %dx%d px, %d tiles", reader.metadata.name, reader.width, reader.height, plan.tile_count)
+        data = getattr(reader.src, "data", None)
+        if is_dask(data):
+            colours = colorize_chunks(data, net, reader, plan, confidence, batch_size)
+            rgb, error = (colours[:3].astype(np.uint8), colours[3]) if confidence else (colours, None)
+            valid = valid_chunks(data, reader) if reader.may_have_invalid else None
+            if fill:  # each chunk opens the reference again: the one open here closes before the chunks run
+                rgb = fill_chunks(rgb, valid, DetachedReference(Path(reference), reader.src.without_data(), reference_bands,
+                                                                fitted.image.scale))
+        else:
+            whole = colorize_window(net, reader, plan, Window(0, 0, reader.width, reader.height), confidence, batch_size)
+            rgb, error = whole.rgb, whole.error
+            valid = whole.valid if reader.may_have_invalid else None
+            if fill:
+                rgb = filled_colours(rgb, whole.valid, fitted.image, Window(0, 0, reader.width, reader.height))
     attrs = _attributes(net, reader, warning)
     attrs.update({key.removeprefix("SARCOLOR_").lower(): value for key, value in reference_tags.items()})
     colours_array = rgb_dataarray(rgb, grid, attrs, valid)

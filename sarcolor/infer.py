@@ -23,7 +23,7 @@ from sarcolor.readers import open_input
 from sarcolor.readers.polarisation import cross_pol_partner
 from sarcolor.readers.safe import PRODUCT_SUFFIXES, is_product
 from sarcolor.reference.apply import fitted_reference
-from sarcolor.reference.fill import GapFiller
+from sarcolor.reference.fill import GapFiller, check_fill
 from sarcolor.stac import OutputDescription, ReferenceSource, StacItemWriter, check_describable, check_stac_output, stac_item_path
 from sarcolor.tiling import TilePlan, blend_tiles, blend_to_array, plan_tiles
 
@@ -166,8 +166,7 @@ def colorize_file(
     outputs = planned_outputs(output_path, options.confidence)
     described = outputs + ([stac_item_path(output_path)] if options.stac else [])
     check_outputs_apart_from_inputs(described, [input_path] + ([Path(options.reference)] if options.reference else []))
-    if options.fill and not options.reference:
-        raise SarcolorError("--fill needs --reference: the optical image whose gaps the SAR fills")
+    check_fill(options.fill, options.reference)
     for path in outputs:
         check_output_path(path, options.overwrite)
     if options.stac:

@@ -62,6 +62,15 @@ def scene_with_reference(folder: Path) -> tuple[Path, Path]:
     return write_tif(folder / "sar.tif", sar), write_tif(folder / "optical.tif", np.moveaxis(optical[..., [2, 0, 1]], -1, 0).copy())
 
 
+def scene_with_cloudy_reference(folder: Path) -> tuple[Path, Path]:
+    """``scene_with_reference`` with a real cloud shape painted into the reference (half of it), for ``--fill``."""
+    sar, reference = scene_with_reference(folder)
+    with rasterio.open(reference) as src:
+        optical = np.moveaxis(src.read(), 0, -1)
+    cloudy, _ = painted_cloud(optical, np.asarray(Image.open(CLOUD_MASK), np.float32))
+    return sar, write_tif(folder / "cloudy.tif", np.moveaxis(cloudy, -1, 0).copy())
+
+
 def read_rgb(path: Path) -> np.ndarray:
     with rasterio.open(path) as src:
         return np.moveaxis(src.read([1, 2, 3]), 0, -1)
@@ -249,6 +258,36 @@ def test_the_python_api_takes_a_reference_as_the_cli_does(tmp_path, clouded_pair
     coloured = sarcolor.colorize(sar, reference=reference)
     assert coloured.attrs["reference"] == "reference.tif" and "clear places" in coloured.attrs["reference_fit"]
     assert np.abs(np.moveaxis(coloured.values, 0, -1).astype(int) - read_rgb(out)).max() <= 1
+
+
+def test_the_python_api_fills_the_gaps_as_the_cli_does_and_a_dask_scene_stays_lazy(tmp_path, clouded_pair, model):
+    """``sarcolor.colorize(..., reference=..., fill=True)``: the CLI's --fill pixels (to a level: the CLI fills the
+    colours before they are rounded to 8 bits); a Dask-backed DataArray in chunks of 128 px (tiles of 128, for a halo
+    that fits the 256 px scene) gives a lazy result with the in-memory pixels (no seam where chunks meet); fill=True
+    alone names the API's keywords."""
+    xarray = pytest.importorskip("xarray", reason="the api extra (xarray) is not installed")
+    dask = pytest.importorskip("dask.array", reason="the dask extra is not installed")
+    rioxarray = pytest.importorskip("rioxarray", reason="the api extra (rioxarray) is not installed")
+    import sarcolor
+    from sarcolor.errors import SarcolorError
+
+    sar, reference, _, hidden = clouded_pair
+    out = tmp_path / "cli.tif"
+    colorize_file(sar, out, model, ColorizeOptions(reference=reference, fill=True))
+    cli, cloudy = read_rgb(out), read_rgb(reference)
+    filled = sarcolor.colorize(sar, reference=reference, fill=True)
+    pixels = np.moveaxis(filled.values, 0, -1).astype(int)
+    assert np.abs(pixels - cli).max() <= 1
+    assert np.array_equal(pixels[~hidden & (cli == cloudy).all(-1)], cloudy[~hidden & (cli == cloudy).all(-1)])
+    assert filled.attrs["reference_fill"].startswith("clear reference pixels kept")
+    in_memory = sarcolor.colorize(sar, reference=reference, fill=True, tile=128)
+    lazy = sarcolor.colorize(rioxarray.open_rasterio(sar, chunks={"x": 128, "y": 128}, lock=False), reference=reference,
+                             fill=True, tile=128)
+    assert isinstance(lazy.data, dask.Array) and lazy.data.chunks[1:] == ((128, 128), (128, 128))
+    assert np.array_equal(lazy.values, in_memory.values)
+    with pytest.raises(SarcolorError, match=r"^fill=True needs reference: "):
+        sarcolor.colorize(sar, fill=True)
+    del xarray
 
 
 def test_a_scene_far_from_the_training_places_says_so_and_suggests_a_reference(tmp_path, model):

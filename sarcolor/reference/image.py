@@ -61,7 +61,8 @@ class ReferenceImage:
         self.clear_share = 0.0
 
     @classmethod
-    def open(cls, path: str | Path, sar_src, bands: tuple[int, ...] | None = None) -> "ReferenceImage":
+    def open(cls, path: str | Path, sar_src, bands: tuple[int, ...] | None = None, scale=None) -> "ReferenceImage":
+        """``scale``: the stretch measured when it was opened before (a Dask chunk's reader); else measured now."""
         path = Path(path)
         stack = ExitStack()
         try:
@@ -71,7 +72,10 @@ class ReferenceImage:
                 reference = cls._open_file(path, sar_src, bands, stack)
             else:
                 raise SarcolorError(f"reference not found: {path}")
-            reference._measure()
+            if scale is None:
+                reference._measure()
+            else:
+                reference.scale = np.asarray(scale, np.float64)
         except (rasterio.errors.RasterioError, OSError) as exc:
             stack.close()
             raise SarcolorError(f"cannot read the reference {path.name}: {first_line(exc)}") from None
