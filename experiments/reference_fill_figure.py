@@ -4,9 +4,9 @@ Rows: the SEN12MS-CR Jiangsu and Aachen triplets (S1, cloudy L1C, cloud-free L1C
 2020-09-03, the L1C of 2020-08-23 with cumulus, the clear L2A of 2020-08-13). Columns: SAR, the cloudy reference
 (stretched as --reference stretches it), its gaps as found (white), the --reference --fill output, a clear image.
 Numbers per scene: the gaps' share, the cloud-white share (all of R, G, B above 225) of the reference, of the output
-and of the output's gaps, the RMS difference in reflectance (x 1,000; B4, B3, B2) between the reference's kept pixels and the clear image
-(haze left in raises it; the dates differ, so it is never 0; the clipping at the stretch's top leaves bright ground
-out of it), and the seam: the mean colour step between neighbouring pixels across a gap's edge over the
+(and the part of it whose reflectance is bluish, blue at least red: cloud; the rest is bright soil clipped by the
+stretch) and of the output's gaps, the RMS difference in reflectance (x 1,000; B4, B3, B2) between the reference's kept pixels and the clear image
+(haze left in raises it; the dates differ, so it is never 0), and the seam: the mean colour step between neighbouring pixels across a gap's edge over the
 mean step between all neighbouring pixels of the output (1: no seam).
 
     python experiments/reference_fill_figure.py --out /tmp/fill [--figure docs/evaluation/reference_fill.jpg]
@@ -45,7 +45,7 @@ def on_sar_grid(reference: Path, sar: Path) -> tuple[np.ndarray, np.ndarray, np.
     """A reference's stretched RGB (h, w, 3) in [0, 1] on the SAR grid, its usable pixels, and its reflectance."""
     with rasterio.open(sar) as src, ReferenceImage.open(reference, src) as image:
         rgb, usable = image.read(Window(0, 0, src.width, src.height))
-        reflectance = np.moveaxis(rgb * image.scale[:, None, None] / 10_000, 0, -1)  # unclipped where below the stretch
+        reflectance = np.moveaxis(image._raw(Window(0, 0, src.width, src.height))[0] / 10_000, 0, -1)
     return np.moveaxis(rgb, 0, -1), usable, reflectance
 
 
@@ -93,10 +93,11 @@ def main() -> None:
         white = lambda rgb8: (rgb8 > WHITE).all(-1)  # noqa: E731
         reference8 = (reference * 255).round()
         kept = float(np.sqrt(((reference_reflectance - truth_reflectance)[usable] ** 2).mean()) * 1000)
-        logging.info("%s: gaps %.1f %%, cloud-white: reference %.2f %%, output %.2f %%, output's gaps %.2f %%, kept "
-                     "pixels vs clear image %.1f / 1000 reflectance, seam %.2f", name, 100 * gaps.mean(), 100 * white(reference8).mean(),
-                     100 * white(filled).mean(), 100 * white(filled)[gaps].mean() if gaps.any() else 0.0, kept,
-                     seam(filled / 255.0, gaps))
+        bluish = reference_reflectance[..., 2] >= reference_reflectance[..., 0]
+        logging.info("%s: gaps %.1f %%, cloud-white: reference %.2f %%, output %.2f %% (bluish %.2f %%), output's gaps "
+                     "%.2f %%, kept pixels vs clear image %.1f / 1000 reflectance, seam %.2f", name, 100 * gaps.mean(),
+                     100 * white(reference8).mean(), 100 * white(filled).mean(), 100 * (white(filled) & bluish).mean(),
+                     100 * white(filled)[gaps].mean() if gaps.any() else 0.0, kept, seam(filled / 255.0, gaps))
         rows.append(np.concatenate([panel(sar_picture(sar)), panel(reference), panel(gaps[..., None].repeat(3, -1)),
                                     panel(filled / 255.0), panel(truth)], 1))
     figure = Image.fromarray(np.concatenate(rows, 0))
