@@ -17,13 +17,14 @@ import numpy as np
 from rasterio.windows import Window
 
 from sarcolor import backends
-from sarcolor.blockwise import colorize_chunks, colorize_window, valid_chunks
+from sarcolor.blockwise import colorize_chunks, colorize_window, fill_chunks, valid_chunks
 from sarcolor.errors import SarcolorError
 from sarcolor.infer import ColorizeOptions, error_map_tags, far_notice, reference_date_scene, tile_plan
 from sarcolor.option_names import OptionNames, named_for
 from sarcolor.readers.raster import SarReader
 from sarcolor.readers import open_input
-from sarcolor.reference.apply import FitScene, fitted_reference, with_reference_detail
+from sarcolor.reference.apply import FitScene, check_reference_sar, fitted_reference, with_reference_detail
+from sarcolor.reference.fill import DetachedReference, check_fill, filled_colours
 from sarcolor.xarrays import (
     Grid, confidence_dataarray, dataarray_dataset, import_xarray, is_dask, is_dataarray, numpy_dataset,
     raster_grid, rgb_dataarray,
@@ -36,7 +37,7 @@ OPTION_NAMES = OptionNames({
     "--input-scale": "input_scale", "--db-range": "db_range", "--band": "band", "--allow-co-pol": "allow_co_pol=True",
     "--model": "model", "--detail": "detail", "--confidence": "confidence=True", "--device": "device", "--tile": "tile",
     "--overlap": "overlap", "--batch-size": "batch_size", "--reference": "reference", "--reference-bands": "reference_bands",
-    "--reference-sar": "reference_sar",
+    "--reference-sar": "reference_sar", "--fill": "fill=True",
 })
 
 
@@ -164,7 +165,7 @@ def colorize(
     band: int | None = None, input_scale: str = "auto", tile: int = 512, overlap: int = 32, batch_size: int = 2,
     device: str = "auto", allow_co_pol: bool = False, db_range: tuple[float, float] | str | None = None,
     reference: str | Path | None = None, reference_bands: tuple[int, int, int] | None = None,
-    reference_sar: str | Path | None = None,
+    reference_sar: str | Path | None = None, fill: bool = False,
 ):
     """Colourise a SAR scene; returns its colours on the input's grid.
 
@@ -176,8 +177,10 @@ def colorize(
     dB export's 0 and 255 stand for (default -25, 0 dB, Earth Engine's and SEN1-2's), as ``--db-range``.
     ``reference``: the path of an optical image of the same place, as ``--reference`` (``reference_bands`` as
     ``--reference-bands``): the colours are fitted on its clear pixels (a Dask-backed input stays lazy: the fit
-    reads a few of its tiles at once; ``detail`` left out is then 0, the fitted colours alone). ``reference_sar``: a path to a SAR scene of the reference's date, as
-    ``--reference-sar``: the colours are fitted there (read as ``data`` is read) and applied to ``data``.
+    reads a few of its tiles at once; ``detail`` left out is then 0, the fitted colours alone). ``reference_sar``: a
+    path to a SAR scene of the reference's date, as ``--reference-sar``: the colours are fitted there (read as
+    ``data`` is read) and applied to ``data``. ``fill=True``, as ``--fill``: the reference's clear pixels are kept
+    as they are and the SAR's colours used only in its gaps (clouds, nodata), joined without a seam.
 
     Returns a DataArray ``band: [red, green, blue]`` (uint8) with the input's CRS, transform and coordinates.
     Where the input has no data the colours are 0 and, for an input that can have nodata, the ``valid``
@@ -198,10 +201,10 @@ def colorize(
         raise SarcolorError(f"confidence=True needs a model with an error head; {net.name} has none")
     if batch_size < 1:
         raise SarcolorError(f"batch_size must be at least 1, got {batch_size}")
-    if reference_sar is not None and reference is None:
-        raise SarcolorError("--reference-sar needs --reference: the optical image of that SAR scene's date")
-    reading = ColorizeOptions(tile, overlap, band, input_scale, db_range, allow_co_pol=allow_co_pol,
-                              reference=reference, reference_bands=reference_bands, reference_sar=reference_sar)
+    check_fill(fill, reference)
+    check_reference_sar(reference_sar, reference)
+    reading = ColorizeOptions(tile, overlap, band, input_scale, db_range, allow_co_pol=allow_co_pol, reference=reference,
+                              reference_bands=reference_bands, reference_sar=reference_sar, fill=fill)
     if isinstance(data, (str, Path)):
         with open_input(data, band, input_scale, net.convention["quantile"], allow_co_pol, db_range) as scene:
             return _colorize_scene(scene.reader, raster_grid(scene.src), net, confidence, batch_size, reading,
@@ -222,24 +225,29 @@ def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool,
     warning = reader.scene_warning(net.training_scenes)
     if reading.reference is None:
         warning = "; ".join(w for w in (warning, far_notice(net, reader.src)) if w) or None
-    reference_tags = {}
-    if reading.reference is not None:
-        with ExitStack() as using:
+    with ExitStack() as using:
+        fitted, reference_tags = None, {}
+        if reading.reference is not None:
             fit_on = (using.enter_context(reference_date_scene(reading.reference_sar, net, reading)) if reading.reference_sar
                       else FitScene(reader.src, reader.read, plan, reader.metadata.name, taken))
             fitted = using.enter_context(fitted_reference(reading.reference, reader.src, net, fit_on, reading.reference_bands))
-            net, reference_tags = fitted.model, fitted.tags(fill=False)
+            net, reference_tags = fitted.model, fitted.tags(reading.fill)
             warning = "; ".join(w for w in (warning, fitted.date_notice) if w) or None
-    log.debug("%s: %dx%d px, %d tiles", reader.metadata.name, reader.width, reader.height, plan.tile_count)
-    data = getattr(reader.src, "data", None)
-    if is_dask(data):
-        colours = colorize_chunks(data, net, reader, plan, confidence, batch_size)
-        rgb, error = (colours[:3].astype(np.uint8), colours[3]) if confidence else (colours, None)
-        valid = valid_chunks(data, reader) if reader.may_have_invalid else None
-    else:
-        whole = colorize_window(net, reader, plan, Window(0, 0, reader.width, reader.height), confidence, batch_size)
-        rgb, error = whole.rgb, whole.error
-        valid = whole.valid if reader.may_have_invalid else None
+        log.debug("%s: %dx%d px, %d tiles", reader.metadata.name, reader.width, reader.height, plan.tile_count)
+        data = getattr(reader.src, "data", None)
+        if is_dask(data):
+            colours = colorize_chunks(data, net, reader, plan, confidence, batch_size)
+            rgb, error = (colours[:3].astype(np.uint8), colours[3]) if confidence else (colours, None)
+            valid = valid_chunks(data, reader) if reader.may_have_invalid else None
+            if reading.fill:  # each chunk opens the reference again: the one open here closes before the chunks run
+                rgb = fill_chunks(rgb, valid, DetachedReference(Path(reading.reference), reader.src.without_data(),
+                                                                reading.reference_bands, fitted.image.scale))
+        else:
+            whole = colorize_window(net, reader, plan, Window(0, 0, reader.width, reader.height), confidence, batch_size)
+            rgb, error = whole.rgb, whole.error
+            valid = whole.valid if reader.may_have_invalid else None
+            if reading.fill:
+                rgb = filled_colours(rgb, whole.valid, fitted.image, Window(0, 0, reader.width, reader.height))
     attrs = _attributes(net, reader, warning)
     attrs.update({key.removeprefix("SARCOLOR_").lower(): value for key, value in reference_tags.items()})
     colours_array = rgb_dataarray(rgb, grid, attrs, valid)

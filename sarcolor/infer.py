@@ -22,8 +22,8 @@ from sarcolor.geometry import check_warp, warp_target
 from sarcolor.readers import SarInput, open_input
 from sarcolor.readers.polarisation import cross_pol_partner
 from sarcolor.readers.safe import PRODUCT_SUFFIXES, is_product
-from sarcolor.reference.apply import FitScene, fitted_reference, with_reference_detail
-from sarcolor.reference.fill import GapFiller
+from sarcolor.reference.apply import FitScene, check_reference_sar, fitted_reference, with_reference_detail
+from sarcolor.reference.fill import GapFiller, check_fill
 from sarcolor.stac import OutputDescription, ReferenceSource, StacItemWriter, check_describable, check_stac_output, stac_item_path
 from sarcolor.tiling import TilePlan, blend_tiles, blend_to_array, plan_tiles
 
@@ -182,10 +182,8 @@ def colorize_file(
     outputs = planned_outputs(output_path, options.confidence)
     described = outputs + ([stac_item_path(output_path)] if options.stac else [])
     check_outputs_apart_from_inputs(described, [input_path] + [Path(p) for p in (options.reference, options.reference_sar) if p])
-    if options.fill and not options.reference:
-        raise SarcolorError("--fill needs --reference: the optical image whose gaps the SAR fills")
-    if options.reference_sar and not options.reference:
-        raise SarcolorError("--reference-sar needs --reference: the optical image of that SAR scene's date")
+    check_fill(options.fill, options.reference)
+    check_reference_sar(options.reference_sar, options.reference)
     for path in outputs:
         check_output_path(path, options.overwrite)
     if options.stac:

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator
 
+from sarcolor.errors import SarcolorError
 from sarcolor.readers import name_time
 from sarcolor.reference.fit import HeadFit, fit_head
 from sarcolor.reference.image import ReferenceImage
@@ -26,6 +27,11 @@ DATE_GAP_DAYS = 30  # a reference further than this from the SAR it is fitted on
 # With a reference and no detail strength asked for: the fitted colours without the model's own texture. On the 8 val
 # scenes' clouded pixels 17.57 dB against 16.86 at detail 1, better on all 8 (SSIM and CIEDE2000 too).
 REFERENCE_DETAIL = 0.0
+
+
+def check_reference_sar(reference_sar, reference) -> None:
+    if reference_sar is not None and reference is None:
+        raise SarcolorError("--reference-sar needs --reference: the optical image of that SAR scene's date")
 
 
 def with_reference_detail(model, detail_given: float | None, reference):

@@ -67,7 +67,8 @@ class ReferenceImage:
         self.taken = None  # the sensing time, where the reference says it (a product, an Item)
 
     @classmethod
-    def open(cls, path: str | Path, sar_src, bands: tuple[int, ...] | None = None) -> "ReferenceImage":
+    def open(cls, path: str | Path, sar_src, bands: tuple[int, ...] | None = None, scale=None) -> "ReferenceImage":
+        """``scale``: the stretch measured when it was opened before (a Dask chunk's reader); else measured now."""
         given, path = path, Path(path)
         stack = ExitStack()
         try:
@@ -80,7 +81,10 @@ class ReferenceImage:
                 reference = cls._open_file(path, sar_src, bands, stack)
             else:
                 raise SarcolorError(f"reference not found: {path}")
-            reference._measure()
+            if scale is None:
+                reference._measure()
+            else:
+                reference.scale = np.asarray(scale, np.float64)
         except (rasterio.errors.RasterioError, OSError) as exc:
             stack.close()
             raise unreadable(path, exc) from None
