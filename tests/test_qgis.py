@@ -169,6 +169,26 @@ def test_runner_passes_fill_as_the_cli_takes_it(tmp_path, executable):
     assert not np.array_equal(colours, read_all(tmp_path / "fitted.tif")[0])
 
 
+@pytest.mark.parametrize("executable", ["", str(SARCOLOR)], ids=["library", "subprocess"])
+def test_runner_passes_the_reference_date_sar_as_the_cli_takes_it(tmp_path, executable):
+    """reference_sar: the colours fitted on another SAR scene (here the input's left-right mirror), as --reference-sar."""
+    sar, reference = scene_with_reference(tmp_path)
+    with rasterio.open(sar) as src:
+        profile, pixels = src.profile, src.read()
+    other = tmp_path / "other_date.tif"
+    with rasterio.open(other, "w", **profile) as dst:
+        dst.write(pixels[:, :, ::-1])
+    run_cli("-q", "colorize", sar, "-o", tmp_path / "cli.tif", "--reference", reference, "--reference-sar", other, check=True)
+    run_cli("-q", "colorize", sar, "-o", tmp_path / "own.tif", "--reference", reference, check=True)
+    runner.colorize(runner.Request(str(sar), str(tmp_path / "plugin.tif"), reference=str(reference),
+                                   reference_sar=str(other)), Feedback(), executable)
+    colours = read_all(tmp_path / "plugin.tif")[0]
+    assert np.array_equal(colours, read_all(tmp_path / "cli.tif")[0])
+    assert not np.array_equal(colours, read_all(tmp_path / "own.tif")[0])
+    with rasterio.open(tmp_path / "plugin.tif") as src:
+        assert src.tags()["SARCOLOR_REFERENCE_SAR"] == "other_date.tif"
+
+
 # What the algorithm hands the runner: sarcolor's flags as the dialog's labels.
 DIALOG_NAMES = json.dumps({"names": {"--band": "'Band (empty: automatic)'", "--allow-co-pol": "'Allow a VV (HH) band' ticked"},
                            "style": "label"})

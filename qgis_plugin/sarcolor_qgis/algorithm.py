@@ -47,12 +47,13 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
     ALLOW_CO_POL = "ALLOW_CO_POL"
     REFERENCE = "REFERENCE"
     FILL = "FILL"
+    REFERENCE_SAR = "REFERENCE_SAR"
     OUTPUT = "OUTPUT"
     CONFIDENCE_MAP = "CONFIDENCE_MAP"
     # sarcolor's messages name its CLI flags: each is shown as the parameter of this dialog that sets it.
     FLAGS = {"--band": BAND, "--model": MODEL, "--detail": DETAIL, "--confidence": CONFIDENCE,
              "--input-scale": INPUT_SCALE, "--db-range": DB_RANGE, "--allow-co-pol": ALLOW_CO_POL,
-             "--reference": REFERENCE, "--fill": FILL}
+             "--reference": REFERENCE, "--fill": FILL, "--reference-sar": REFERENCE_SAR}
 
     def name(self):
         return "colorize"
@@ -95,6 +96,8 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             self.FILL, "Fill cloud gaps in the reference (keep its clear pixels, SAR colours under its clouds)",
             defaultValue=False))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.REFERENCE_SAR, "SAR layer of the reference's date, for an older reference (optional)", optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Colourised"))
         self.addOutput(QgsProcessingOutputRasterLayer(self.CONFIDENCE_MAP, "Confidence map"))
 
@@ -145,7 +148,11 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
 
     def reference_path(self, parameters, context):
         """The optical reference layer's file, or None when none is given."""
-        return self.file_layer(parameters, self.REFERENCE, context).source() if parameters.get(self.REFERENCE) else None
+        return self.optional_file(parameters, self.REFERENCE, context)
+
+    def optional_file(self, parameters, name, context):
+        """The file of the optional raster layer ``name``, or None when none is given."""
+        return self.file_layer(parameters, name, context).source() if parameters.get(name) else None
 
     def file_layer(self, parameters, name, context):
         """The raster layer of parameter ``name``, a file GDAL reads."""
@@ -170,6 +177,7 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
             allow_co_pol=self.parameterAsBoolean(parameters, self.ALLOW_CO_POL, context),
             reference=self.reference_path(parameters, context),
             fill=self.parameterAsBoolean(parameters, self.FILL, context),
+            reference_sar=self.optional_file(parameters, self.REFERENCE_SAR, context),
             option_names=self.option_names(),
         )
 
