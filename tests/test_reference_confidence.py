@@ -12,9 +12,7 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 from conftest import run_cli
 from sarcolor.infer import ColorizeOptions, colorize_file, confidence_path
 from sarcolor.reference.confidence import monotone_map
-from test_reference import PUNJAB, PUNJAB_JUNE, PUNJAB_SAR, clouded_pair, read_rgb  # noqa: F401 (a fixture)
-
-PUNJAB_SAR_JUNE = PUNJAB / "s1/0000200/S1A_IW_GRDH_1SDV_20200607T010800_20200607T010825_032904_03CFBA_D457/VH.tif"
+from test_reference import PUNJAB, PUNJAB_JUNE, PUNJAB_JUNE_SAR, PUNJAB_SAR, clouded_pair, read_rgb  # noqa: F401 (a fixture)
 
 
 def hidden_error(output, optical: np.ndarray, hidden: np.ndarray) -> tuple[float, float]:
@@ -57,7 +55,7 @@ def punjab_series(tmp_path):
         pytest.skip(f"s1s2-world not found at {PUNJAB}")
     folder = tmp_path / "series"
     folder.mkdir()
-    for source in (PUNJAB_SAR_JUNE, PUNJAB_SAR):
+    for source in (PUNJAB_JUNE_SAR, PUNJAB_SAR):
         shutil.copy(source, folder / f"{source.parent.name}_VH.tif")
     return folder
 
@@ -74,7 +72,8 @@ def unchanged_difference(outputs: list, folder) -> float:
 
 def test_a_folder_of_dates_with_one_reference_shares_one_fit(tmp_path, punjab_series, model):
     """Punjab, June and September radar, the June optical as the one reference: one fit made on both dates' clear
-    places colours unchanged places more alike (5.25 CIEDE2000 between the dates) than a fit per scene (5.63)."""
+    places colours the places whose radar kept its level more alike (1.9 CIEDE2000 between the dates, at the
+    reference's default detail 0) than a fit per scene (2.7)."""
     run_cli("colorize", punjab_series, "-o", tmp_path / "out", "--reference", PUNJAB_JUNE, check=True)
     shared = sorted((tmp_path / "out").iterdir())
     assert len(shared) == 2
@@ -86,4 +85,4 @@ def test_a_folder_of_dates_with_one_reference_shares_one_fit(tmp_path, punjab_se
         own.append(tmp_path / f"own_{scene.name}")
         colorize_file(scene, own[-1], model, ColorizeOptions(reference=PUNJAB_JUNE))
     together, apart = unchanged_difference(shared, punjab_series), unchanged_difference(own, punjab_series)
-    assert together < apart - 0.2, (together, apart)
+    assert together < apart - 0.4, (together, apart)
