@@ -56,12 +56,13 @@ class Model:
     """
 
     def __init__(self, name: str = "default", device: str = "auto", threads: int = 0, detail: float | None = None,
-                 head_change: tuple[np.ndarray, np.ndarray] | None = None):
+                 head_change: tuple[np.ndarray, np.ndarray] | None = None, error_calibration: dict | None = None):
         self.name, self.threads, self._device = name, threads, device
         self._net = _loaded(name, device, threads).with_detail(detail)
-        self.head_change = head_change  # a reference's fit (sarcolor.reference), travelling with the model to workers
+        # A reference's fit (sarcolor.reference) and its calibration of the error head, travelling with the model to workers
+        self.head_change, self._error_calibration = head_change, error_calibration
         if head_change is not None:
-            self._net = self._net.with_head_change(*head_change)
+            self._net = self._net.with_head_change(*head_change, error_calibration)
 
     @property
     def path(self) -> Path:
@@ -108,7 +109,8 @@ class Model:
 
     @property
     def error_calibration(self) -> dict | None:
-        """The line from its error channel to expected CIEDE2000 ({'slope', 'intercept', ...}), or None."""
+        """How its error channel becomes expected CIEDE2000: the line of its validation scenes ({'slope', 'intercept',
+        ...}), or with a reference the monotone map of its held-out clear places ({'levels', 'ciede2000', ...}); or None."""
         return self._net.error_calibration
 
     @property
@@ -125,11 +127,12 @@ class Model:
         """This model at another detail strength (the network is shared); None keeps this one's."""
         if detail is None:
             return self
-        return Model(self.name, self._device, self.threads, detail, self.head_change)
+        return Model(self.name, self._device, self.threads, detail, self.head_change, self._error_calibration)
 
-    def with_head_change(self, weight: np.ndarray, bias: np.ndarray) -> Model:
-        """This model with a reference's fit added to its heads (``sarcolor.reference``)."""
-        return Model(self.name, self._device, self.threads, self.detail, (weight, bias))
+    def with_head_change(self, weight: np.ndarray, bias: np.ndarray, error_calibration: dict | None = None) -> Model:
+        """This model with a reference's fit added to its heads (``sarcolor.reference``), and the error head's
+        calibration on the reference where given."""
+        return Model(self.name, self._device, self.threads, self.detail, (weight, bias), error_calibration)
 
     @property
     def head(self) -> dict | None:
@@ -139,11 +142,14 @@ class Model:
     def features(self, batch: np.ndarray) -> np.ndarray:
         return self._net.features(batch)
 
+    def features_and_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._net.features_and_outputs(batch)
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self._net(batch)
 
     def __reduce__(self):
-        return Model, (self.name, self._device, self.threads, self.detail, self.head_change)
+        return Model, (self.name, self._device, self.threads, self.detail, self.head_change, self._error_calibration)
 
     def __repr__(self) -> str:
         return f"Model({self.name!r}, device={self.device!r}, detail={self.detail}, has_error={self.has_error})"

@@ -24,6 +24,8 @@ from sarcolor.readers.polarisation import cross_pol_partner
 from sarcolor.readers.safe import PRODUCT_SUFFIXES, is_product
 from sarcolor.reference.apply import FitScene, check_reference_sar, fitted_reference, with_reference_detail
 from sarcolor.reference.fill import GapFiller, check_fill
+from sarcolor.reference.fit import MAX_TILES, HeadFit, fit_places, joined_places, scene_places
+from sarcolor.reference.image import ReferenceImage
 from sarcolor.stac import OutputDescription, ReferenceSource, StacItemWriter, check_describable, check_stac_output, stac_item_path
 from sarcolor.tiling import TilePlan, blend_tiles, blend_to_array, plan_tiles
 
@@ -56,6 +58,7 @@ class ColorizeOptions:
     reference_bands: tuple[int, int, int] | None = None  # its red, green, blue bands; None: 1,2,3 of a 3- or 4-band image, else 4,3,2
     reference_sar: Path | None = None  # a SAR scene of the reference's date: the colours are fitted there, not on the input
     fill: bool = False  # keep the reference's clear pixels, the SAR's colours only in its gaps
+    reference_fit: HeadFit | None = None  # a fit made already, shared by several scenes (shared_reference_fit)
 
 
 @dataclass
@@ -105,7 +108,9 @@ def confidence_path(output_path: Path) -> Path:
 def error_map_tags(model) -> dict[str, str]:
     """Band description and tags of a confidence map: its unit, from the model's calibration if it has one, and its
     legend (for viewers: the QGIS plugin styles the layer with it)."""
-    if model.error_calibration:
+    if model.error_calibration and model.error_calibration.get("source") == "reference":
+        unit = "expected CIEDE2000 colour difference (calibrated on clear places of the reference held out from the colour fit)"
+    elif model.error_calibration:
         unit = "expected CIEDE2000 colour difference (calibrated on the model's validation scenes)"
     else:
         unit = "expected mean absolute error of R, G and B, in 8-bit levels"
@@ -220,7 +225,8 @@ def colorize_file(
         if options.reference:
             fit_on = (using.enter_context(reference_date_scene(options.reference_sar, model, options)) if options.reference_sar
                       else scene_to_fit_on(scene, plan))
-            reference = using.enter_context(fitted_reference(options.reference, src, model, fit_on, options.reference_bands))
+            reference = using.enter_context(fitted_reference(options.reference, src, model, fit_on, options.reference_bands,
+                                                                options.reference_fit))
             model = reference.model
             warning = "; ".join(w for w in (warning, reference.date_notice) if w) or None
         if on_open:
@@ -262,6 +268,29 @@ def colorize_file(
     return ColorizeResult(
         input_path, output_path, reader.height, reader.width, reader.scaling.scale, plan.tile_count, warning,
     )
+
+
+def shared_reference_fit(scenes: list[Path], model, options: ColorizeOptions) -> HeadFit:
+    """One fit of ``options.reference``'s colours for all ``scenes`` (a time series of one place), fitted on the clear
+    places of all their tiles together (``MAX_TILES`` in all, shared out), so that the same kind of place gets the
+    same colours on every date. A scene the reference cannot serve is left out (its own run says why)."""
+    if options.detail is not None:
+        model = model.with_detail(options.detail)
+    parts = []
+    for path in scenes:
+        try:
+            with (rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
+                  open_input(path, options.band, options.input_scale, model.convention["quantile"], options.allow_co_pol,
+                             options.db_range) as scene,
+                  ReferenceImage.open(options.reference, scene.src, options.reference_bands) as image):
+                plan = tile_plan(scene.reader, options.tile, options.overlap, model)
+                limit = max(4, MAX_TILES // len(scenes))
+                parts.append(scene_places(model, scene.reader.read, image, plan, plan.rows.overlap, limit))
+        except SarcolorError as exc:
+            log.warning("%s: left out of the shared reference fit: %s", path.name, exc)
+    if not parts:
+        raise SarcolorError(f"the reference {Path(options.reference).name} serves none of the {len(scenes)} scenes")
+    return fit_places(model, joined_places(parts), Path(options.reference).name, len(parts))
 
 
 def predict_raster(

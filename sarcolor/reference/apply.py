@@ -87,25 +87,30 @@ class FittedReference:
             **({"SARCOLOR_REFERENCE_DATE": taken.strftime("%Y-%m-%dT%H:%M:%SZ")} if taken else {}),
             "SARCOLOR_REFERENCE_CLEAR": f"{100 * self.image.clear_share:.1f} %",
             "SARCOLOR_REFERENCE_STRETCH": self.image.stretch,
-            "SARCOLOR_REFERENCE_FIT": f"{self.fit.form}, on {self.fit.places} clear places "
-                                      f"(held-out RMS error {self.fit.held_out_error:.1f} levels)",
+            "SARCOLOR_REFERENCE_FIT": f"{self.fit.form}, on {self.fit.places} clear places"
+                                      + (f" of {self.fit.scenes} SAR scenes, one fit for all" if self.fit.scenes > 1 else "")
+                                      + f" (held-out RMS error {self.fit.held_out_error:.1f} levels)",
             **({} if self.own_scene else {"SARCOLOR_REFERENCE_SAR": self.fitted_on.name}),
             "SARCOLOR_REFERENCE_FILL": "clear reference pixels kept, SAR colours in its gaps" if fill else "no",
+            **({"SARCOLOR_REFERENCE_CONFIDENCE": self.fit.error.describe()} if self.fit.error else {}),
         }
 
 
 @contextmanager
-def fitted_reference(path: str | Path, sar_src, model, fit_on: FitScene, bands: tuple[int, ...] | None = None
-                     ) -> Iterator[FittedReference]:
+def fitted_reference(path: str | Path, sar_src, model, fit_on: FitScene, bands: tuple[int, ...] | None = None,
+                     fit: HeadFit | None = None) -> Iterator[FittedReference]:
     """``path`` opened on ``sar_src``'s grid (the scene being coloured) and ``model``'s colours fitted on it as seen
-    by ``fit_on`` (that scene itself, or a SAR scene of the reference's date); the reference stays open for
-    ``--fill`` while in the block."""
+    by ``fit_on`` (that scene itself, or a SAR scene of the reference's date), or given a ``fit`` made already (one
+    fit shared by the scenes of a time series); the reference stays open for ``--fill`` while in the block."""
     with ExitStack() as stack:
         image = stack.enter_context(ReferenceImage.open(path, sar_src, bands))
         own_scene = fit_on.src is sar_src
-        seen = image if own_scene else stack.enter_context(ReferenceImage.open(path, fit_on.src, bands))
-        fit = fit_head(model, fit_on.read, seen, fit_on.plan, fit_on.plan.rows.overlap)
-        fitted = FittedReference(image, fit, model.with_head_change(*fit.head_change(model.head)), fit_on, own_scene)
+        if fit is None:
+            seen = image if own_scene else stack.enter_context(ReferenceImage.open(path, fit_on.src, bands))
+            fit = fit_head(model, fit_on.read, seen, fit_on.plan, fit_on.plan.rows.overlap)
+        calibration = fit.error.calibration if fit.error else None
+        changed = model.with_head_change(*fit.head_change(model.head), calibration)
+        fitted = FittedReference(image, fit, changed, fit_on, own_scene)
         if not own_scene:
             log.info("reference colours fitted on %s, the SAR scene of the reference's date", fit_on.name)
         if fitted.date_notice:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from sarcolor.errors import SarcolorError, first_line
-from sarcolor.geometry import on_grid_of
+from sarcolor.geometry import CoarseGrid, on_grid_of
 from sarcolor.readers.raster import STATS_MAX_SIDE, decimated_shape
 from sarcolor.reference.clouds import CLOUD_MARGIN, CONTEXT, clear_pixels
 from sarcolor.reference.products import BandSource, sentinel2_source
@@ -152,22 +152,36 @@ class ReferenceImage:
         return source.height, source.width
 
     def _raw(self, window: Window, out_shape=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Raw values (3, h, w) float32, covered and not nodata (h, w), and the scene classes or None."""
-        kwargs = {"window": window} if out_shape is None else {"out_shape": out_shape, "resampling": Resampling.nearest}
-        sources = {id(c.source): c.source for c in self.channels}
+        """Raw values (3, h, w) float32, covered and not nodata (h, w), and the scene classes or None: of a window of
+        the SAR grid, or of all of it at ``out_shape``."""
+        if out_shape is None:
+            return self._read(self.channels, self.scl, {"window": window})
+        with ExitStack() as views:
+            coarse = {}
+
+            def on_coarse_grid(channel: Channel) -> Channel:
+                if id(channel.source) not in coarse:
+                    coarse[id(channel.source)] = views.enter_context(CoarseGrid(channel.source, out_shape))
+                return replace(channel, source=coarse[id(channel.source)])
+
+            return self._read([on_coarse_grid(c) for c in self.channels], self.scl and on_coarse_grid(self.scl), {})
+
+    def _read(self, channels: list[Channel], scl: Channel | None, kwargs: dict):
+        sources = {id(c.source): c.source for c in channels}
         if len(sources) == 1:  # one file: its bands read together (one warp of the window, not three)
-            rgb = self.channels[0].source.read([c.band for c in self.channels], **kwargs).astype(np.float32)
+            raw = channels[0].source.read([c.band for c in channels], **kwargs)
         else:
-            rgb = np.stack([c.source.read(c.band, **kwargs) for c in self.channels]).astype(np.float32)
-        covered = np.ones(rgb.shape[1:], bool)
+            raw = np.stack([c.source.read(c.band, **kwargs) for c in channels])
+        integers = np.issubdtype(raw.dtype, np.integer)  # no NaN to look for (a full scene's strip: seconds)
+        rgb = raw.astype(np.float32)
+        covered = (rgb > 0).any(0) if integers else np.isfinite(rgb).all(0) & (rgb > 0).any(0)
         for source in sources.values():
             covered &= source.dataset_mask(**kwargs) > 0
-        covered &= np.isfinite(rgb).all(0) & (rgb > 0).any(0)
-        gains, offsets = (np.array([getattr(c, name) for c in self.channels], np.float32)[:, None, None] for name in ("gain", "offset"))
+        gains, offsets = (np.array([getattr(c, name) for c in channels], np.float32)[:, None, None] for name in ("gain", "offset"))
         if (gains != 1).any() or (offsets != 0).any():  # DNs 0 stay no data
             rgb = np.where(covered, rgb * gains + offsets, 0)
-        scl = self.scl.source.read(self.scl.band, **kwargs) if self.scl else None
-        return np.nan_to_num(rgb), covered, scl
+        classes = scl.source.read(scl.band, **kwargs) if scl else None
+        return rgb if integers else np.nan_to_num(rgb), covered, classes
 
     def _measure(self) -> None:
         """The clear share and, for reflectance, the per-channel stretch, from a decimated read of the whole grid."""
