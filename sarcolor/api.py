@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import functools
 import logging
+from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from rasterio.windows import Window
 
 from sarcolor import backends
-from sarcolor.blockwise import colorize_chunks, colorize_window, valid_chunks
+from sarcolor.blockwise import colorize_chunks, colorize_window, fill_chunks, valid_chunks
 from sarcolor.errors import SarcolorError
-from sarcolor.infer import error_map_tags, far_notice, tile_plan
+from sarcolor.infer import ColorizeOptions, error_map_tags, far_notice, reference_date_scene, tile_plan
 from sarcolor.option_names import OptionNames, named_for
 from sarcolor.readers.raster import SarReader
 from sarcolor.readers import open_input
-from sarcolor.reference.apply import fitted_reference
+from sarcolor.reference.apply import FitScene, check_reference_sar, fitted_reference, with_reference_detail
+from sarcolor.reference.fill import DetachedReference, check_fill, filled_colours
 from sarcolor.xarrays import (
     Grid, confidence_dataarray, dataarray_dataset, import_xarray, is_dask, is_dataarray, numpy_dataset,
     raster_grid, rgb_dataarray,
@@ -33,7 +36,8 @@ log = logging.getLogger(__name__)
 OPTION_NAMES = OptionNames({
     "--input-scale": "input_scale", "--db-range": "db_range", "--band": "band", "--allow-co-pol": "allow_co_pol=True",
     "--model": "model", "--detail": "detail", "--confidence": "confidence=True", "--device": "device", "--tile": "tile",
-    "--overlap": "overlap", "--batch-size": "batch_size",
+    "--overlap": "overlap", "--batch-size": "batch_size", "--reference": "reference", "--reference-bands": "reference_bands",
+    "--reference-sar": "reference_sar", "--fill": "fill=True",
 })
 
 
@@ -52,12 +56,13 @@ class Model:
     """
 
     def __init__(self, name: str = "default", device: str = "auto", threads: int = 0, detail: float | None = None,
-                 head_change: tuple[np.ndarray, np.ndarray] | None = None):
+                 head_change: tuple[np.ndarray, np.ndarray] | None = None, error_calibration: dict | None = None):
         self.name, self.threads, self._device = name, threads, device
         self._net = _loaded(name, device, threads).with_detail(detail)
-        self.head_change = head_change  # a reference's fit (sarcolor.reference), travelling with the model to workers
+        # A reference's fit (sarcolor.reference) and its calibration of the error head, travelling with the model to workers
+        self.head_change, self._error_calibration = head_change, error_calibration
         if head_change is not None:
-            self._net = self._net.with_head_change(*head_change)
+            self._net = self._net.with_head_change(*head_change, error_calibration)
 
     @property
     def path(self) -> Path:
@@ -90,6 +95,10 @@ class Model:
         return self._net.detail if self._net.has_detail else None
 
     @property
+    def has_detail(self) -> bool:
+        return self._net.has_detail
+
+    @property
     def detail_range(self) -> tuple[float, float] | None:
         return (0.0, 1.0) if self._net.has_detail else None
 
@@ -100,7 +109,8 @@ class Model:
 
     @property
     def error_calibration(self) -> dict | None:
-        """The line from its error channel to expected CIEDE2000 ({'slope', 'intercept', ...}), or None."""
+        """How its error channel becomes expected CIEDE2000: the line of its validation scenes ({'slope', 'intercept',
+        ...}), or with a reference the monotone map of its held-out clear places ({'levels', 'ciede2000', ...}); or None."""
         return self._net.error_calibration
 
     @property
@@ -117,11 +127,12 @@ class Model:
         """This model at another detail strength (the network is shared); None keeps this one's."""
         if detail is None:
             return self
-        return Model(self.name, self._device, self.threads, detail, self.head_change)
+        return Model(self.name, self._device, self.threads, detail, self.head_change, self._error_calibration)
 
-    def with_head_change(self, weight: np.ndarray, bias: np.ndarray) -> Model:
-        """This model with a reference's fit added to its heads (``sarcolor.reference``)."""
-        return Model(self.name, self._device, self.threads, self.detail, (weight, bias))
+    def with_head_change(self, weight: np.ndarray, bias: np.ndarray, error_calibration: dict | None = None) -> Model:
+        """This model with a reference's fit added to its heads (``sarcolor.reference``), and the error head's
+        calibration on the reference where given."""
+        return Model(self.name, self._device, self.threads, self.detail, (weight, bias), error_calibration)
 
     @property
     def head(self) -> dict | None:
@@ -131,11 +142,14 @@ class Model:
     def features(self, batch: np.ndarray) -> np.ndarray:
         return self._net.features(batch)
 
+    def features_and_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._net.features_and_outputs(batch)
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self._net(batch)
 
     def __reduce__(self):
-        return Model, (self.name, self._device, self.threads, self.detail, self.head_change)
+        return Model, (self.name, self._device, self.threads, self.detail, self.head_change, self._error_calibration)
 
     def __repr__(self) -> str:
         return f"Model({self.name!r}, device={self.device!r}, detail={self.detail}, has_error={self.has_error})"
@@ -157,6 +171,7 @@ def colorize(
     band: int | None = None, input_scale: str = "auto", tile: int = 512, overlap: int = 32, batch_size: int = 2,
     device: str = "auto", allow_co_pol: bool = False, db_range: tuple[float, float] | str | None = None,
     reference: str | Path | None = None, reference_bands: tuple[int, int, int] | None = None,
+    reference_sar: str | Path | None = None, fill: bool = False,
 ):
     """Colourise a SAR scene; returns its colours on the input's grid.
 
@@ -168,7 +183,10 @@ def colorize(
     dB export's 0 and 255 stand for (default -25, 0 dB, Earth Engine's and SEN1-2's), as ``--db-range``.
     ``reference``: the path of an optical image of the same place, as ``--reference`` (``reference_bands`` as
     ``--reference-bands``): the colours are fitted on its clear pixels (a Dask-backed input stays lazy: the fit
-    reads a few of its tiles at once).
+    reads a few of its tiles at once; ``detail`` left out is then 0, the fitted colours alone). ``reference_sar``: a
+    path to a SAR scene of the reference's date, as ``--reference-sar``: the colours are fitted there (read as
+    ``data`` is read) and applied to ``data``. ``fill=True``, as ``--fill``: the reference's clear pixels are kept
+    as they are and the SAR's colours used only in its gaps (clouds, nodata), joined without a seam.
 
     Returns a DataArray ``band: [red, green, blue]`` (uint8) with the input's CRS, transform and coordinates.
     Where the input has no data the colours are 0 and, for an input that can have nodata, the ``valid``
@@ -184,15 +202,19 @@ def colorize(
     """
     import_xarray()
     net = model if isinstance(model, Model) else load_model(model, device)
-    net = net.with_detail(detail)
+    net = with_reference_detail(net.with_detail(detail), detail, reference)
     if confidence and not net.has_error:
         raise SarcolorError(f"confidence=True needs a model with an error head; {net.name} has none")
     if batch_size < 1:
         raise SarcolorError(f"batch_size must be at least 1, got {batch_size}")
+    check_fill(fill, reference)
+    check_reference_sar(reference_sar, reference)
+    reading = ColorizeOptions(tile, overlap, band, input_scale, db_range, allow_co_pol=allow_co_pol, reference=reference,
+                              reference_bands=reference_bands, reference_sar=reference_sar, fill=fill)
     if isinstance(data, (str, Path)):
         with open_input(data, band, input_scale, net.convention["quantile"], allow_co_pol, db_range) as scene:
-            return _colorize_scene(scene.reader, raster_grid(scene.src), net, confidence, tile, overlap, batch_size,
-                                   reference, reference_bands)
+            return _colorize_scene(scene.reader, raster_grid(scene.src), net, confidence, batch_size, reading,
+                                   scene.provenance.start if scene.provenance else None)
     if is_dataarray(data):
         dataset, grid = dataarray_dataset(data, band)
     elif isinstance(data, np.ndarray) or is_dask(data):
@@ -200,29 +222,38 @@ def colorize(
     else:
         raise SarcolorError(f"data must be an xarray.DataArray, a NumPy array or a path, not {type(data).__name__}")
     reader = SarReader(dataset, 1, input_scale, net.convention["quantile"], db_range=db_range)
-    return _colorize_scene(reader, grid, net, confidence, tile, overlap, batch_size, reference, reference_bands)
+    return _colorize_scene(reader, grid, net, confidence, batch_size, reading)
 
 
-def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool, tile: int, overlap: int, batch_size: int,
-                    reference: str | Path | None = None, reference_bands: tuple[int, int, int] | None = None):
-    plan = tile_plan(reader, tile, overlap, net)
+def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool, batch_size: int, reading: ColorizeOptions,
+                    taken: datetime | None = None):
+    plan = tile_plan(reader, reading.tile, reading.overlap, net)
     warning = reader.scene_warning(net.training_scenes)
-    if reference is None:
+    if reading.reference is None:
         warning = "; ".join(w for w in (warning, far_notice(net, reader.src)) if w) or None
-    reference_tags = {}
-    if reference is not None:
-        with fitted_reference(reference, reader.src, net, reader.read, plan, plan.rows.overlap, reference_bands) as fitted:
-            net, reference_tags = fitted.model, fitted.tags(fill=False)
-    log.debug("%s: %dx%d px, %d tiles", reader.metadata.name, reader.width, reader.height, plan.tile_count)
-    data = getattr(reader.src, "data", None)
-    if is_dask(data):
-        colours = colorize_chunks(data, net, reader, plan, confidence, batch_size)
-        rgb, error = (colours[:3].astype(np.uint8), colours[3]) if confidence else (colours, None)
-        valid = valid_chunks(data, reader) if reader.may_have_invalid else None
-    else:
-        whole = colorize_window(net, reader, plan, Window(0, 0, reader.width, reader.height), confidence, batch_size)
-        rgb, error = whole.rgb, whole.error
-        valid = whole.valid if reader.may_have_invalid else None
+    with ExitStack() as using:
+        fitted, reference_tags = None, {}
+        if reading.reference is not None:
+            fit_on = (using.enter_context(reference_date_scene(reading.reference_sar, net, reading)) if reading.reference_sar
+                      else FitScene(reader.src, reader.read, plan, reader.metadata.name, taken))
+            fitted = using.enter_context(fitted_reference(reading.reference, reader.src, net, fit_on, reading.reference_bands))
+            net, reference_tags = fitted.model, fitted.tags(reading.fill)
+            warning = "; ".join(w for w in (warning, fitted.date_notice) if w) or None
+        log.debug("%s: %dx%d px, %d tiles", reader.metadata.name, reader.width, reader.height, plan.tile_count)
+        data = getattr(reader.src, "data", None)
+        if is_dask(data):
+            colours = colorize_chunks(data, net, reader, plan, confidence, batch_size)
+            rgb, error = (colours[:3].astype(np.uint8), colours[3]) if confidence else (colours, None)
+            valid = valid_chunks(data, reader) if reader.may_have_invalid else None
+            if reading.fill:  # each chunk opens the reference again: the one open here closes before the chunks run
+                rgb = fill_chunks(rgb, valid, DetachedReference(Path(reading.reference), reader.src.without_data(),
+                                                                reading.reference_bands, fitted.image.scale))
+        else:
+            whole = colorize_window(net, reader, plan, Window(0, 0, reader.width, reader.height), confidence, batch_size)
+            rgb, error = whole.rgb, whole.error
+            valid = whole.valid if reader.may_have_invalid else None
+            if reading.fill:
+                rgb = filled_colours(rgb, whole.valid, fitted.image, Window(0, 0, reader.width, reader.height))
     attrs = _attributes(net, reader, warning)
     attrs.update({key.removeprefix("SARCOLOR_").lower(): value for key, value in reference_tags.items()})
     colours_array = rgb_dataarray(rgb, grid, attrs, valid)

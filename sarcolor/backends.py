@@ -140,16 +140,25 @@ class OnnxModel(DetailControl):
         self.head = json.loads(meta[HEAD_KEY]) if HEAD_KEY in meta else None  # what a reference refits
         self.head_change: dict[str, np.ndarray] = {}  # fed to the refittable head (a reference's fit); none: as trained
 
-    def with_head_change(self, weight: np.ndarray, bias: np.ndarray) -> "OnnxModel":
-        """This model with ``weight`` and ``bias`` added to its stacked head convolution's (sarcolor.reference)."""
+    def with_head_change(self, weight: np.ndarray, bias: np.ndarray, error_calibration: dict | None = None) -> "OnnxModel":
+        """This model with ``weight`` and ``bias`` added to its stacked head convolution's (sarcolor.reference), and
+        with ``error_calibration`` (where given) in place of its own: the error head's calibration on the reference."""
         other = copy.copy(self)
         other.head_change = {HEAD_WEIGHT: weight.astype(np.float32), HEAD_BIAS: bias.astype(np.float32)}
+        if error_calibration is not None:
+            other.error_calibration = error_calibration
         return other
 
     def features(self, batch: np.ndarray) -> np.ndarray:
         """What the heads read (N, C, h / f, w / f), f 4 or 8 (the head's resolution): the features a reference's
         colours are fitted on."""
         return self.sessions[0].run([FEATURES_OUTPUT], self._feed(np.ascontiguousarray(batch, dtype=np.float32)))[0]
+
+    def features_and_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``features`` and the model's outputs (RGB, and the expected error where it has an error head) of one run."""
+        features, outputs = self.sessions[0].run([FEATURES_OUTPUT, self.output_names[0]],
+                                                 self._feed(np.ascontiguousarray(batch, dtype=np.float32)))
+        return features, outputs
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)

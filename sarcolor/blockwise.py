@@ -16,6 +16,7 @@ from rasterio.windows import Window
 
 from sarcolor.infer import ColorizeOptions, channels_needed, error_values, to_uint8
 from sarcolor.readers.raster import SarReader
+from sarcolor.reference.fill import REACH, DetachedReference, filled_colours
 from sarcolor.tiling import TilePlan, blend_tiles, window_plan
 
 
@@ -66,6 +67,29 @@ def _chunk_reader(reader: SarReader, block: np.ndarray, origin: tuple[int, int])
     chunk_reader = copy.copy(reader)
     chunk_reader.src = reader.src.holding(block, origin)
     return chunk_reader
+
+
+def fill_chunks(rgb, valid, reference: DetachedReference):
+    """Lazily, ``--fill`` on the lazy colours ``rgb`` (3, H, W) uint8 (``valid``: (H, W) bool or None): each chunk
+    with the reference's pixels ``REACH`` around it, so that chunks join without a seam."""
+    import dask.array as da
+
+    planes = rgb if valid is None else da.concatenate([rgb, valid[None].astype(np.uint8)])
+    planes = planes.rechunk({0: -1, **{axis: da.overlap.ensure_minimum_chunksize(REACH, planes.chunks[axis]) for axis in (1, 2)}})
+    return da.map_overlap(
+        _fill_chunk, planes, depth={0: 0, 1: REACH, 2: REACH}, boundary="none", trim=False,
+        chunks=((3,), *planes.chunks[1:]), dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8), reference=reference,
+    )
+
+
+def _fill_chunk(block: np.ndarray, reference: DetachedReference, block_info=None) -> np.ndarray:
+    """Runs on a worker: one chunk's colours filled, from the chunk and its halo (``block``: RGB, and valid)."""
+    _, (row0, row1), (col0, col1) = block_info[None]["array-location"]
+    top, left = row0 - (REACH if row0 else 0), col0 - (REACH if col0 else 0)  # boundary="none": no halo at the edges
+    valid = block[3].astype(bool) if len(block) == 4 else None
+    with reference.open() as image:
+        out = filled_colours(block[:3], valid, image, Window(left, top, block.shape[2], block.shape[1]))
+    return out[:, row0 - top : row1 - top, col0 - left : col1 - left]
 
 
 def valid_chunks(data, reader: SarReader):

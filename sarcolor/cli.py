@@ -174,8 +174,9 @@ def colorize(
     confidence: bool = typer.Option(False, "--confidence", help="Also write NAME_confidence.tif beside each output: the expected colour error per pixel (CIEDE2000 for the bundled model; higher = less sure), float32 on the output's grid (warped with it), NaN where there is no data."),
     allow_co_pol: bool = typer.Option(False, "--allow-co-pol", help="Colourise a VV (or HH) band when the input has no VH (HV): the models expect VH, so the colours are less faithful; a warning says so."),
     stac: bool = typer.Option(False, "--stac", help="Also write NAME.json beside each .tif output: its STAC Item (footprint, acquisition time, model, sarcolor version, input). Needs pystac (the stac extra)."),
-    reference: Optional[Path] = typer.Option(None, "--reference", help="An optical image of the same place (any date, any CRS; clouds and gaps are found and left out): an 8-bit RGB GeoTIFF/PNG/JPEG, a multi-band Sentinel-2 raster, or a folder of one file per band (B4.tif, B04.jp2...). The colours are fitted on its clear pixels: right where the model alone only guesses."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="An optical image of the same place (any date, any CRS; clouds and gaps are found and left out): an 8-bit RGB GeoTIFF/PNG/JPEG, a multi-band Sentinel-2 raster, a folder of one file per band (B4.tif, B04.jp2...), a Sentinel-2 L1C/L2A product (.SAFE or .zip) or a Sentinel-2 STAC Item (a .json or URL). The colours are fitted on its clear pixels: right where the model alone only guesses. Coloured at --detail 0 unless --detail is given (the fitted colours without the model's own texture: the closer to the optical). With a folder of scenes of one place (a time series), one fit serves all of them: the same colours for the same kind of place on every date."),
     reference_bands: Optional[str] = typer.Option(None, "--reference-bands", help="The reference's bands holding red, green, blue (default: 1,2,3 of a 3- or 4-band image, else 4,3,2: Sentinel-2's B4, B3, B2 in band order)."),
+    reference_sar: Optional[Path] = typer.Option(None, "--reference-sar", help="With --reference: a SAR scene of the same place taken when the reference was (read as INPUT is). The colours are fitted there and applied to INPUT, so a reference weeks or months older than INPUT gives each kind of place its colour while INPUT's radar says where each kind is now."),
     fill: bool = typer.Option(False, "--fill", help="With --reference: keep its clear pixels as they are and use the SAR's colours only under its clouds, shadows and gaps (cloud-gap filling), joined without a seam."),
     progress_json: bool = typer.Option(False, "--progress-json", hidden=True, help="Also report progress as JSON lines on stderr (for the QGIS plugin)."),
 ) -> None:
@@ -185,7 +186,8 @@ def colorize(
     PNG outputs get an alpha band where the input had nodata.
     """
     from sarcolor.backends import check_detail, load_model
-    from sarcolor.infer import ColorizeOptions, colorize_file, folder_jobs
+    from sarcolor.infer import ColorizeOptions, colorize_file, folder_jobs, shared_reference_fit
+    from sarcolor.reference.apply import with_reference_detail
     from sarcolor.geometry import check_warp
     from sarcolor.readers import is_scene_folder
 
@@ -196,8 +198,8 @@ def colorize(
         options = ColorizeOptions(tile, overlap, band, input_scale.value, parse_db_range(db_range), batch_size, overwrite, cog, warp,
                                   confidence=confidence, allow_co_pol=allow_co_pol, stac=stac,
                                   model_name=str(model) if model else "default", reference=reference,
-                                  reference_bands=parse_bands("--reference-bands", reference_bands), fill=fill,
-                                  overviews=overviews)
+                                  reference_bands=parse_bands("--reference-bands", reference_bands), reference_sar=reference_sar,
+                                  fill=fill, overviews=overviews)
         check_detail(detail)
         check_warp(warp)
         if (scheduler or workers) and not is_scene_folder(input):
@@ -208,10 +210,13 @@ def colorize(
                 log.info("skipped %s: exists (use --overwrite to replace)", path)
         else:
             jobs = [(input, output)]
-        net = load_model(model, device.value, detail=detail)
+        net = with_reference_detail(load_model(model, device.value, detail=detail), detail, reference)
         # The strength travels with the options, so Dask workers (which get the model's file) use it too.
         options.detail = net.detail if net.has_detail else None
         check_tile_multiple(tile, {"this model": net})
+        if reference and len(jobs) > 1:  # a time series of one place: one fit, the same colours on every date
+            fit_on = [reference_sar] if reference_sar else [source for source, _ in jobs]
+            options.reference_fit = shared_reference_fit(fit_on, net, options)
         if scheduler or workers:
             colorize_folder_on_dask(jobs, model, device.value, options, scheduler, workers)
             return

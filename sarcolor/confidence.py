@@ -59,7 +59,10 @@ def block_means(image: np.ndarray, block: int = BLOCK) -> np.ndarray:
 
 
 def calibrated_error(expected: np.ndarray, calibration: dict) -> np.ndarray:
-    """Expected error (8-bit levels) as expected CIEDE2000, by the model's calibration line; never below 0."""
+    """Expected error (8-bit levels) as expected CIEDE2000: by the model's calibration line, or by the monotone map
+    a reference's held-out places gave (``levels`` -> ``ciede2000``, flat beyond its ends); never below 0."""
+    if "levels" in calibration:
+        return np.interp(expected, calibration["levels"], calibration["ciede2000"])
     return np.maximum(calibration["slope"] * expected + calibration["intercept"], 0.0)
 
 

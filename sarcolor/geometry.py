@@ -17,6 +17,7 @@ from rasterio.crs import CRS
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
+from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import reproject
 from rasterio.warp import transform as transform_points
@@ -98,6 +99,40 @@ def on_grid_of(optical, sar, resampling: Resampling = Resampling.bilinear):
         optical, crs=sar.crs, transform=sar.transform, width=sar.width, height=sar.height,
         resampling=resampling, add_alpha=alpha_band(optical) is None,
     )
+
+
+class CoarseGrid:
+    """A raster that ``on_grid_of`` put on a SAR grid, read whole at a coarser ``shape`` (height, width) of that grid:
+    a WarpedVRT is warped anew onto the coarser grid, where a decimated read of it would have GDAL warp every
+    full-resolution pixel first (minutes for a full Sentinel-1 scene); others are read decimated as they are."""
+
+    def __init__(self, source, shape: tuple[int, int]) -> None:
+        self.source, self.shape = source, tuple(shape)
+        self.vrt = None
+        if isinstance(source, WarpedVRT):
+            height, width = self.shape
+            self.vrt = WarpedVRT(
+                source.src_dataset, crs=source.crs, width=width, height=height, resampling=Resampling.nearest,
+                transform=source.transform * Affine.scale(source.width / width, source.height / height),
+                add_alpha=alpha_band(source.src_dataset) is None,
+            )
+
+    def __enter__(self) -> "CoarseGrid":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.vrt is not None:
+            self.vrt.close()
+
+    def read(self, indexes, **_) -> np.ndarray:
+        if self.vrt is not None:
+            return self.vrt.read(indexes)
+        return self.source.read(indexes, out_shape=self.shape, resampling=Resampling.nearest)
+
+    def dataset_mask(self, **_) -> np.ndarray:
+        if self.vrt is not None:
+            return self.vrt.dataset_mask()
+        return self.source.dataset_mask(out_shape=self.shape, resampling=Resampling.nearest)
 
 
 def alpha_band(src) -> int | None:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import rasterio
@@ -19,11 +19,13 @@ from sarcolor.io import (
 )
 from sarcolor.readers.raster import SarReader
 from sarcolor.geometry import check_warp, warp_target
-from sarcolor.readers import open_input
+from sarcolor.readers import SarInput, open_input
 from sarcolor.readers.polarisation import cross_pol_partner
 from sarcolor.readers.safe import PRODUCT_SUFFIXES, is_product
-from sarcolor.reference.apply import fitted_reference
-from sarcolor.reference.fill import GapFiller
+from sarcolor.reference.apply import FitScene, check_reference_sar, fitted_reference, with_reference_detail
+from sarcolor.reference.fill import GapFiller, check_fill
+from sarcolor.reference.fit import MAX_TILES, HeadFit, fit_places, joined_places, scene_places
+from sarcolor.reference.image import ReferenceImage
 from sarcolor.stac import OutputDescription, ReferenceSource, StacItemWriter, check_describable, check_stac_output, stac_item_path
 from sarcolor.tiling import TilePlan, blend_tiles, blend_to_array, plan_tiles
 
@@ -54,7 +56,9 @@ class ColorizeOptions:
     model_name: str = "default"  # how the output's STAC Item names the model
     reference: Path | None = None  # an optical image of the same place: the colours are fitted on its clear pixels
     reference_bands: tuple[int, int, int] | None = None  # its red, green, blue bands; None: 1,2,3 of a 3- or 4-band image, else 4,3,2
+    reference_sar: Path | None = None  # a SAR scene of the reference's date: the colours are fitted there, not on the input
     fill: bool = False  # keep the reference's clear pixels, the SAR's colours only in its gaps
+    reference_fit: HeadFit | None = None  # a fit made already, shared by several scenes (shared_reference_fit)
     overviews: bool = True  # internal overviews in a GeoTIFF over io.OVERVIEW_MIN_SIDE px on a side
 
 
@@ -105,7 +109,9 @@ def confidence_path(output_path: Path) -> Path:
 def error_map_tags(model) -> dict[str, str]:
     """Band description and tags of a confidence map: its unit, from the model's calibration if it has one, and its
     legend (for viewers: the QGIS plugin styles the layer with it)."""
-    if model.error_calibration:
+    if model.error_calibration and model.error_calibration.get("source") == "reference":
+        unit = "expected CIEDE2000 colour difference (calibrated on clear places of the reference held out from the colour fit)"
+    elif model.error_calibration:
         unit = "expected CIEDE2000 colour difference (calibrated on the model's validation scenes)"
     else:
         unit = "expected mean absolute error of R, G and B, in 8-bit levels"
@@ -151,6 +157,21 @@ def tile_plan(reader: SarReader, tile: int, overlap: int, model) -> TilePlan:
         raise SarcolorError(str(exc)) from None
 
 
+def scene_to_fit_on(scene: SarInput, plan: TilePlan) -> FitScene:
+    """The scene being coloured, as the one a reference's colours are fitted on."""
+    return FitScene(scene.src, scene.reader.read, plan, Path(scene.src.name).name,
+                    scene.provenance.start if scene.provenance else None)
+
+
+@contextmanager
+def reference_date_scene(path: str | Path, model, options: ColorizeOptions) -> Iterator[FitScene]:
+    """``--reference-sar``: a SAR scene of the reference's date, read as the input is read, for the reference's
+    colours to be fitted on."""
+    with open_input(path, options.band, options.input_scale, model.convention["quantile"], options.allow_co_pol,
+                    options.db_range) as other:
+        yield scene_to_fit_on(other, tile_plan(other.reader, options.tile, options.overlap, model))
+
+
 def colorize_file(
     input_path: str | Path,
     output_path: str | Path,
@@ -166,9 +187,9 @@ def colorize_file(
     output_path = Path(output_path)
     outputs = planned_outputs(output_path, options.confidence)
     described = outputs + ([stac_item_path(output_path)] if options.stac else [])
-    check_outputs_apart_from_inputs(described, [input_path] + ([Path(options.reference)] if options.reference else []))
-    if options.fill and not options.reference:
-        raise SarcolorError("--fill needs --reference: the optical image whose gaps the SAR fills")
+    check_outputs_apart_from_inputs(described, [input_path] + [Path(p) for p in (options.reference, options.reference_sar) if p])
+    check_fill(options.fill, options.reference)
+    check_reference_sar(options.reference_sar, options.reference)
     for path in outputs:
         check_output_path(path, options.overwrite)
     if options.stac:
@@ -181,8 +202,7 @@ def colorize_file(
             raise SarcolorError("--confidence needs a model with an error head (the bundled model has one)")
         if options.cog:
             raise SarcolorError("--confidence writes a plain GeoTIFF beside the image: leave out --cog")
-    if options.detail is not None:
-        model = model.with_detail(options.detail)
+    model = model.with_detail(options.detail) if options.detail is not None else with_reference_detail(model, None, options.reference)
     # GDAL's block cache defaults to 5 % of RAM and fills with written blocks of wide scenes: cap it so
     # memory stays flat as the scene grows (a strip of a 25,000 px wide scene needs about 40 MB).
     with (
@@ -205,9 +225,12 @@ def colorize_file(
             warning = "; ".join(w for w in (warning, far_notice(model, src)) if w) or None
         reference = None
         if options.reference:
-            reference = using.enter_context(fitted_reference(
-                options.reference, src, model, reader.read, plan, plan.rows.overlap, options.reference_bands))
+            fit_on = (using.enter_context(reference_date_scene(options.reference_sar, model, options)) if options.reference_sar
+                      else scene_to_fit_on(scene, plan))
+            reference = using.enter_context(fitted_reference(options.reference, src, model, fit_on, options.reference_bands,
+                                                                options.reference_fit))
             model = reference.model
+            warning = "; ".join(w for w in (warning, reference.date_notice) if w) or None
         if on_open:
             on_open(reader)
         if on_start:
@@ -249,6 +272,29 @@ def colorize_file(
     return ColorizeResult(
         input_path, output_path, reader.height, reader.width, reader.scaling.scale, plan.tile_count, warning,
     )
+
+
+def shared_reference_fit(scenes: list[Path], model, options: ColorizeOptions) -> HeadFit:
+    """One fit of ``options.reference``'s colours for all ``scenes`` (a time series of one place), fitted on the clear
+    places of all their tiles together (``MAX_TILES`` in all, shared out), so that the same kind of place gets the
+    same colours on every date. A scene the reference cannot serve is left out (its own run says why)."""
+    if options.detail is not None:
+        model = model.with_detail(options.detail)
+    parts = []
+    for path in scenes:
+        try:
+            with (rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
+                  open_input(path, options.band, options.input_scale, model.convention["quantile"], options.allow_co_pol,
+                             options.db_range) as scene,
+                  ReferenceImage.open(options.reference, scene.src, options.reference_bands) as image):
+                plan = tile_plan(scene.reader, options.tile, options.overlap, model)
+                limit = max(4, MAX_TILES // len(scenes))
+                parts.append(scene_places(model, scene.reader.read, image, plan, plan.rows.overlap, limit))
+        except SarcolorError as exc:
+            log.warning("%s: left out of the shared reference fit: %s", path.name, exc)
+    if not parts:
+        raise SarcolorError(f"the reference {Path(options.reference).name} serves none of the {len(scenes)} scenes")
+    return fit_places(model, joined_places(parts), Path(options.reference).name, len(parts))
 
 
 def predict_raster(

@@ -28,7 +28,7 @@ from sarcolor import __version__
 from sarcolor.errors import SarcolorError, write_failure
 from sarcolor.io import check_output_target, output_driver, remove_stale_temp_files, umask
 from sarcolor.readers import Provenance
-from sarcolor.readers.stac import import_pystac, is_url
+from sarcolor.readers.stac import import_pystac, input_location, is_url
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def build_item(image: Path, written: Path, description: OutputDescription, unwar
 def add_reference(item, reference: ReferenceSource) -> None:
     """The optical reference image as a source of ``item``: a ``derived_from`` link and its fields."""
     pystac = import_pystac()
-    href = absolute(str(reference.path))
+    href = absolute(input_location(str(reference.path)))  # a URL whose // a Path collapsed, restored
     item.add_link(pystac.Link("derived_from", href, title=f"optical reference image {reference.path.name}"))
     item.properties["sarcolor:reference"] = href
     if reference.date is not None:

@@ -30,6 +30,7 @@ from sarcolor.errors import SarcolorError
 from sarcolor.infer import PLAIN_OUTPUT_MAX_PIXELS, ColorizeOptions, colorize_file, confidence_path
 from sarcolor.readers import open_input
 from sarcolor.io import IMAGE_SUFFIXES, write_plain_copy
+from sarcolor.option_names import OptionNames, named_for
 from sarcolor.readers.raster import open_raster, read_preview, read_rgb_preview
 from sarcolor.scale import INPUT_SCALES
 
@@ -210,14 +211,23 @@ def model_detail(options: ServeOptions, model_name: str) -> float:
     return float(model.detail) if model is not None and model.has_detail else 1.0
 
 
+# The CLI's options, as messages name them, as this page's controls.
+OPTION_NAMES = OptionNames({
+    "--band": "'Band'", "--model": "'Model'", "--input-scale": "'Input scale'", "--detail": "'Detail'",
+    "--reference": "'Optical reference'", "--fill": "'Fill cloud gaps' ticked",
+}, style="label")
+
+
+@named_for(OPTION_NAMES)
 def colorize_upload(
     options: ServeOptions, work: WorkFolders, path: str | None, model_name: str, band: float, input_scale: str,
-    detail: float | None = None, on_progress=None, reference: str | None = None,
+    detail: float | None = None, on_progress=None, reference: str | None = None, fill: bool = False,
 ) -> PageResult:
     """Colourise one upload into a fresh folder of ``work``: GeoTIFF, PNG and two previews.
 
     ``detail`` sets the model's detail strength (ignored by a model without one); None keeps its own.
-    ``reference``: an uploaded optical image of the same place, whose colours are fitted (``--reference``).
+    ``reference``: an uploaded optical image of the same place, whose colours are fitted (``--reference``);
+    ``fill``: its clear pixels kept, the SAR's colours only in its gaps (``--fill``).
     ``on_progress(done, total)`` may raise (e.g. Cancelled) to stop the run; nothing is left behind.
     """
     upload, pixels = check_upload(path, options)
@@ -229,11 +239,11 @@ def colorize_upload(
         model = model.with_detail(float(detail))
     with job_slot(options, pixels, upload.name):
         return _colorize_in_work_folder(options, work, upload, model, model_name, band, input_scale, on_progress,
-                                        reference_path)
+                                        reference_path, fill)
 
 
 def _colorize_in_work_folder(options, work, upload, model, model_name, band, input_scale, on_progress,
-                             reference: Path | None) -> PageResult:
+                             reference: Path | None, fill: bool) -> PageResult:
     work_dir = work.new()
     try:
         tiff = work_dir / f"{upload.stem}_sarcolor.tif"
@@ -247,7 +257,7 @@ def _colorize_in_work_folder(options, work, upload, model, model_name, band, inp
 
         band = int(band) if band else None  # 0 or empty: the cross-polarisation band where the file names it
         colorize_options = ColorizeOptions(options.tile, options.overlap, band, input_scale, confidence=model.has_error,
-                                           reference=reference)
+                                           reference=reference, fill=fill)
         seen: list[tuple[np.ndarray, int]] = []  # the input's preview and band, from colorize's own reader
         result = colorize_file(upload, tiff, model, colorize_options, on_start=total.append, on_tiles_done=advance,
                                on_open=lambda reader: seen.append(reader_preview(reader)))
@@ -286,9 +296,11 @@ def reference_summary(tiff: Path) -> str:
     """What the summary says of a reference: its name, clear share and fit, from the output's tags."""
     with open_raster(tiff) as src:
         tags = src.tags()
+    filled = " Its clear pixels are kept as they are, the SAR's colours fill its gaps." if tags.get(
+        "SARCOLOR_REFERENCE_FILL", "no") != "no" else ""
     return (f"\n\nColours fitted on the reference **{markdown_text(tags['SARCOLOR_REFERENCE'])}** "
             f"({markdown_text(tags['SARCOLOR_REFERENCE_CLEAR'])} of the scene clear): "
-            f"{markdown_text(tags['SARCOLOR_REFERENCE_FIT'])}.")
+            f"{markdown_text(tags['SARCOLOR_REFERENCE_FIT'])}.{filled}")
 
 
 def example_gallery(options: ServeOptions) -> "gr.Gallery":
@@ -332,8 +344,8 @@ def client_gone(app, session: str | None) -> bool:
 def build_app(options: ServeOptions, work: WorkFolders):
     names = list(options.models)
 
-    async def on_colorize(path, model_name, band, input_scale, detail, reference=None, request: gr.Request = None,
-                          progress=gr.Progress()):
+    async def on_colorize(path, model_name, band, input_scale, detail, reference=None, fill=False,
+                          request: gr.Request = None, progress=gr.Progress()):
         session = request.session_hash if request is not None else None
         stop = threading.Event()  # set when the run's client cancels or goes away: the run stops at its next batch
 
@@ -344,7 +356,8 @@ def build_app(options: ServeOptions, work: WorkFolders):
 
         try:
             result = await run_until_stopped(
-                lambda: colorize_upload(options, work, path, model_name, band, input_scale, detail, report, reference),
+                lambda: colorize_upload(options, work, path, model_name, band, input_scale, detail, report, reference,
+                                        bool(fill)),
                 stop, lambda: client_gone(app, session),
             )
         except SarcolorError as exc:
@@ -382,6 +395,11 @@ def build_app(options: ServeOptions, work: WorkFolders):
                           "fitted, right where the model alone only guesses",
                     file_types=list(IMAGE_SUFFIXES), type="filepath", elem_id="reference",
                 )
+                fill = gr.Checkbox(
+                    False, elem_id="fill",
+                    label="Fill cloud gaps: keep the reference's clear pixels as they are, the SAR's colours only under "
+                          "its clouds",
+                )
                 with gr.Row():
                     button = gr.Button("Colourise", variant="primary", elem_id="colorize")
                     cancel = gr.Button("Cancel", elem_id="cancel")
@@ -396,7 +414,7 @@ def build_app(options: ServeOptions, work: WorkFolders):
                         type="numpy", elem_id="confidence", interactive=False,
                     )
                 downloads = gr.File(label="Downloads (GeoTIFF, PNG, confidence GeoTIFF)", file_count="multiple", elem_id="downloads")
-        inputs = [upload, model, band, scale, detail, reference]
+        inputs = [upload, model, band, scale, detail, reference, fill]
         outputs = [slider, confidence, downloads, summary, work_dir]
         # One named API endpoint (/colorize), whatever the Python names; the chained events stay out of the API.
         runs = [button.click(on_colorize, inputs, outputs, api_name="colorize")]

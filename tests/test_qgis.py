@@ -21,7 +21,7 @@ import pytest
 import rasterio
 
 from conftest import COAST, FIELDS, ROOT, read_all, run_cli
-from test_reference import scene_with_reference
+from test_reference import scene_with_cloudy_reference, scene_with_reference
 
 sys.path.insert(0, str(ROOT / "qgis_plugin"))
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -153,6 +153,40 @@ def test_runner_passes_the_reference_as_the_cli_takes_it(tmp_path, executable):
     assert np.abs(colours.astype(int) - read_all(tmp_path / "plain.tif")[0]).mean() > 10  # the reference changed them
     with rasterio.open(tmp_path / "plugin.tif") as src:
         assert src.tags()["SARCOLOR_REFERENCE"] == "optical.tif"
+
+
+@pytest.mark.parametrize("executable", ["", str(SARCOLOR)], ids=["library", "subprocess"])
+def test_runner_passes_fill_as_the_cli_takes_it(tmp_path, executable):
+    """fill=True: the CLI's --fill pixels, the reference's clear half kept as it is."""
+    sar, reference = scene_with_cloudy_reference(tmp_path)
+    run_cli("-q", "colorize", sar, "-o", tmp_path / "cli.tif", "--reference", reference, "--fill", check=True)
+    run_cli("-q", "colorize", sar, "-o", tmp_path / "fitted.tif", "--reference", reference, check=True)
+    runner.colorize(runner.Request(str(sar), str(tmp_path / "plugin.tif"), reference=str(reference), fill=True),
+                    Feedback(), executable)
+    colours, cloudy = read_all(tmp_path / "plugin.tif")[0], read_all(reference)[0]
+    assert np.array_equal(colours, read_all(tmp_path / "cli.tif")[0])
+    assert 0.4 < (colours == cloudy).all(0).mean() < 0.6  # the clear half as it was, the rest filled
+    assert not np.array_equal(colours, read_all(tmp_path / "fitted.tif")[0])
+
+
+@pytest.mark.parametrize("executable", ["", str(SARCOLOR)], ids=["library", "subprocess"])
+def test_runner_passes_the_reference_date_sar_as_the_cli_takes_it(tmp_path, executable):
+    """reference_sar: the colours fitted on another SAR scene (here the input's left-right mirror), as --reference-sar."""
+    sar, reference = scene_with_reference(tmp_path)
+    with rasterio.open(sar) as src:
+        profile, pixels = src.profile, src.read()
+    other = tmp_path / "other_date.tif"
+    with rasterio.open(other, "w", **profile) as dst:
+        dst.write(pixels[:, :, ::-1])
+    run_cli("-q", "colorize", sar, "-o", tmp_path / "cli.tif", "--reference", reference, "--reference-sar", other, check=True)
+    run_cli("-q", "colorize", sar, "-o", tmp_path / "own.tif", "--reference", reference, check=True)
+    runner.colorize(runner.Request(str(sar), str(tmp_path / "plugin.tif"), reference=str(reference),
+                                   reference_sar=str(other)), Feedback(), executable)
+    colours = read_all(tmp_path / "plugin.tif")[0]
+    assert np.array_equal(colours, read_all(tmp_path / "cli.tif")[0])
+    assert not np.array_equal(colours, read_all(tmp_path / "own.tif")[0])
+    with rasterio.open(tmp_path / "plugin.tif") as src:
+        assert src.tags()["SARCOLOR_REFERENCE_SAR"] == "other_date.tif"
 
 
 # What the algorithm hands the runner: sarcolor's flags as the dialog's labels.
@@ -298,6 +332,19 @@ def test_qgis_process_takes_an_optical_reference_layer(qgis_profiles, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "reference optical.tif:" in done.stdout  # sarcolor's log of the clear share, in the Processing log
     assert np.array_equal(read_all(tmp_path / "qgis.tif")[0], read_all(tmp_path / "cli.tif")[0])
+
+
+def test_qgis_process_fills_the_reference_gaps_when_ticked(qgis_profiles, tmp_path):
+    """FILL ticked: the CLI's --fill pixels; ticked without a reference: sarcolor's error in the dialog's words."""
+    sar, reference = scene_with_cloudy_reference(tmp_path)
+    run_cli("-q", "colorize", sar, "-o", tmp_path / "cli.tif", "--reference", reference, "--fill", check=True)
+    done = qgis_run(qgis_profiles, True, INPUT=sar, REFERENCE=reference, FILL="true", OUTPUT=tmp_path / "qgis.tif")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert np.array_equal(read_all(tmp_path / "qgis.tif")[0], read_all(tmp_path / "cli.tif")[0])
+    alone = qgis_run(qgis_profiles, False, INPUT=sar, FILL="true", OUTPUT=tmp_path / "alone.tif")
+    assert alone.returncode != 0
+    assert ("'Fill cloud gaps in the reference (keep its clear pixels, SAR colours under its clouds)' ticked needs "
+            "'Optical reference image of the same place (optional)'") in alone.stdout + alone.stderr
 
 
 def test_qgis_process_error_is_sarcolor_one_line_message(qgis_profiles, tmp_path):

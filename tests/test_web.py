@@ -14,7 +14,7 @@ import pytest
 import rasterio
 
 from conftest import COAST, EXAMPLES, FIELDS, read_all, run_cli
-from test_reference import scene_with_reference
+from test_reference import scene_with_cloudy_reference, scene_with_reference
 from test_cli import tiled_example
 
 gradio = pytest.importorskip("gradio", reason="the web extra (gradio) is not installed")
@@ -73,6 +73,19 @@ def test_a_reference_upload_colours_as_the_cli_s_reference(options, tmp_path):
     with pytest.raises(SarcolorError, match=r"^notes\.txt: not a supported image type"):
         colorize_upload(options, WorkFolders(tmp_path), str(sar), DEFAULT_MODEL, 1, "auto",
                         reference=str(Path(shutil.copy(sar, tmp_path / "notes.txt"))))
+
+
+def test_fill_ticked_fills_the_reference_gaps_as_the_cli_s_fill(options, tmp_path):
+    """The 'Fill cloud gaps' box ticked: the CLI's --reference --fill pixels, and the summary says so; ticked without
+    a reference, the error names the page's controls."""
+    sar, reference = scene_with_cloudy_reference(tmp_path)
+    result = colorize_upload(options, WorkFolders(tmp_path), str(sar), DEFAULT_MODEL, 1, "auto", reference=str(reference),
+                             fill=True)
+    run_cli("colorize", sar, "-o", tmp_path / "cli.tif", "--reference", reference, "--fill", check=True)
+    np.testing.assert_array_equal(read_all(Path(result.files[0]))[0], read_all(tmp_path / "cli.tif")[0])
+    assert "Its clear pixels are kept as they are" in result.summary
+    with pytest.raises(SarcolorError, match=r"^'Fill cloud gaps' ticked needs 'Optical reference': "):
+        colorize_upload(options, WorkFolders(tmp_path), str(sar), DEFAULT_MODEL, 1, "auto", fill=True)
 
 
 def test_a_stack_upload_with_the_band_left_empty_is_colourised_from_its_vh_band(options, tmp_path, bigearthnet_pair):

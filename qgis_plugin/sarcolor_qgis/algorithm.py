@@ -27,6 +27,8 @@ band is which (band descriptions, a Sentinel-1 product's manifest), else band 1.
 <b>Optical reference</b>: an optical image of the same place (any date and CRS, clouds allowed: they are found \
 and left out), e.g. a Sentinel-2 GeoTIFF; the colours are fitted on its clear pixels, right where the model alone only \
 guesses. A Sentinel-2 raster of more than four bands is read as its bands B4, B3, B2.
+<b>Fill cloud gaps</b>: keeps the reference's clear pixels as they are and uses the SAR's colours \
+only under its clouds and in its gaps, feathered at the edges.
 <b>VV (HH)</b>: a layer whose band is named VV or HH (co-polarisation) is refused unless this is ticked; its colours are then less faithful, and the log says so.
 
 sarcolor runs as the command set in Processing options > Providers > sarcolor (or $SARCOLOR_EXECUTABLE) \
@@ -44,12 +46,14 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
     DB_RANGE = "DB_RANGE"
     ALLOW_CO_POL = "ALLOW_CO_POL"
     REFERENCE = "REFERENCE"
+    FILL = "FILL"
+    REFERENCE_SAR = "REFERENCE_SAR"
     OUTPUT = "OUTPUT"
     CONFIDENCE_MAP = "CONFIDENCE_MAP"
     # sarcolor's messages name its CLI flags: each is shown as the parameter of this dialog that sets it.
     FLAGS = {"--band": BAND, "--model": MODEL, "--detail": DETAIL, "--confidence": CONFIDENCE,
              "--input-scale": INPUT_SCALE, "--db-range": DB_RANGE, "--allow-co-pol": ALLOW_CO_POL,
-             "--reference": REFERENCE}
+             "--reference": REFERENCE, "--fill": FILL, "--reference-sar": REFERENCE_SAR}
 
     def name(self):
         return "colorize"
@@ -89,6 +93,11 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
             defaultValue=False))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.REFERENCE, "Optical reference image of the same place (optional)", optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.FILL, "Fill cloud gaps in the reference (keep its clear pixels, SAR colours under its clouds)",
+            defaultValue=False))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.REFERENCE_SAR, "SAR layer of the reference's date, for an older reference (optional)", optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Colourised"))
         self.addOutput(QgsProcessingOutputRasterLayer(self.CONFIDENCE_MAP, "Confidence map"))
 
@@ -139,7 +148,11 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
 
     def reference_path(self, parameters, context):
         """The optical reference layer's file, or None when none is given."""
-        return self.file_layer(parameters, self.REFERENCE, context).source() if parameters.get(self.REFERENCE) else None
+        return self.optional_file(parameters, self.REFERENCE, context)
+
+    def optional_file(self, parameters, name, context):
+        """The file of the optional raster layer ``name``, or None when none is given."""
+        return self.file_layer(parameters, name, context).source() if parameters.get(name) else None
 
     def file_layer(self, parameters, name, context):
         """The raster layer of parameter ``name``, a file GDAL reads."""
@@ -163,6 +176,8 @@ class ColorizeAlgorithm(QgsProcessingAlgorithm):
             db_range=self.parameterAsString(parameters, self.DB_RANGE, context).strip() or None,
             allow_co_pol=self.parameterAsBoolean(parameters, self.ALLOW_CO_POL, context),
             reference=self.reference_path(parameters, context),
+            fill=self.parameterAsBoolean(parameters, self.FILL, context),
+            reference_sar=self.optional_file(parameters, self.REFERENCE_SAR, context),
             option_names=self.option_names(),
         )
 

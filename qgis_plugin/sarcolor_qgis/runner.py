@@ -47,6 +47,8 @@ class Request:
     db_range: str | None = None  # "LO,HI": the dB levels of an 8-bit dB export's 0 and 255
     allow_co_pol: bool = False  # colourise a VV (HH) band, with a warning, where the input has no VH (HV)
     reference: str | None = None  # an optical image of the same place: the colours are fitted on its clear pixels
+    fill: bool = False  # keep the reference's clear pixels, the SAR's colours only in its gaps (clouds, nodata)
+    reference_sar: str | None = None  # a SAR scene of the reference's date: the colours are fitted there
     option_names: str = ""  # sarcolor.option_names.OptionNames as JSON: errors name the options as the dialog does
 
 
@@ -129,7 +131,8 @@ def colorize_in_process(request: Request, feedback) -> None:
         progress.check_cancelled()
         options = ColorizeOptions(band=request.band, input_scale=request.input_scale, db_range=parse_db_range(request.db_range),
                                   overwrite=True, confidence=request.confidence, allow_co_pol=request.allow_co_pol,
-                                  reference=Path(request.reference) if request.reference else None)
+                                  reference=Path(request.reference) if request.reference else None, fill=request.fill,
+                                  reference_sar=Path(request.reference_sar) if request.reference_sar else None)
         net = load_model(request.model, detail=request.detail)
         colorize_file(request.input, request.output, net, options, on_start=progress.start, on_tiles_done=progress.advance)
     except SarcolorError as exc:
@@ -162,6 +165,10 @@ def cli_arguments(request: Request) -> list[str]:
         args.append("--allow-co-pol")
     if request.reference:
         args += ["--reference", request.reference]
+    if request.fill:
+        args.append("--fill")
+    if request.reference_sar:
+        args += ["--reference-sar", request.reference_sar]
     return args
 
 

@@ -145,7 +145,8 @@ def open_plain_raster(path: Path, band: int | None, input_scale: str, quantile: 
         if choice.path != path or choice.polarisation:
             tags.update(SARCOLOR_INPUT=choice.path.name, SARCOLOR_POLARISATION=choice.polarisation or "unknown")
         add_warning(reader, choice.warning)
-        start = name_time(choice.path.stem, path.stem, *src.tags().values())  # sarcolor's examples name their product in a tag
+        start = name_time(choice.path.stem, path.stem, *src.tags().values(), 
+                          choice.path.resolve().parent.name)  # a product named in a tag (the examples) or its folder
         provenance = Provenance(str(path), str(choice.path.resolve()), choice.polarisation, start, start)
         yield SarInput(reader, tags, None, metric_pixel_size(src), provenance, [path, choice.path])
 

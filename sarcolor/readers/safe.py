@@ -100,18 +100,19 @@ class FolderProduct(ProductFiles):
 class ZipProduct(ProductFiles):
     """A product zipped as the hubs ship it (``NAME.SAFE/...`` inside), with or without directory entries."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, markers: tuple[str, ...] = (MANIFEST,), kind: str = "Sentinel-1"):
+        """``markers``: the names of the file at the product's root (``kind``'s), one of which the zip must hold."""
         super().__init__(path)
         try:
             self.zip = zipfile.ZipFile(path)
             names = self.zip.namelist()
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise SarcolorError(f"{path} is not a readable zip ({first_line(exc)}): truncated download?") from None
-        manifests = sorted((n for n in names if posixpath.basename(n) == MANIFEST), key=lambda n: n.count("/"))
-        if not manifests:
+        found = sorted((n for n in names if posixpath.basename(n) in markers), key=lambda n: n.count("/"))
+        if not found:
             self.zip.close()
-            raise SarcolorError(f"{path} holds no Sentinel-1 product (no {MANIFEST} inside)")
-        self.root = posixpath.dirname(manifests[0])
+            raise SarcolorError(f"{path} holds no {kind} product (no {' or '.join(markers)} inside)")
+        self.root, self.marker = posixpath.split(found[0])
         self.members = set(names)
 
     @property

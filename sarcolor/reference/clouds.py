@@ -21,6 +21,10 @@ BRIGHT_8BIT = 0.72
 GREY_SPREAD = 0.12
 
 
+# In reflectance a small cumulus, or a thin one, can stay just under BRIGHT: greyish pixels at least this share of it
+# whose blue is at least their red (the sky's scattering: bright soil is redder) are cloud too. None in the clear
+# Punjab, Jiangsu, Aachen and Valencia L1C scenes; 0.6 % of cloudy Jiangsu and 0.9 % of cloudy Punjab.
+BLUISH = 0.9
 HAZE = 0.8  # haze: grey pixels at least this share of the cloud brightness, joined to a cloud
 HAZE_SPREAD = 0.15
 HAZE_REACH = 16  # pixels: how far from a cloud's bright core its haze is looked for
@@ -29,16 +33,19 @@ CONTEXT = SPECK + HAZE_REACH + CLOUD_MARGIN  # pixels around a window that decid
 
 def cloud_like(rgb: np.ndarray, reflectance: bool) -> np.ndarray:
     """Bright, grey pixels (h, w) of ``rgb`` (3, h, w) in [0, 1] units (reflectance or 8-bit / 255), spots under
-    about 7 px left out (roofs, roads); in reflectance also the hazy, greyish pixels joined to them (a cloud's thin
-    fringe). An 8-bit image's stretch is unknown: its bright grey land would pass for haze."""
+    about 7 px left out (roofs, roads); in reflectance also slightly darker bluish-grey ones (``BLUISH``) and the
+    hazy, greyish pixels joined to them (a cloud's thin fringe). An 8-bit image's stretch is unknown: its bright grey
+    land would pass for haze."""
     darkest, brightest = rgb.min(0), rgb.max(0)
     bright = BRIGHT if reflectance else BRIGHT_8BIT
     spread = brightest - darkest
     core = (darkest >= bright) & (spread <= GREY_SPREAD * brightest + 0.02)
+    hazy = (darkest >= HAZE * bright) & (spread <= HAZE_SPREAD * brightest + 0.03)
+    if reflectance:
+        core |= hazy & (darkest >= BLUISH * bright) & (rgb[2] >= rgb[0])
     core = ndimage.binary_opening(core, iterations=SPECK)
     if not reflectance or not core.any():
         return core
-    hazy = (darkest >= HAZE * bright) & (spread <= HAZE_SPREAD * brightest + 0.03)
     near = ndimage.binary_dilation(core, iterations=HAZE_REACH)
     return ndimage.binary_propagation(core, mask=(hazy & near) | core)
 

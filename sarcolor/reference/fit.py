@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from rasterio.windows import Window
 from scipy import ndimage
 
 from sarcolor.errors import SarcolorError
+from sarcolor.reference.confidence import ErrorFit, fit_error
 from sarcolor.reference.image import ReferenceImage
 from sarcolor.tiling import TilePlan
 
@@ -43,6 +45,8 @@ class HeadFit:
     form: str  # which candidate was chosen, for the log and the output's tags
     places: int  # clear places fitted on
     held_out_error: float  # root mean square RGB error (0..255) on held-out tiles' clear places
+    error: ErrorFit | None = None  # the error head's change and calibration on the reference (None: the model's own)
+    scenes: int = 1  # SAR scenes fitted together (a time series sharing one reference: one fit for all its dates)
 
     def head_change(self, head: dict) -> tuple[np.ndarray, np.ndarray]:
         """What to add to the model's stacked head convolution (all heads, 3x3 kernels): the graph's ``head_weight``
@@ -55,6 +59,9 @@ class HeadFit:
         weight[:3] = np.einsum("kj,kcyx->jcyx", self.mix, trained_w)
         weight[:3, :, 1, 1] += self.weight.T
         bias[:3] = trained_b @ self.mix + self.bias
+        if self.error is not None:  # the error head is the stack's last
+            weight[-1, :, 1, 1] += self.error.weight
+            bias[-1] += self.error.bias
         return weight, bias
 
 
@@ -119,16 +126,37 @@ def trained_logits(features: np.ndarray, head: dict) -> np.ndarray:
     return out
 
 
-def clear_places(model, read_sar, reference: ReferenceImage, tiles: list[Window], overlap: int, batch_size: int = 2):
-    """The blurred head features (M, C), the trained head's blurred logits (M, 3) and the reference RGB (M, 3) of
-    the places (at the head's resolution) whose pixels are all clear and valid, away from their tile's edges; and
-    each place's tile index (M,)."""
+class Places(NamedTuple):
+    """The clear places (at the head's resolution) of the fit's tiles."""
+
+    features: np.ndarray  # (M, C) the head's input, blurred as the head blurs
+    logits: np.ndarray  # (M, 3) the trained colour head's, blurred
+    colours: np.ndarray  # (M, 3) the reference's mean RGB
+    tile_index: np.ndarray  # (M,)
+    error: np.ndarray | None  # (M,) the model's expected error (None: no error head)
+    pixels: np.ndarray | None  # (M, P, 3) uint8: some of the model's output pixels in the place
+    reference_pixels: np.ndarray | None  # (M, P, 3) uint8: the reference's at the same pixels
+
+
+def place_pixels(rgb: np.ndarray, f: int) -> np.ndarray:
+    """(h, w, P, 3) uint8: of each f x f place of ``rgb`` (3, H, W) in [0, 1], a grid of P = 16 of its pixels."""
+    step = max(1, f // 4)
+    h, w = rgb.shape[1] // f, rgb.shape[2] // f
+    blocks = rgb[:, : h * f, : w * f].reshape(3, h, f, w, f)[:, :, step // 2 :: step, :, step // 2 :: step]
+    return np.rint(np.clip(blocks.transpose(1, 3, 2, 4, 0), 0, 1) * 255).astype(np.uint8).reshape(h, w, -1, 3)
+
+
+def clear_places(model, read_sar, reference: ReferenceImage, tiles: list[Window], overlap: int, batch_size: int = 2) -> Places:
+    """The ``Places`` whose pixels are all clear and valid, away from their tile's edges; with the model's outputs
+    there where it has an error head (for the confidence map's calibration)."""
     head = model.head
-    features, logits, colours, tile_index = [], [], [], []
+    outputs_too = getattr(model, "has_error", False)
+    features, logits, colours, tile_index, error, pixels, reference_pixels = [], [], [], [], [], [], []
     for start in range(0, len(tiles), batch_size):
         batch = tiles[start : start + batch_size]
         reads = [read_sar(window) for window in batch]
-        feats = model.features(np.stack([sar for sar, _ in reads])[:, None])
+        sar = np.stack([sar for sar, _ in reads])[:, None]
+        feats, outputs = model.features_and_outputs(sar) if outputs_too else (model.features(sar), None)
         f = batch[0].height // feats.shape[-2]
         sigma = (0, 0, head["smoothing"] * 4 / f, head["smoothing"] * 4 / f)  # the head's blur is at 1/4 resolution
         trained = ndimage.gaussian_filter(trained_logits(feats, head), sigma=sigma, mode="nearest")
@@ -143,27 +171,58 @@ def clear_places(model, read_sar, reference: ReferenceImage, tiles: list[Window]
             logits.append(trained[i][:, places].T)
             colours.append(block_mean(rgb, f)[:, places].T)
             tile_index.append(np.full(places.sum(), start + i))
-    return tuple(np.concatenate(a) for a in (features, logits, colours, tile_index))
+            if outputs is not None:
+                error.append(block_mean(outputs[i, 3], f)[places])
+                pixels.append(place_pixels(outputs[i, :3], f)[places])
+                reference_pixels.append(place_pixels(rgb, f)[places])
+    extra = [np.concatenate(a) if outputs_too else None for a in (error, pixels, reference_pixels)]
+    return Places(*(np.concatenate(a) for a in (features, logits, colours, tile_index)), *extra)
+
+
+def check_refittable(model) -> None:
+    if getattr(model, "head", None) is None:
+        raise SarcolorError("this model cannot take --reference: export it again with `sarcolor export` (the bundled model can)")
+
+
+def scene_places(model, read_sar, reference: ReferenceImage, plan: TilePlan, overlap: int, limit: int = MAX_TILES) -> Places:
+    """The clear places of ``reference`` in up to ``limit`` of the scene's tiles."""
+    check_refittable(model)
+    return clear_places(model, read_sar, reference, fit_tiles(plan, reference.clear_map, reference.shape, limit), overlap)
+
+
+def joined_places(parts: list[Places]) -> Places:
+    """The places of several scenes as one set, each tile keeping an index of its own."""
+    offsets = np.cumsum([0] + [int(p.tile_index.max()) + 1 if len(p.tile_index) else 0 for p in parts[:-1]])
+    fields = []
+    for i, name in enumerate(Places._fields):
+        values = [p[i] + offset if name == "tile_index" else p[i] for p, offset in zip(parts, offsets)]
+        fields.append(None if any(v is None for v in values) else np.concatenate(values))
+    return Places(*fields)
 
 
 def fit_head(model, read_sar, reference: ReferenceImage, plan: TilePlan, overlap: int) -> HeadFit:
     """The colour head fitted on ``reference``'s clear places in up to ``MAX_TILES`` of the scene's tiles, the penalty
     chosen on held-out tiles (or held-out blocks of a single tile)."""
-    if getattr(model, "head", None) is None:
-        raise SarcolorError("this model cannot take --reference: export it again with `sarcolor export` (the bundled model can)")
-    tiles = fit_tiles(plan, reference.clear_map, reference.shape)
-    x, trained, rgb, tile_index = clear_places(model, read_sar, reference, tiles, overlap)
+    return fit_places(model, scene_places(model, read_sar, reference, plan, overlap), reference.path.name)
+
+
+def fit_places(model, places: Places, name: str, scenes: int = 1) -> HeadFit:
+    """The colour head fitted on the clear ``places`` of the reference ``name`` (in ``scenes`` SAR scenes), the
+    penalty chosen on held-out tiles (or held-out blocks of a single tile)."""
+    check_refittable(model)
+    x, trained, rgb, tile_index = places[:4]
     if len(x) < MIN_PLACES:
         raise SarcolorError(
-            f"the reference {reference.path.name} has too few clear places over the SAR scene to fit colours on "
+            f"the reference {name} has too few clear places over the SAR scene to fit colours on "
             f"({len(x)} blocks of clear pixels)"
         )
     gain = model.head["chroma_gain"]
     y = colour_logits(rgb, gain) - trained  # the change the trained head needs
-    folds = tile_index % 2 if len(np.unique(tile_index)) > 1 else (np.arange(len(x)) // 256) % 2
+    folds = tile_index % 2 if len(np.unique(tile_index)) > 1 else single_tile_folds(len(x))
     candidates = {"trained colours kept": (None, 0.0), "colour correction": (trained, 0.001),
                   **{f"features, ridge alpha {a:g}": (np.hstack([trained, x]), a) for a in ALPHAS}}
-    errors = {name: held_out_error(design, y, trained, rgb, folds, alpha, gain) for name, (design, alpha) in candidates.items()}
+    changes = {name: held_out_change(design, y, folds, alpha) for name, (design, alpha) in candidates.items()}
+    errors = {name: held_out_error(changes[name], trained, rgb, folds, gain) for name in candidates}
     log.debug("held-out RMS errors: %s", ", ".join(f"{name} {error:.2f}" for name, error in errors.items()))
     form = min(errors, key=errors.get)
     design, alpha = candidates[form]
@@ -172,23 +231,49 @@ def fit_head(model, read_sar, reference: ReferenceImage, plan: TilePlan, overlap
     if design is not None:
         w, bias = ridge_fit(design, y, alpha)
         mix[:], weight[: w.shape[0] - 3] = w[:3], w[3:]
-    log.info("reference colours fitted on %d clear places of %d tiles: %s (held-out error %.1f levels; the model's "
-             "own %.1f)", len(x), len(tiles), form, errors[form], errors["trained colours kept"])
-    return HeadFit(mix.astype(np.float32), weight.astype(np.float32), bias.astype(np.float32), form, len(x), errors[form])
+    log.info("reference colours fitted on %d clear places of %d tiles%s: %s (held-out error %.1f levels; the model's "
+             "own %.1f)", len(x), len(np.unique(tile_index)), f" of {scenes} scenes" if scenes > 1 else "", form,
+             errors[form], errors["trained colours kept"])
+    error_fit = None
+    if places.error is not None:
+        shift = colour(trained + changes[form], gain) - colour(trained, gain)  # NaN where no fold predicted it
+        error_fit = fit_error(x, places.error, places.pixels, places.reference_pixels, shift, folds, ridge_fit)
+    return HeadFit(mix.astype(np.float32), weight.astype(np.float32), bias.astype(np.float32), form, len(x), errors[form],
+                   error_fit, scenes)
 
 
-def held_out_error(design, y, trained, rgb, folds, alpha: float, chroma_gain: float) -> float:
-    """Root mean square RGB error (0..255) of ridge fits of the change ``y`` to the ``trained`` logits on ``design``
-    (None: no change) on one fold predicting the other, both ways."""
-    errors = []
+def single_tile_folds(places: int, bands: int = 4) -> np.ndarray:
+    """Two folds of one tile's places (in row order): alternate bands of rows, so each fold spans the tile."""
+    return (np.arange(places) * bands // places) % 2
+
+
+def colour(logits: np.ndarray, chroma_gain: float) -> np.ndarray:
+    """RGB in [0, 1] of colour logits, saturated as the model saturates."""
+    return saturated(1 / (1 + np.exp(-logits)), chroma_gain)
+
+
+def held_out_change(design, y, folds, alpha: float) -> np.ndarray:
+    """The change (M, 3) of each place's logits by a ridge fit of ``y`` on ``design`` (None: no change) on the other
+    fold; NaN where the other fold has too few places to fit on."""
+    change = np.full(y.shape, np.nan)
     for fold in np.unique(folds):
         inside, outside = folds != fold, folds == fold
-        if inside.sum() < MIN_PLACES or not outside.any():
+        if inside.sum() < MIN_PLACES:
             continue
-        change = 0.0
-        if design is not None:
+        if design is None:
+            change[outside] = 0.0
+        else:
             w, b = ridge_fit(design[inside], y[inside], alpha)
-            change = design[outside] @ w + b
-        predicted = saturated(1 / (1 + np.exp(-(trained[outside] + change))), chroma_gain)
-        errors.append(((predicted - rgb[outside]) ** 2).mean())
+            change[outside] = design[outside] @ w + b
+    return change
+
+
+def held_out_error(change, trained, rgb, folds, chroma_gain: float) -> float:
+    """Root mean square RGB error (0..255) of the held-out ``change`` to the ``trained`` logits, per fold, both ways."""
+    errors = []
+    for fold in np.unique(folds):
+        outside = (folds == fold) & np.isfinite(change).all(1)
+        if outside.any():
+            predicted = colour(trained[outside] + change[outside], chroma_gain)
+            errors.append(((predicted - rgb[outside]) ** 2).mean())
     return float(np.sqrt(np.mean(errors)) * 255) if errors else float("inf")
