@@ -166,6 +166,8 @@ def warp_raster(tiff_path: Path, out_path: Path, target: WarpTarget, block: int 
 
     GCPs are followed by a thin-plate spline: through every GCP, where GDAL's default polynomial missed a
     Sentinel-1 GRD's geolocation grid by up to 1.7 km."""
+    if block % POSITION_STEP:
+        raise ValueError(f"block must be a multiple of {POSITION_STEP} px (the positions' lattice), got {block}")
     with rasterio.Env(GDAL_CACHEMAX=READ_THROUGH_CACHE_BYTES), rasterio.open(tiff_path) as src:
         gcps, gcp_crs = src.gcps
         georef = dict(gcps=gcps, src_crs=gcp_crs, SRC_METHOD="GCP_TPS") if gcps else dict(src_transform=src.transform, src_crs=src.crs)
