@@ -39,6 +39,7 @@ from skimage.metrics import structural_similarity
 
 from sarcolor.backends import load_model
 from sarcolor.infer import ColorizeOptions, colorize_file, confidence_path, shared_reference_fit
+from sarcolor.reference.apply import REFERENCE_DETAIL
 from sarcolor.reference.clouds import painted_cloud
 from sarcolor.reference.image import ReferenceImage
 
@@ -112,16 +113,16 @@ def clear_mean(reference: Path, sar: Path, bands=None) -> np.ndarray:
     return rgb[:, usable].mean(1)
 
 
-METHODS = {  # name: colorize options (None: the flat clear-pixel mean colour)
+METHODS = {  # name: colorize options (None: the flat clear-pixel mean colour); with a reference the CLI's detail is 0
     "default": {"detail": 1.0},
     "smooth": {"detail": 0.0},
     "clear-pixel mean colour": None,
-    "--reference": {"detail": 1.0, "reference": True},
-    "--reference --detail 0": {"detail": 0.0, "reference": True},
-    "--reference --fill": {"detail": 1.0, "reference": True, "fill": True},
+    "--reference --detail 1": {"detail": 1.0, "reference": True},
+    "--reference": {"detail": 0.0, "reference": True},
+    "--reference --fill": {"detail": 0.0, "reference": True, "fill": True},
     # Where the reference's date has a SAR scene of its own (Punjab: the S1 of 2020-06-07): fitted there.
-    "--reference --reference-sar": {"detail": 1.0, "reference": True, "reference_sar": True},
-    "--reference --reference-sar --detail 0": {"detail": 0.0, "reference": True, "reference_sar": True},
+    "--reference --reference-sar --detail 1": {"detail": 1.0, "reference": True, "reference_sar": True},
+    "--reference --reference-sar": {"detail": 0.0, "reference": True, "reference_sar": True},
 }
 
 
@@ -207,9 +208,9 @@ def time_series(model, world: Path, out: Path) -> dict:
     truth_de = deltaE_ciede2000(rgb2lab(truths["2020-06-07"][0]), rgb2lab(truths["2020-09-03"][0]))
     both = truths["2020-06-07"][1] & truths["2020-09-03"][1]
     kept = unchanged & both & (truth_de < UNCHANGED_DE00)  # the optical images agree there too
-    options = ColorizeOptions(overwrite=True, detail=1.0, reference=root / PUNJAB_JUNE)
-    together = shared_reference_fit(list(scenes.values()), model.with_detail(1.0), options)  # as a folder input does
-    nearest = shared_reference_fit([scenes["2020-06-07"]], model.with_detail(1.0), options)
+    options = ColorizeOptions(overwrite=True, detail=REFERENCE_DETAIL, reference=root / PUNJAB_JUNE)  # as the CLI colours
+    together = shared_reference_fit(list(scenes.values()), model, options)  # as a folder input does
+    nearest = shared_reference_fit([scenes["2020-06-07"]], model, options)  # as --reference-sar of the June scene does
     results = {"unchanged share": round(float(unchanged.mean()), 3), "kept share": round(float(kept.mean()), 3)}
     fits = {"a fit per scene": None, "one fit on both dates' places": together, "one fit on the June date alone": nearest}
     for name, fit in fits.items():

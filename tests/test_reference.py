@@ -413,7 +413,7 @@ def test_an_older_reference_is_fitted_on_a_sar_scene_of_its_date(tmp_path, punja
     pixels of the L1C of 2020-08-23. Fitted on the September radar, June's colours land where June had them (a
     warning names the 91 days and --reference-sar); fitted on the radar of 2020-06-07 and applied to September's,
     each kind of place gets June's colour for it where September's radar puts it: more than 3 dB over the model
-    alone and over the fit on the September scene."""
+    alone, and 1 dB over the fit on the September scene."""
     with rasterio.open(punjab) as src, ReferenceImage.open(PUNJAB_AUGUST, src) as august:
         truth, clear = august.read(Window(0, 0, src.width, src.height))
     scores, tags = {}, {}
@@ -424,7 +424,7 @@ def test_an_older_reference_is_fitted_on_a_sar_scene_of_its_date(tmp_path, punja
         scores[name] = float(10 * np.log10(1 / ((rgb[:, clear] - truth[:, clear]) ** 2).mean()))
         with rasterio.open(tmp_path / "out.tif") as src:
             tags[name] = src.tags()
-    assert scores["reference date"] > scores["alone"] + 3 and scores["reference date"] > scores["own scene"] + 2, scores
+    assert scores["reference date"] > scores["alone"] + 3 and scores["reference date"] > scores["own scene"] + 1, scores
     assert "91 days" in tags["own scene"]["SARCOLOR_WARNING"] and "--reference-sar" in tags["own scene"]["SARCOLOR_WARNING"]
     assert "days" not in tags["reference date"].get("SARCOLOR_WARNING", "")
     assert tags["reference date"]["SARCOLOR_REFERENCE_SAR"] == "VH.tif" and "SARCOLOR_REFERENCE_SAR" not in tags["own scene"]
