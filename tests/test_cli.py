@@ -13,7 +13,7 @@ from rasterio.control import GroundControlPoint
 
 from sarcolor.readers.raster import SarReader
 
-from conftest import COAST, EXAMPLES, FIELDS, PAIRS, mounted_tmpfs, read_all, run_cli
+from conftest import COAST, EXAMPLES, FIELDS, PAIRS, mounted_tmpfs, read_all, run_cli, run_cli_process
 from test_io import example_normalised, write_variant
 
 
@@ -35,9 +35,8 @@ def assert_clean_failure(result, expected_text, *absent_outputs):
     assert not leftovers
 
 
-def test_colorize_geotiff_keeps_georeferencing(tmp_path):
-    out = tmp_path / "coast_rgb.tif"
-    run_cli("colorize", COAST, "-o", out, check=True)
+def test_colorize_geotiff_keeps_georeferencing(coast_rgb):
+    out = coast_rgb
     rgb, profile = read_all(out)
     with rasterio.open(COAST) as src:
         assert profile["crs"] == src.crs and profile["crs"].to_epsg() == 3395
@@ -48,26 +47,22 @@ def test_colorize_geotiff_keeps_georeferencing(tmp_path):
     with rasterio.open(out) as dst:
         assert dst.colorinterp[:3] == (rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green, rasterio.enums.ColorInterp.blue)
     assert np.abs(rgb[0].astype(int) - rgb[2].astype(int)).mean() > 2  # colour, not grey
-    assert list(tmp_path.iterdir()) == [out]
+    assert list(out.parent.iterdir()) == [out]
     assert out.stat().st_mode & 0o777 == 0o666 & ~current_umask()
 
 
-def test_colorized_example_shows_the_scene(tmp_path):
-    out = tmp_path / "coast_rgb.tif"
-    run_cli("colorize", COAST, "-o", out, check=True)
-    rgb, _ = read_all(out)
+def test_colorized_example_shows_the_scene(coast_rgb):
+    rgb, _ = read_all(coast_rgb)
     assert rgb.std(axis=(1, 2)).min() > 5  # sea, beach and town are not one colour
 
 
-def test_png_output_and_input_untouched(tmp_path):
+def test_png_output_and_input_untouched(tmp_path, coast_rgb):
     before = COAST.read_bytes()
     out = tmp_path / "coast.png"
     run_cli("colorize", COAST, "-o", out, check=True)
     rgb, profile = read_all(out)
     assert profile["driver"] == "PNG" and rgb.shape == (3, 512, 512)
-    tif = tmp_path / "coast.tif"
-    run_cli("colorize", COAST, "-o", tif, check=True)
-    np.testing.assert_array_equal(read_all(tif)[0], rgb)
+    np.testing.assert_array_equal(read_all(coast_rgb)[0], rgb)
     assert COAST.read_bytes() == before
 
 
@@ -181,12 +176,12 @@ def test_png_output_prints_no_georeferencing_warning(tmp_path):
     assert "Warning" not in result.stderr and "georeferenc" not in result.stderr
 
 
-def test_detail_strength_is_checked_and_changes_the_output(tmp_path):
+def test_detail_strength_is_checked_and_changes_the_output(tmp_path, coast_rgb):
     assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.tif", "--detail", "2"), "--detail must be in [0, 1]", tmp_path / "x.tif")
     run_cli("colorize", COAST, "-o", tmp_path / "smooth.tif", "--detail", "0", check=True)
     run_cli("colorize", COAST, "-o", tmp_path / "named.tif", "--model", "smooth", check=True)
-    run_cli("colorize", COAST, "-o", tmp_path / "full.tif", check=True)
-    smooth, named, full = (read_all(tmp_path / f"{n}.tif")[0] for n in ("smooth", "named", "full"))
+    smooth, named = (read_all(tmp_path / f"{n}.tif")[0] for n in ("smooth", "named"))
+    full = read_all(coast_rgb)[0]
     np.testing.assert_array_equal(smooth, named)
     assert np.abs(np.diff(full.astype(int), axis=-1)).mean() > 2 * np.abs(np.diff(smooth.astype(int), axis=-1)).mean()
 
@@ -218,7 +213,7 @@ def test_full_disk_fails_and_keeps_the_existing_output(tmp_path, small_disk):
             f.write(b"\0" * 2**21)
         except OSError:
             pass
-    result = run_cli("-q", "colorize", COAST, "-o", small_disk / "w.tif")
+    result = run_cli_process("-q", "colorize", COAST, "-o", small_disk / "w.tif")  # a crash must not take pytest down
     assert_clean_failure(result, "not enough free space", small_disk / "w.tif")
 
 
