@@ -196,25 +196,27 @@ def tiled_example(path: Path, repeat: int = 2) -> Path:
     return path
 
 
-def test_full_disk_fails_and_keeps_the_existing_output(tmp_path, small_disk):
-    """Issue 14: GDAL's write errors on a full disk were logged, then 'wrote' and exit 0, over a good file."""
-    big = tiled_example(tmp_path / "big.tif")
-    out = small_disk / "x.tif"
-    run_cli("colorize", COAST, "-o", out, check=True)
-    good = out.read_bytes()
-    for target, extra in ((out, ["--overwrite"]), (small_disk / "y.png", []), (small_disk / "z.tif", ["--cog"])):
-        result = run_cli("colorize", big, "-o", target, *extra)
-        assert result.returncode == 2 and "Traceback" not in result.stderr
-        assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot write {target}: no space left on device")
-        assert sorted(p.name for p in small_disk.iterdir()) == ["x.tif"]  # no temp file left, no partial output
-    assert out.read_bytes() == good
-    with open(small_disk / "filler", "wb") as f:  # fill the disk: GDAL crashed in close() on a 100 % full disk
-        try:
-            f.write(b"\0" * 2**21)
-        except OSError:
-            pass
-    result = run_cli_process("-q", "colorize", COAST, "-o", small_disk / "w.tif")  # a crash must not take pytest down
-    assert_clean_failure(result, "not enough free space", small_disk / "w.tif")
+def test_full_disk_fails_and_keeps_the_existing_output(tmp_path):
+    """Issue 14: GDAL's write errors on a full disk were logged, then 'wrote' and exit 0, over a good file.
+    A 500 KB disk holding the coast example's output (320 KB) has room for the free-space check of another
+    512² output (112 KB), not for the output itself (the fields example's, 300 KB and more in any format)."""
+    with mounted_tmpfs(tmp_path / "small", "500k") as small_disk:
+        out = small_disk / "x.tif"
+        run_cli("colorize", COAST, "-o", out, check=True)
+        good = out.read_bytes()
+        for target, extra in ((out, ["--overwrite"]), (small_disk / "y.png", []), (small_disk / "z.tif", ["--cog"])):
+            result = run_cli("colorize", FIELDS, "-o", target, *extra)
+            assert result.returncode == 2 and "Traceback" not in result.stderr
+            assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot write {target}: no space left on device")
+            assert sorted(p.name for p in small_disk.iterdir()) == ["x.tif"]  # no temp file left, no partial output
+        assert out.read_bytes() == good
+        with open(small_disk / "filler", "wb") as f:  # fill the disk: GDAL crashed in close() on a 100 % full disk
+            try:
+                f.write(b"\0" * 2**21)
+            except OSError:
+                pass
+        result = run_cli_process("-q", "colorize", COAST, "-o", small_disk / "w.tif")  # a crash must not take pytest down
+        assert_clean_failure(result, "not enough free space", small_disk / "w.tif")
 
 
 @pytest.mark.parametrize("name, extra", [("z.tif", ["--cog"]), ("y.png", [])])
