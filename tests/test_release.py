@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 import sarcolor
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli_process
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import build_qgis_plugin  # noqa: E402
@@ -21,7 +21,7 @@ def test_the_package_takes_its_version_from_sarcolor_and_the_cli_prints_it():
     project = pyproject()
     assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "sarcolor.__version__"}
-    done = run_cli("--version", check=True)
+    done = run_cli_process("--version", check=True)  # `python -m sarcolor` itself, started as users start it
     assert done.stdout.strip() == f"sarcolor {sarcolor.__version__}"
 
 

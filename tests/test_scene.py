@@ -7,13 +7,12 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds
 
-from conftest import COAST, FIELDS, read_all, run_cli
+from conftest import COAST, FIELDS, read_all, run_cli, run_cli_process
 from test_cli import assert_clean_failure, write_gcp_example
 
 
-def test_cog_output_is_cloud_optimised_with_overviews(tmp_path):
-    plain, cog = tmp_path / "plain.tif", tmp_path / "cog.tif"
-    run_cli("colorize", COAST, "-o", plain, check=True)
+def test_cog_output_is_cloud_optimised_with_overviews(tmp_path, coast_rgb):
+    plain, cog = coast_rgb, tmp_path / "cog.tif"
     run_cli("colorize", COAST, "-o", cog, "--cog", check=True)
     with rasterio.open(cog) as dst, rasterio.open(COAST) as src:
         assert dst.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
@@ -23,7 +22,7 @@ def test_cog_output_is_cloud_optimised_with_overviews(tmp_path):
     assert_clean_failure(run_cli("colorize", COAST, "-o", tmp_path / "x.png", "--cog"), "--cog needs a .tif output", tmp_path / "x.png")
 
 
-def test_warp_reprojects_to_the_asked_crs(tmp_path):
+def test_warp_reprojects_to_the_asked_crs(tmp_path, coast_rgb):
     out = tmp_path / "wgs84.tif"
     run_cli("colorize", COAST, "-o", out, "--warp", "EPSG:4326", check=True)
     with rasterio.open(out) as dst, rasterio.open(COAST) as src:
@@ -34,9 +33,7 @@ def test_warp_reprojects_to_the_asked_crs(tmp_path):
         assert mask.mean() > 0.9 * 255 and (dst.read(1)[mask > 0] > 0).all()
         warped, dst_crs, dst_transform = dst.read().astype(np.float32), dst.crs, dst.transform
     # The same pixels as reprojecting the unwarped output (issue 14: a 180° turn passed this test).
-    plain = tmp_path / "plain.tif"
-    run_cli("colorize", COAST, "-o", plain, check=True)
-    with rasterio.open(plain) as src:
+    with rasterio.open(coast_rgb) as src:
         expected = np.zeros_like(warped)
         reproject(src.read(), expected, src_transform=src.transform, src_crs=src.crs,
                   dst_transform=dst_transform, dst_crs=dst_crs, resampling=Resampling.bilinear)
@@ -111,7 +108,8 @@ def test_dask_local_cluster_colourises_a_folder_and_reports_a_bad_scene(tmp_path
     for path in (COAST, FIELDS):
         shutil.copy(path, scenes / path.name)
     (scenes / "broken.tif").write_bytes(b"II*\x00 truncated")
-    result = run_cli("colorize", scenes, "-o", out, "--workers", "2", "--model", "smooth")  # a bundled name reaches the workers
+    # In a process of its own: the run starts a local cluster of worker processes and shuts it down.
+    result = run_cli_process("colorize", scenes, "-o", out, "--workers", "2", "--model", "smooth")  # a bundled name reaches the workers
     assert result.returncode != 0 and "1 of 3 scene(s) failed" in result.stderr
     assert "broken.tif" in result.stderr and "Traceback" not in result.stderr
     assert "Scheduler" not in result.stderr  # Dask's own INFO chatter (and shutdown tracebacks) stay quiet
@@ -120,7 +118,7 @@ def test_dask_local_cluster_colourises_a_folder_and_reports_a_bad_scene(tmp_path
     run_cli("colorize", COAST, "-o", single, "--model", "smooth", check=True)
     np.testing.assert_array_equal(read_all(out / COAST.name)[0], read_all(single)[0])
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    rerun = run_cli("colorize", scenes, "-o", out, "--workers", "1")
+    rerun = run_cli_process("colorize", scenes, "-o", out, "--workers", "1")
     assert "skipped" in rerun.stderr and "1 of 1 scene(s) failed" in rerun.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
