@@ -19,10 +19,9 @@ from rasterio.windows import Window
 from sarcolor import backends
 from sarcolor.blockwise import colorize_chunks, colorize_window, fill_chunks, valid_chunks
 from sarcolor.errors import SarcolorError
-from sarcolor.infer import ColorizeOptions, error_map_tags, far_notice, reference_date_scene, tile_plan
+from sarcolor.infer import ColorizeOptions, error_map_tags, far_notice, fit_scene_for, open_as_options_say, tile_plan
 from sarcolor.option_names import OptionNames, named_for
 from sarcolor.readers.raster import SarReader
-from sarcolor.readers import open_input
 from sarcolor.reference.apply import FitScene, check_reference_sar, fitted_reference, with_reference_detail
 from sarcolor.reference.fill import DetachedReference, check_fill, filled_colours
 from sarcolor.xarrays import (
@@ -212,7 +211,7 @@ def colorize(
     reading = ColorizeOptions(tile, overlap, band, input_scale, db_range, allow_co_pol=allow_co_pol, reference=reference,
                               reference_bands=reference_bands, reference_sar=reference_sar, fill=fill)
     if isinstance(data, (str, Path)):
-        with open_input(data, band, input_scale, net.convention["quantile"], allow_co_pol, db_range) as scene:
+        with open_as_options_say(data, net, reading) as scene:
             return _colorize_scene(scene.reader, raster_grid(scene.src), net, confidence, batch_size, reading,
                                    scene.provenance.start if scene.provenance else None)
     if is_dataarray(data):
@@ -234,8 +233,7 @@ def _colorize_scene(reader: SarReader, grid: Grid, net: Model, confidence: bool,
     with ExitStack() as using:
         fitted, reference_tags = None, {}
         if reading.reference is not None:
-            fit_on = (using.enter_context(reference_date_scene(reading.reference_sar, net, reading)) if reading.reference_sar
-                      else FitScene(reader.src, reader.read, plan, reader.metadata.name, taken))
+            fit_on = fit_scene_for(reading, net, FitScene(reader.src, reader.read, plan, reader.metadata.name, taken), using)
             fitted = using.enter_context(fitted_reference(reading.reference, reader.src, net, fit_on, reading.reference_bands))
             net, reference_tags = fitted.model, fitted.tags(reading.fill)
             warning = "; ".join(w for w in (warning, fitted.date_notice) if w) or None

@@ -163,13 +163,26 @@ def scene_to_fit_on(scene: SarInput, plan: TilePlan) -> FitScene:
                     scene.provenance.start if scene.provenance else None)
 
 
+def open_as_options_say(path: str | Path, model, options: ColorizeOptions):
+    """``open_input`` with the reading choices of ``options`` (band, scale, dB range, co-polarisation)."""
+    return open_input(path, options.band, options.input_scale, model.convention["quantile"], options.allow_co_pol,
+                      options.db_range)
+
+
 @contextmanager
 def reference_date_scene(path: str | Path, model, options: ColorizeOptions) -> Iterator[FitScene]:
     """``--reference-sar``: a SAR scene of the reference's date, read as the input is read, for the reference's
     colours to be fitted on."""
-    with open_input(path, options.band, options.input_scale, model.convention["quantile"], options.allow_co_pol,
-                    options.db_range) as other:
+    with open_as_options_say(path, model, options) as other:
         yield scene_to_fit_on(other, tile_plan(other.reader, options.tile, options.overlap, model))
+
+
+def fit_scene_for(options: ColorizeOptions, model, own: FitScene, using: ExitStack) -> FitScene:
+    """The scene a reference's colours are fitted on: ``--reference-sar``'s (kept open in ``using``), else ``own``,
+    the scene being coloured."""
+    if options.reference_sar:
+        return using.enter_context(reference_date_scene(options.reference_sar, model, options))
+    return own
 
 
 def colorize_file(
@@ -207,8 +220,7 @@ def colorize_file(
     # memory stays flat as the scene grows (a strip of a 25,000 px wide scene needs about 40 MB).
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
-        open_input(input_path, options.band, options.input_scale, model.convention["quantile"], options.allow_co_pol,
-                   options.db_range) as scene,
+        open_as_options_say(input_path, model, options) as scene,
         ExitStack() as using,
     ):
         reader, src = scene.reader, scene.src
@@ -225,8 +237,7 @@ def colorize_file(
             warning = "; ".join(w for w in (warning, far_notice(model, src)) if w) or None
         reference = None
         if options.reference:
-            fit_on = (using.enter_context(reference_date_scene(options.reference_sar, model, options)) if options.reference_sar
-                      else scene_to_fit_on(scene, plan))
+            fit_on = fit_scene_for(options, model, scene_to_fit_on(scene, plan), using)
             reference = using.enter_context(fitted_reference(options.reference, src, model, fit_on, options.reference_bands,
                                                                 options.reference_fit))
             model = reference.model
@@ -284,8 +295,7 @@ def shared_reference_fit(scenes: list[Path], model, options: ColorizeOptions) ->
     for path in scenes:
         try:
             with (rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
-                  open_input(path, options.band, options.input_scale, model.convention["quantile"], options.allow_co_pol,
-                             options.db_range) as scene,
+                  open_as_options_say(path, model, options) as scene,
                   ReferenceImage.open(options.reference, scene.src, options.reference_bands) as image):
                 plan = tile_plan(scene.reader, options.tile, options.overlap, model)
                 limit = max(4, MAX_TILES // len(scenes))
